@@ -1,0 +1,81 @@
+"""The public workflows the CLI is a thin layer over: train a run, evaluate a run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .metrics import accuracy, log_loss
+from .runs import Checkpoint, load_run, save_run
+from .train import TrainResult, train
+
+log = logging.getLogger(__name__)
+
+
+def load_data(config: TrainConfig) -> Dataset:
+    return load_dataset(config.data.dataset, config.data.data_dir)
+
+
+def test_metrics(checkpoint: Checkpoint, dataset: Dataset) -> dict:
+    """Accuracy and log loss of a trained classifier on the dataset's test split."""
+    logits = checkpoint.logits(dataset.test_images)
+    return {"test_accuracy": accuracy(logits, dataset.test_labels),
+            "test_loss": log_loss(logits, dataset.test_labels),
+            "n_test": int(dataset.test_labels.numel())}
+
+
+def run_metrics(result: TrainResult, test: dict, wall_seconds: float | None = None) -> dict:
+    last = result.history[-1] if result.history else {}
+    metrics = {
+        **test,
+        "train_seconds": result.train_seconds,
+        "preprocess_seconds": result.preprocess_seconds,
+        "samples_per_second": result.samples_per_second,
+        "epochs": len(result.history),
+        "device": result.device,
+        "seed": result.config.seed,
+        "preset": result.config.preset,
+        "n_train": result.n_train,
+        "n_val": result.n_val,
+        "train_loss": last.get("train_loss"),
+        "train_accuracy": last.get("train_accuracy"),
+        "torch_version": torch.__version__,
+    }
+    if "val_accuracy" in last:
+        metrics["val_accuracy"] = last["val_accuracy"]
+        metrics["val_loss"] = last["val_loss"]
+    if wall_seconds is not None:
+        metrics["wall_seconds"] = wall_seconds
+    return metrics
+
+
+def checkpoint_of(result: TrainResult, dataset: Dataset) -> Checkpoint:
+    return Checkpoint(model=result.model, preprocessor=result.preprocessor, config=result.config,
+                      classes=list(range(dataset.n_classes)))
+
+
+def train_run(config: TrainConfig, out_dir: str | os.PathLike | None = None, dataset: Dataset | None = None,
+              on_epoch=None) -> tuple[Checkpoint, list[dict], dict]:
+    """Train as ``config`` says, score once on the test set, and (if ``out_dir``) save the run."""
+    t0 = time.perf_counter()
+    dataset = dataset if dataset is not None else load_data(config)
+    result = train(config, dataset, on_epoch=on_epoch)
+    checkpoint = checkpoint_of(result, dataset)
+    metrics = run_metrics(result, test_metrics(checkpoint, dataset), time.perf_counter() - t0)
+    if out_dir is not None:
+        save_run(Path(out_dir), checkpoint, result.history, metrics)
+    return checkpoint, result.history, metrics
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None) -> dict:
+    """Reload a run and score it on the test set of its dataset (or of ``data_dir``)."""
+    checkpoint = load_run(run_dir)
+    data = checkpoint.config.data
+    dataset = load_dataset(data.dataset, data_dir if data_dir is not None else data.data_dir)
+    return {"run": str(run_dir), **test_metrics(checkpoint, dataset)}

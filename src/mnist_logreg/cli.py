@@ -1,0 +1,119 @@
+"""The command line: parse, call the API, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import PRESETS, build_config, flat_fields
+from .errors import UserError
+
+PROG = "mnist-logreg"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem, exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def _flag_type(f: dataclasses.Field):
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if "bool" in kind:
+        return bool
+    if "int" in kind:
+        return int
+    if "float" in kind:
+        return float
+    return str
+
+
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per config field, generated from the dataclasses (default None = preset's)."""
+    for name, (_, f) in flat_fields().items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kind = _flag_type(f)
+        help_text = f.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
+                                metavar=f.metadata.get("metavar"), help=help_text)
+
+
+def config_from_args(args: argparse.Namespace):
+    overrides = {name: getattr(args, name) for name in flat_fields() if name != "preset" and hasattr(args, name)}
+    return build_config(args.preset or "default", **overrides)
+
+
+def _print_summary(metrics: dict, run_dir: Path | None) -> None:
+    print(f"test accuracy {metrics['test_accuracy'] * 100:.2f}%  test loss {metrics['test_loss']:.4f}  "
+          f"train {metrics['train_seconds']:.2f} s ({metrics['samples_per_second']:,.0f} samples/s, "
+          f"{metrics['epochs']} epochs, {metrics['device']})")
+    if run_dir is not None:
+        print(f"run saved to {run_dir}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import train_run
+    from .runs import default_run_dir
+
+    config = config_from_args(args)
+    out = Path(args.out) if args.out else default_run_dir()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    _, _, metrics = train_run(config, out)
+    _print_summary(metrics, out)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run, args.data_dir), indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description="Handwritten digit recognition with one linear layer.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("train", help="train a model and score it on the test set")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>/)")
+    p.add_argument("--preset", metavar="NAME", help=f"recipe: {', '.join(PRESETS)} (default: default)")
+    add_config_flags(p, skip=("preset",))
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="reload a run and print its test metrics as JSON")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the run's dataset)")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except UserError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

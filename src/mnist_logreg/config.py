@@ -1,0 +1,217 @@
+"""Configuration: one frozen dataclass per concern, validated where it is built.
+
+Every field carries its help text in ``metadata``; the CLI generates its flags from
+these dataclasses (``cli.add_config_flags``), so a knob is described exactly once.
+Presets are named sets of overrides on top of the field defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
+SCHEDULES = ("constant", "step", "cosine")
+NORMALIZATIONS = ("none", "global", "per-pixel")
+AUGMENTATIONS = ("affine", "elastic")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def knob(default: Any, help: str, choices: tuple | None = None, metavar: str | None = None) -> Any:
+    """A dataclass field with the metadata the CLI needs to make a flag of it."""
+    return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar})
+
+
+def _check(ok: bool, flag: str, value: Any, must: str) -> None:
+    if not ok:
+        raise ConfigError(f"--{flag.replace('_', '-')} must be {must}, got {value!r}")
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = knob("mnist", "named dataset (bundled MNIST needs no network; others download)")
+    data_dir: str | None = knob(None, "folder with the four MNIST-format IDX files (.gz or raw); "
+                                      "downloaded into it when empty", metavar="DIR")
+    val_size: int = knob(0, "training images held out for validation (never the test set)", metavar="N")
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.val_size, int) and self.val_size >= 0, "val_size", self.val_size, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    normalize: str = knob("none", "pixel standardisation, statistics from the training split", NORMALIZATIONS)
+    deskew: bool = knob(False, "straighten each digit by its image moments (train, evaluation, prediction)")
+    std_floor: float = knob(0.1, "smallest per-pixel std used by --normalize per-pixel (scaled pixels)",
+                            metavar="F")
+
+    def __post_init__(self) -> None:
+        _check(self.normalize in NORMALIZATIONS, "normalize", self.normalize, f"one of {', '.join(NORMALIZATIONS)}")
+        _check(_finite(self.std_floor) and self.std_floor > 0, "std_floor", self.std_floor, "> 0")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    augment: str = knob("none", "training-time augmentation: none, or a comma list of "
+                                + ", ".join(AUGMENTATIONS), metavar="KINDS")
+    rotate: float = knob(10.0, "affine: maximum rotation in degrees (drawn in [-R, R])", metavar="DEG")
+    translate: float = knob(2.0, "affine: maximum shift in pixels along each axis", metavar="PX")
+    scale_min: float = knob(0.9, "affine: smallest zoom factor", metavar="F")
+    scale_max: float = knob(1.1, "affine: largest zoom factor", metavar="F")
+    shear: float = knob(10.0, "affine: maximum shear in degrees", metavar="DEG")
+    elastic_alpha: float = knob(8.0, "elastic: displacement strength in pixels", metavar="PX")
+    elastic_sigma: float = knob(3.0, "elastic: smoothness of the displacement field (Gaussian sigma, px)",
+                                metavar="PX")
+    augment_prob: float = knob(1.0, "fraction of training images augmented in each batch", metavar="P")
+
+    def __post_init__(self) -> None:
+        kinds = self.kinds
+        bad = [k for k in kinds if k not in AUGMENTATIONS]
+        _check(not bad, "augment", self.augment, f"'none' or a comma list of {', '.join(AUGMENTATIONS)}")
+        for name in ("rotate", "translate", "shear", "elastic_alpha"):
+            value = getattr(self, name)
+            _check(_finite(value) and value >= 0, name, value, "a number >= 0")
+        _check(_finite(self.rotate) and self.rotate <= 180, "rotate", self.rotate, "<= 180 degrees")
+        _check(_finite(self.shear) and self.shear < 90, "shear", self.shear, "< 90 degrees")
+        _check(_finite(self.scale_min) and self.scale_min > 0, "scale_min", self.scale_min, "> 0")
+        _check(_finite(self.scale_max) and self.scale_max > 0, "scale_max", self.scale_max, "> 0")
+        _check(self.scale_max >= self.scale_min, "scale_max", self.scale_max, f">= --scale-min ({self.scale_min})")
+        _check(_finite(self.elastic_sigma) and self.elastic_sigma > 0, "elastic_sigma", self.elastic_sigma, "> 0")
+        _check(_finite(self.augment_prob) and 0 <= self.augment_prob <= 1, "augment_prob", self.augment_prob,
+               "between 0 and 1")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        text = (self.augment or "none").strip().lower()
+        if text in ("", "none"):
+            return ()
+        return tuple(k.strip() for k in text.replace("+", ",").split(",") if k.strip())
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = knob("lbfgs", "optimiser (lbfgs is full-batch: the problem is convex)", OPTIMIZERS)
+    epochs: int = knob(10, "passes over the training set (L-BFGS: outer steps)", metavar="N")
+    batch_size: int = knob(100, "minibatch size (ignored by lbfgs, which uses the full batch)", metavar="N")
+    lr: float = knob(1.0, "learning rate (lbfgs: initial step length)", metavar="F")
+    momentum: float = knob(0.0, "SGD momentum", metavar="F")
+    nesterov: bool = knob(False, "Nesterov momentum (SGD)")
+    weight_decay: float = knob(0.0, "L2 penalty: the loss is mean cross-entropy + wd/2 * ||W||^2 (bias "
+                                    "not penalised; equals scikit-learn's C = 1 / (wd * n_train))", metavar="F")
+    schedule: str = knob("constant", "learning-rate schedule over all steps", SCHEDULES)
+    lbfgs_iters: int = knob(20, "L-BFGS iterations per outer step (epoch)", metavar="N")
+    lbfgs_history: int = knob(20, "L-BFGS history size", metavar="N")
+
+    def __post_init__(self) -> None:
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", self.batch_size,
+               "an integer >= 1")
+        _check(_finite(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
+        _check(_finite(self.momentum) and 0 <= self.momentum < 1, "momentum", self.momentum, "in [0, 1)")
+        _check(not self.nesterov or self.momentum > 0, "nesterov", self.nesterov, "used with --momentum > 0")
+        _check(_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay,
+               "a number >= 0")
+        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
+        _check(isinstance(self.lbfgs_iters, int) and self.lbfgs_iters >= 1, "lbfgs_iters", self.lbfgs_iters,
+               "an integer >= 1")
+        _check(isinstance(self.lbfgs_history, int) and self.lbfgs_history >= 1, "lbfgs_history",
+               self.lbfgs_history, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run; saved as ``config.json`` beside the model."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = knob(0, "random seed: the same seed on the same device gives the same model", metavar="N")
+    device: str = knob("auto", "where to train", DEVICES)
+    preset: str = knob("default", "named recipe the other flags override", metavar="NAME")
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**63, "seed", self.seed, "an integer >= 0")
+        _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device,
+               "auto, cpu, cuda or cuda:N")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        kwargs = {}
+        for section_cls in SECTIONS:
+            name = SECTION_NAMES[section_cls]
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            kwargs[name] = section_cls(**{k: v for k, v in d.get(name, {}).items() if k in known})
+        for key in ("seed", "device", "preset"):
+            if key in d:
+                kwargs[key] = d[key]
+        return cls(**kwargs)
+
+
+SECTIONS = (DataConfig, PreprocessConfig, AugmentConfig, OptimConfig)
+SECTION_NAMES = {DataConfig: "data", PreprocessConfig: "preprocess", AugmentConfig: "augment", OptimConfig: "optim"}
+TOP_LEVEL = ("seed", "device", "preset")
+
+# Named recipes: overrides of the field defaults, by flat field name.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The tutorial's recipe, exactly: plain SGD, lr 0.001, batches of 100, 5 epochs, pixels in [0, 1].
+    "tutorial": dict(optimizer="sgd", lr=0.001, momentum=0.0, nesterov=False, batch_size=100, epochs=5,
+                     weight_decay=0.0, schedule="constant", normalize="none", deskew=False, augment="none",
+                     val_size=0),
+    # Raw pixels at the optimum of the convex problem: full-batch L-BFGS, no preprocessing.
+    "raw": dict(optimizer="lbfgs", lr=1.0, epochs=10, lbfgs_iters=20, weight_decay=1e-4, normalize="none",
+                deskew=False, augment="none", val_size=5000),
+    # The default; filled in below.
+    "default": {},
+}
+
+
+def flat_fields() -> dict[str, tuple[type | None, dataclasses.Field]]:
+    """Every configurable field by its flat name -> (section class or None, field)."""
+    out = {}
+    for section_cls in SECTIONS:
+        for f in dataclasses.fields(section_cls):
+            out[f.name] = (section_cls, f)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in TOP_LEVEL:
+            out[f.name] = (None, f)
+    return out
+
+
+def build_config(preset: str = "default", **overrides: Any) -> TrainConfig:
+    """A validated ``TrainConfig``: field defaults, then the preset, then ``overrides``.
+
+    ``overrides`` use flat field names (``lr=0.1``, ``deskew=True``); ``None`` values are
+    ignored so unset CLI flags fall through to the preset.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    fields = flat_fields()
+    values = dict(PRESETS[preset])
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting {key!r}")
+        if value is not None:
+            values[key] = value
+    values["preset"] = preset
+    sections: dict[type, dict] = {cls: {} for cls in SECTIONS}
+    top = {}
+    for key, value in values.items():
+        section_cls, _ = fields[key]
+        (sections[section_cls] if section_cls else top)[key] = value
+    try:
+        return TrainConfig(**{SECTION_NAMES[cls]: cls(**kw) for cls, kw in sections.items()}, **top)
+    except TypeError as exc:  # a wrong type reaching a comparison in validation
+        raise ConfigError(str(exc)) from None

@@ -1,0 +1,310 @@
+"""Finding, verifying and (as a fallback) downloading MNIST-style datasets.
+
+Resolution order for ``load_dataset``:
+
+1. ``data_dir`` given and holding the four IDX files (``.gz`` or raw): use them.
+   Any MNIST-format dataset works; known ones are also checksum-verified.
+2. No ``data_dir`` and the dataset is MNIST: the copy bundled inside this package.
+3. Otherwise download from the dataset's mirrors into ``data_dir`` (or the cache
+   folder), verifying checksums, with a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..atomic import atomic_write_bytes
+from ..errors import DataError
+from .idx import parse_idx, read_idx_bytes
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "t10k")
+KINDS = ("images", "labels")
+
+
+def file_stem(split: str, kind: str) -> str:
+    return f"{split}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
+
+
+FILE_STEMS = [file_stem(split, kind) for split in SPLITS for kind in KINDS]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset: where to download it and how to check what we got.
+
+    ``md5`` maps a file stem to (what the digest covers, hex digest); what it covers is
+    ``"idx"`` (the decompressed bytes, which is independent of how it was gzipped) or
+    ``"gz"`` (the published ``.gz`` file, where only that digest is published).
+    """
+
+    name: str
+    mirrors: tuple[str, ...]
+    md5: dict
+    attribution: str
+
+
+MNIST = DatasetSpec(
+    name="mnist",
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    md5={
+        "train-images-idx3-ubyte": ("idx", "6bbc9ace898e44ae57da46a324031adb"),
+        "train-labels-idx1-ubyte": ("idx", "a25bea736e30d166cdddb491f175f624"),
+        "t10k-images-idx3-ubyte": ("idx", "2646ac647ad5339dbf082846283269ea"),
+        "t10k-labels-idx1-ubyte": ("idx", "27ae3e4e09519cfbb04c329615203637"),
+    },
+    attribution="MNIST by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, CC BY-SA 3.0",
+)
+
+FASHION_MNIST = DatasetSpec(
+    name="fashion-mnist",
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    md5={
+        "train-images-idx3-ubyte": ("gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        "train-labels-idx1-ubyte": ("gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        "t10k-images-idx3-ubyte": ("gz", "bef4ecab320f06d8554ea6380940ec79"),
+        "t10k-labels-idx1-ubyte": ("gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+    },
+    attribution="Fashion-MNIST by Zalando Research, MIT licence",
+)
+
+DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
+
+
+@dataclass
+class Dataset:
+    """MNIST-style data as uint8 tensors: images [N, H, W], labels [N] (int64)."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    name: str = "mnist"
+    source: str = ""
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+
+
+def cache_dir() -> Path:
+    """Where downloads go when no ``--data-dir`` is given."""
+    env = os.environ.get("MNIST_LOGREG_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-logreg"
+
+
+def bundled_dir() -> Path:
+    """The folder of MNIST files shipped inside the package (checkout and wheel alike)."""
+    return Path(str(resources.files("mnist_logreg.data") / "mnist"))
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def verify_checksum(spec: DatasetSpec, stem: str, gz_bytes: bytes | None, idx_bytes: bytes, where: str) -> None:
+    covers, expected = spec.md5[stem]
+    if covers == "gz":
+        if gz_bytes is None:
+            return  # a raw file: the published digest is of the .gz, nothing to compare
+        actual = _md5(gz_bytes)
+    else:
+        actual = _md5(idx_bytes)
+    if actual != expected:
+        raise DataError(
+            f"{where}: checksum mismatch for {spec.name} ({covers} md5 {actual}, expected {expected}); "
+            "the file is corrupt or not the published one"
+        )
+
+
+def _load_folder(folder: Path, spec: DatasetSpec | None, verify: bool) -> Dataset:
+    tensors = {}
+    for split in SPLITS:
+        for kind in KINDS:
+            stem = file_stem(split, kind)
+            path = _find_file(folder, stem)
+            if path is None:
+                raise DataError(f"{folder}: missing {stem}(.gz)")
+            raw_file = path.read_bytes()
+            idx_bytes = read_idx_bytes(path)
+            if verify and spec is not None:
+                gz = raw_file if raw_file[:2] == b"\x1f\x8b" else None
+                verify_checksum(spec, stem, gz, idx_bytes, str(path))
+            tensors[(split, kind)] = parse_idx(idx_bytes, str(path))
+    return make_dataset(tensors, name=spec.name if spec else folder.name, source=str(folder))
+
+
+def make_dataset(tensors: dict, name: str, source: str) -> Dataset:
+    """Validate the four arrays against each other and build a ``Dataset``."""
+    for split in SPLITS:
+        images, labels = tensors[(split, "images")], tensors[(split, "labels")]
+        where = f"{source}: {split}"
+        if images.dim() != 3:
+            raise DataError(f"{where} images must be 3-D (N, H, W), got shape {tuple(images.shape)}")
+        if labels.dim() != 1:
+            raise DataError(f"{where} labels must be 1-D, got shape {tuple(labels.shape)}")
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{where}: {images.shape[0]} images but {labels.shape[0]} labels")
+        if images.shape[0] == 0:
+            raise DataError(f"{where}: no images")
+    if tensors[("train", "images")].shape[1:] != tensors[("t10k", "images")].shape[1:]:
+        raise DataError(
+            f"{source}: train images are {tuple(tensors[('train', 'images')].shape[1:])} "
+            f"but test images are {tuple(tensors[('t10k', 'images')].shape[1:])}"
+        )
+    n_classes = int(tensors[("train", "labels")].max()) + 1
+    if n_classes < 2:
+        raise DataError(f"{source}: the training labels hold fewer than two classes")
+    test_max = int(tensors[("t10k", "labels")].max())
+    if test_max >= n_classes:
+        raise DataError(f"{source}: test label {test_max} is out of range (training labels are 0..{n_classes - 1})")
+    return Dataset(
+        train_images=tensors[("train", "images")],
+        train_labels=tensors[("train", "labels")].long(),
+        test_images=tensors[("t10k", "images")],
+        test_labels=tensors[("t10k", "labels")].long(),
+        name=name,
+        source=source,
+    )
+
+
+def _progress(total: int | None, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+
+
+def _fetch(url: str, desc: str, timeout: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        total = resp.headers.get("Content-Length")
+        chunks = []
+        with _progress(int(total) if total else None, desc) as bar:
+            while chunk := resp.read(1 << 16):
+                chunks.append(chunk)
+                bar.update(len(chunk))
+    return b"".join(chunks)
+
+
+def download(spec: DatasetSpec, folder: Path, mirrors: tuple[str, ...] | None = None, timeout: float = 30.0) -> None:
+    """Download the dataset's four files into ``folder``, verified before they land."""
+    mirrors = mirrors or spec.mirrors
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem in FILE_STEMS:
+        if _find_file(folder, stem) is not None:
+            continue
+        errors = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + stem + ".gz"
+            try:
+                gz = _fetch(url, stem, timeout)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+                continue
+            try:
+                idx_bytes = read_idx_bytes_from_gz(gz, url)
+                verify_checksum(spec, stem, gz, idx_bytes, url)
+            except DataError as exc:
+                errors.append(str(exc))
+                continue
+            atomic_write_bytes(folder / (stem + ".gz"), gz)
+            log.info("downloaded %s", url)
+            break
+        else:
+            raise DataError(
+                f"cannot download {spec.name} ({errors[-1] if errors else 'no mirrors'}); "
+                f"put {', '.join(s + '.gz' for s in FILE_STEMS)} into {folder} and run again"
+            )
+
+
+def read_idx_bytes_from_gz(gz: bytes, name: str) -> bytes:
+    import gzip
+
+    try:
+        return gzip.decompress(gz)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{name}: corrupt gzip data ({exc})") from None
+
+
+def load_dataset(
+    name: str = "mnist",
+    data_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    mirrors: tuple[str, ...] | None = None,
+) -> Dataset:
+    """Load an MNIST-style dataset as uint8 tensors (see the module docstring)."""
+    spec = DATASETS.get(name)
+    if spec is None:
+        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} or give --data-dir")
+    if data_dir is not None:
+        folder = Path(data_dir)
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"--data-dir {folder}: not a folder")
+        present = [s for s in FILE_STEMS if folder.is_dir() and _find_file(folder, s) is not None]
+        if len(present) == len(FILE_STEMS):
+            # A user's folder may hold any MNIST-format dataset: verify only what we know.
+            known = spec if _looks_like(folder, spec) else None
+            return _load_folder(folder, known, verify=known is not None)
+        if present:
+            missing = sorted(set(FILE_STEMS) - set(present))
+            raise DataError(f"--data-dir {folder}: missing {', '.join(m + '(.gz)' for m in missing)}")
+    elif spec is MNIST:
+        return _load_folder(bundled_dir(), MNIST, verify=True)
+    else:
+        folder = cache_dir() / spec.name
+        if folder.is_dir() and all(_find_file(folder, s) for s in FILE_STEMS):
+            return _load_folder(folder, spec, verify=True)
+    if not allow_download:
+        raise DataError(f"{folder}: no {spec.name} files here and downloading is disabled")
+    download(spec, folder, mirrors)
+    return _load_folder(folder, spec, verify=True)
+
+
+def _looks_like(folder: Path, spec: DatasetSpec) -> bool:
+    """Whether a user folder holds the known dataset (same test-label bytes), so we verify it."""
+    path = _find_file(folder, "t10k-labels-idx1-ubyte")
+    covers, digest = spec.md5["t10k-labels-idx1-ubyte"]
+    try:
+        raw = path.read_bytes()
+        return _md5(read_idx_bytes(path) if covers == "idx" else raw) == digest
+    except (OSError, DataError):
+        return False
+
+
+def train_val_split(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a deterministic train/validation split of ``n`` training samples.
+
+    The split depends only on ``n``, ``val_size`` and ``seed`` (default 0, independent of
+    the training seed) so every run and every tuning trial validates on the same images.
+    """
+    if not 0 <= val_size < n:
+        raise DataError(f"--val-size must be between 0 and {n - 1} (the training set has {n} images), got {val_size}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[val_size:].sort().values, perm[:val_size].sort().values

@@ -1,0 +1,96 @@
+"""Reading and writing IDX files, the format MNIST is published in.
+
+An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of
+dimensions), one big-endian uint32 per dimension, then the data in C order. We only
+need unsigned bytes (type 0x08), which is what every MNIST-style dataset uses.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_write_bytes
+from ..errors import DataError
+
+UBYTE_TYPE = 0x08
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_idx_bytes(path: str | os.PathLike) -> bytes:
+    """The decompressed bytes of an IDX file (``.gz`` detected by content, not name)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise DataError(f"{path}: corrupt gzip data ({exc})") from None
+    return raw
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
+    """Parse decompressed IDX bytes into a uint8 tensor, validating the header."""
+    if len(raw) < 4:
+        raise DataError(f"{name}: too short to be an IDX file ({len(raw)} bytes)")
+    zero1, zero2, type_code, ndim = raw[0], raw[1], raw[2], raw[3]
+    if zero1 != 0 or zero2 != 0:
+        raise DataError(f"{name}: bad IDX magic number {raw[:4].hex()} (must start with 0000)")
+    if type_code != UBYTE_TYPE:
+        raise DataError(f"{name}: unsupported IDX data type 0x{type_code:02x} (only unsigned bytes, 0x08)")
+    if ndim == 0:
+        raise DataError(f"{name}: IDX file declares zero dimensions")
+    header_len = 4 + 4 * ndim
+    if len(raw) < header_len:
+        raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes, need {header_len})")
+    dims = struct.unpack(f">{ndim}I", raw[4:header_len])
+    expected = header_len + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        kind = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise DataError(
+            f"{name}: {kind}: header says {'x'.join(map(str, dims))} "
+            f"({expected} bytes) but the file holds {len(raw)} bytes"
+        )
+    array = np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+    # frombuffer gives a read-only view of `raw`; copy so torch owns writable memory.
+    return torch.from_numpy(array.copy())
+
+
+def read_idx(path: str | os.PathLike) -> torch.Tensor:
+    """Read an IDX file (raw or gzip) into a uint8 tensor with the file's dimensions."""
+    return parse_idx(read_idx_bytes(path), str(path))
+
+
+def encode_idx(tensor: torch.Tensor) -> bytes:
+    """The IDX bytes of a uint8 tensor."""
+    if tensor.dtype != torch.uint8:
+        raise ValueError(f"IDX writer supports uint8 tensors only, got {tensor.dtype}")
+    if tensor.dim() == 0 or tensor.dim() > 255:
+        raise ValueError(f"cannot write a {tensor.dim()}-dimensional tensor as IDX")
+    header = bytes([0, 0, UBYTE_TYPE, tensor.dim()]) + struct.pack(f">{tensor.dim()}I", *tensor.shape)
+    return header + tensor.detach().cpu().contiguous().numpy().tobytes()
+
+
+def write_idx(path: str | os.PathLike, tensor: torch.Tensor, compress: bool | None = None) -> Path:
+    """Write a uint8 tensor as IDX, gzip-compressed when the name ends in ``.gz``.
+
+    The file appears atomically (written to a temporary name, then renamed).
+    """
+    path = Path(path)
+    data = encode_idx(tensor)
+    if compress is None:
+        compress = path.suffix == ".gz"
+    if compress:
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    atomic_write_bytes(path, data)
+    return path

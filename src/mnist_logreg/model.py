@@ -1,0 +1,38 @@
+"""The model: exactly one linear layer from pixels to class logits."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class SoftmaxRegression(nn.Module):
+    """Multinomial logistic regression: ``logits = x @ W.T + b``.
+
+    It returns logits; the softmax and the cross-entropy live outside (in the loss,
+    in ``predict_proba``), where they can be fused and computed stably.
+    """
+
+    def __init__(self, n_features: int, n_classes: int):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_classes)
+
+    @property
+    def n_features(self) -> int:
+        return self.linear.in_features
+
+    @property
+    def n_classes(self) -> int:
+        return self.linear.out_features
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """nn.Linear's own initialisation (uniform in +-1/sqrt(fan_in)), from ``generator``."""
+        bound = 1.0 / math.sqrt(self.n_features)
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound, generator=generator)
+            self.linear.bias.uniform_(-bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)

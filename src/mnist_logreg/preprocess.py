@@ -1,0 +1,212 @@
+"""Everything that happens to the pixels before the linear layer.
+
+Data flows: uint8 images [N, H, W] -> float in [0, 1] -> (deskew) -> (augment, training
+only) -> flatten -> (standardise) -> features [N, H*W]. ``Preprocessor`` holds the fitted
+state (normalisation statistics) and is saved inside the model file, so evaluation and
+prediction preprocess exactly as training did. Augmentation is a separate function that
+only the trainer calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .config import AugmentConfig, PreprocessConfig
+
+PIXEL_MAX = 255.0
+# Deskewing at 128x the batch size of the data would need gigabytes; chunk it.
+_CHUNK = 8192
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W] -> float32 in [0, 1] (float input is passed through)."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(PIXEL_MAX)
+    return images.float()
+
+
+def _pixel_grid(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    ys = torch.arange(h, device=device, dtype=torch.float32)
+    xs = torch.arange(w, device=device, dtype=torch.float32)
+    return ys.view(1, h, 1), xs.view(1, 1, w)
+
+
+def warp(images: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor) -> torch.Tensor:
+    """Sample ``images`` [N, H, W] at source pixel coordinates [N, H, W] (bilinear, zeros outside)."""
+    n, h, w = images.shape
+    # grid_sample wants (x, y) in [-1, 1] with align_corners=False: pixel j is at (2j + 1) / W - 1.
+    grid = torch.stack(((2 * src_x + 1) / w - 1, (2 * src_y + 1) / h - 1), dim=-1)
+    return F.grid_sample(images.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False).squeeze(1)
+
+
+def moments(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Centre of mass (cx, cy), var(y) and cov(x, y) of each image, in pixels."""
+    n, h, w = images.shape
+    ys, xs = _pixel_grid(h, w, images.device)
+    mass = images.sum(dim=(1, 2)).clamp_min(1e-6)
+    cy = (images * ys).sum(dim=(1, 2)) / mass
+    cx = (images * xs).sum(dim=(1, 2)) / mass
+    dy = ys - cy.view(n, 1, 1)
+    dx = xs - cx.view(n, 1, 1)
+    var_y = (images * dy * dy).sum(dim=(1, 2)) / mass
+    cov_xy = (images * dx * dy).sum(dim=(1, 2)) / mass
+    return cx, cy, var_y, cov_xy
+
+
+def deskew(images: torch.Tensor) -> torch.Tensor:
+    """Straighten each image [N, H, W] (float) by shearing away the x-y covariance.
+
+    For an image with centre of mass c and second moments var(y), cov(x, y), the output
+    pixel (x, y) samples the input at x' = cx + (x - x0) + a (y - y0), y' = cy + (y - y0)
+    with a = cov(x, y) / var(y) and (x0, y0) the image centre: the result has zero x-y
+    covariance and its centre of mass at the centre. Blank images are left as they are.
+    """
+    if images.shape[0] > _CHUNK:
+        return torch.cat([deskew(chunk) for chunk in images.split(_CHUNK)])
+    n, h, w = images.shape
+    cx, cy, var_y, cov_xy = moments(images)
+    blank = images.sum(dim=(1, 2)) <= 0
+    alpha = torch.where(var_y > 1e-6, cov_xy / var_y.clamp_min(1e-6), torch.zeros_like(var_y))
+    alpha = torch.where(blank, torch.zeros_like(alpha), alpha)
+    cx = torch.where(blank, torch.full_like(cx, (w - 1) / 2), cx)
+    cy = torch.where(blank, torch.full_like(cy, (h - 1) / 2), cy)
+    ys, xs = _pixel_grid(h, w, images.device)
+    y0, x0 = (h - 1) / 2, (w - 1) / 2
+    src_x = cx.view(n, 1, 1) + (xs - x0) + alpha.view(n, 1, 1) * (ys - y0)
+    src_y = cy.view(n, 1, 1) + (ys - y0) + torch.zeros_like(xs)
+    return warp(images, src_x, src_y.expand(n, h, w))
+
+
+class Preprocessor:
+    """Fitted pixel preprocessing: to float, optional deskew, flatten, standardise.
+
+    The statistics are computed from the (deskewed) training split only; ``state_dict``
+    holds them so a saved model preprocesses new images exactly as in training.
+    """
+
+    def __init__(self, config: PreprocessConfig, image_shape: tuple[int, int]):
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        n_pixels = self.image_shape[0] * self.image_shape[1]
+        self.mean = torch.zeros(n_pixels)
+        self.std = torch.ones(n_pixels)
+
+    @property
+    def n_features(self) -> int:
+        return self.image_shape[0] * self.image_shape[1]
+
+    def images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8/float [N, H, W] -> float images after the geometric steps (deskew)."""
+        x = to_float(images)
+        if self.config.deskew:
+            x = deskew(x)
+        return x
+
+    def standardize(self, images: torch.Tensor) -> torch.Tensor:
+        """float images [N, H, W] -> standardised features [N, H*W]."""
+        x = images.reshape(images.shape[0], -1)
+        if self.config.normalize == "none":
+            return x
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.standardize(self.images(images))
+
+    def fit(self, images: torch.Tensor) -> "Preprocessor":
+        """Compute normalisation statistics from training images, as returned by ``images()``.
+
+        Taking the already deskewed images lets the trainer deskew the set only once.
+        """
+        if self.config.normalize == "none":
+            return self
+        x = images.reshape(images.shape[0], -1).double()
+        if self.config.normalize == "global":
+            self.mean = torch.full((self.n_features,), x.mean().item())
+            self.std = torch.full((self.n_features,), x.std().item())
+        else:
+            self.mean = x.mean(dim=0).float()
+            # Pixels that are almost always blank (the borders) would be blown up to huge
+            # values by a tiny std; the floor keeps them near zero instead.
+            self.std = x.std(dim=0).clamp_min(self.config.std_floor).float()
+        self.mean = self.mean.float().cpu()
+        self.std = self.std.float().cpu()
+        return self
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"preprocess.mean": self.mean.contiguous(), "preprocess.std": self.std.contiguous()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.mean = state["preprocess.mean"].float()
+        self.std = state["preprocess.std"].float()
+
+
+def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def _smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, C, H, W] fields."""
+    k = _gaussian_kernel(sigma, field.device)
+    c = field.shape[1]
+    r = (k.numel() - 1) // 2
+    field = F.conv2d(F.pad(field, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1),
+                     groups=c)
+    return F.conv2d(F.pad(field, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1),
+                    groups=c)
+
+
+def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Randomly distort a batch of float images [N, H, W], each image independently.
+
+    Affine: rotation, zoom, shear and shift drawn per image; elastic: a random
+    displacement field smoothed by a Gaussian (Simard, Steinkraus and Platt, 2003).
+    Both are folded into one sampling grid, so a batch costs a single ``grid_sample``.
+    All randomness comes from ``generator``: the same seed gives the same batch.
+    """
+    kinds = config.kinds
+    if not kinds or config.augment_prob == 0:
+        return images
+    n, h, w = images.shape
+    dev = images.device
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device=dev) * (hi - lo) + lo
+
+    ys, xs = _pixel_grid(h, w, dev)
+    y0, x0 = (h - 1) / 2, (w - 1) / 2
+    dx = (xs - x0).expand(n, h, w)
+    dy = (ys - y0).expand(n, h, w)
+    src_x, src_y = dx, dy
+    if "affine" in kinds:
+        theta = uniform(-config.rotate, config.rotate, n) * (math.pi / 180)
+        shear = torch.tan(uniform(-config.shear, config.shear, n) * (math.pi / 180))
+        # Zoom by s means sampling the input at coordinates divided by s (log-uniform in s).
+        inv_s = torch.exp(-uniform(math.log(config.scale_min), math.log(config.scale_max), n))
+        tx = uniform(-config.translate, config.translate, n)
+        ty = uniform(-config.translate, config.translate, n)
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        # Source = R(theta) @ Shear @ (out / s) - t, per image.
+        a11, a12 = cos * inv_s, (cos * shear - sin) * inv_s
+        a21, a22 = sin * inv_s, (sin * shear + cos) * inv_s
+        v = lambda t: t.view(n, 1, 1)  # noqa: E731
+        src_x = v(a11) * dx + v(a12) * dy - v(tx)
+        src_y = v(a21) * dx + v(a22) * dy - v(ty)
+    if "elastic" in kinds:
+        noise = uniform(-1.0, 1.0, n, 2, h, w)
+        disp = _smooth(noise, config.elastic_sigma)
+        # Normalise each field to unit max so alpha is the displacement in pixels.
+        disp = disp / disp.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6) * config.elastic_alpha
+        src_x = src_x + disp[:, 0]
+        src_y = src_y + disp[:, 1]
+    out = warp(images, src_x + x0, src_y + y0)
+    if config.augment_prob < 1:
+        keep = torch.rand(n, generator=generator, device=dev) >= config.augment_prob
+        out = torch.where(keep.view(n, 1, 1), images, out)
+    return out

@@ -1,0 +1,167 @@
+"""Run folders: a self-describing model file plus config, history and metrics beside it.
+
+``model.safetensors`` holds the weights *and* everything needed to preprocess new images
+exactly as in training (normalisation statistics; the config and image shape as
+metadata). Loading never unpickles: safetensors stores raw tensors only.
+Every file is written atomically; ``metrics.json`` is written last and marks a run
+that finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_write, atomic_write_json, atomic_write_text
+from .config import TrainConfig
+from .errors import UserError
+from .model import SoftmaxRegression
+from .preprocess import Preprocessor
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+FORMAT = "mnist-logreg/1"
+
+
+@dataclass
+class Checkpoint:
+    """A trained classifier ready to use: model, preprocessing, config, class labels."""
+
+    model: SoftmaxRegression
+    preprocessor: Preprocessor
+    config: TrainConfig
+    classes: list[int]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.preprocessor.image_shape
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8/float images [N, H, W] -> logits [N, n_classes]."""
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise UserError(f"the model expects {self.image_shape[0]}x{self.image_shape[1]} images, "
+                            f"got {images.shape[1]}x{images.shape[2]}")
+        from .train import predict_logits
+
+        return predict_logits(self.model, self.preprocessor(images))
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(images), dim=1)
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def save_model(path: str | os.PathLike, model: SoftmaxRegression, preprocessor: Preprocessor,
+               config: TrainConfig, classes: list[int] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    tensors = {"linear.weight": model.linear.weight.detach().cpu().contiguous(),
+               "linear.bias": model.linear.bias.detach().cpu().contiguous(), **preprocessor.state_dict()}
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(config.to_dict()),
+        "image_shape": json.dumps(list(preprocessor.image_shape)),
+        "classes": json.dumps(classes if classes is not None else list(range(model.n_classes))),
+    }
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_model(path: str | os.PathLike) -> Checkpoint:
+    """Load a model file, checking that every tensor has the shape its metadata implies."""
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable safetensors model file ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: not an mnist-logreg model (format {meta.get('format')!r}, expected {FORMAT!r})")
+    try:
+        config = TrainConfig.from_dict(json.loads(meta["config"]))
+        image_shape = tuple(json.loads(meta["image_shape"]))
+        classes = json.loads(meta["classes"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{path}: damaged model metadata ({exc})") from None
+    n_features = image_shape[0] * image_shape[1]
+    expected = {"linear.weight": (len(classes), n_features), "linear.bias": (len(classes),),
+                "preprocess.mean": (n_features,), "preprocess.std": (n_features,)}
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise UserError(f"{path}: missing tensor {name}")
+        if tuple(tensors[name].shape) != shape:
+            raise UserError(f"{path}: {name} has shape {tuple(tensors[name].shape)}, expected {shape} "
+                            f"for {len(classes)} classes of {image_shape[0]}x{image_shape[1]} images")
+    model = SoftmaxRegression(n_features, len(classes))
+    model.load_state_dict({"linear.weight": tensors["linear.weight"].float(),
+                           "linear.bias": tensors["linear.bias"].float()})
+    model.eval()
+    preprocessor = Preprocessor(config.preprocess, image_shape)
+    preprocessor.load_state_dict(tensors)
+    return Checkpoint(model=model, preprocessor=preprocessor, config=config, classes=classes)
+
+
+def load_run(run_dir: str | os.PathLike) -> Checkpoint:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"--run {run_dir}: no such run folder")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise UserError(f"--run {run_dir}: no {MODEL_FILE} in this folder (not a finished run?)")
+    return load_model(run_dir / MODEL_FILE)
+
+
+def history_csv(history: list[dict]) -> str:
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+def read_history(run_dir: str | os.PathLike) -> list[dict]:
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: invalid JSON ({exc})") from None
+
+
+def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[dict], metrics: dict) -> Path:
+    """Write a run folder. Model first, metrics last: a run with metrics.json is complete."""
+    run_dir = Path(run_dir)
+    save_model(run_dir / MODEL_FILE, checkpoint.model, checkpoint.preprocessor, checkpoint.config,
+               checkpoint.classes)
+    atomic_write_json(run_dir / CONFIG_FILE, checkpoint.config.to_dict())
+    atomic_write_text(run_dir / HISTORY_FILE, history_csv(history))
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    return run_dir

@@ -1,0 +1,372 @@
+"""Training: one ``train`` function that the CLI, the tuner and the benchmark all call.
+
+The whole training set lives on the device as one tensor and a batch is an index
+slice of a ``randperm``: no DataLoader, no per-sample Python. The model is linear, so
+the gradient of the mean cross-entropy is written out by hand (``softmax - onehot``),
+which skips autograd's graph bookkeeping; ``tests/test_train.py`` checks it against
+autograd. L-BFGS sees the full batch: the problem is convex and it finds the optimum.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import OptimConfig, TrainConfig
+from .data import Dataset, train_val_split
+from .errors import ConfigError
+from .metrics import accuracy, log_loss
+from .model import SoftmaxRegression
+from .preprocess import Preprocessor, augment
+
+log = logging.getLogger(__name__)
+
+# Evaluation needs no gradient, so it can take big bites; this bounds its memory.
+EVAL_CHUNK = 16384
+# Batches up to this size train single-threaded on the CPU (see ``fit``).
+SMALL_BATCH = 1024
+# Training accuracy per epoch is measured on this many (clean) training images.
+PROBE_SIZE = 10000
+# Rows per chunk of the full-batch gradient: 2048 x 784 floats (6 MB) stay in cache.
+GRAD_CHUNK = 2048
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def lr_at(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
+    """The learning rate at ``step`` of ``total_steps`` (a pure function of its arguments).
+
+    ``step`` divides by 10 at 50% and again at 75% of training; ``cosine`` anneals from
+    ``base_lr`` to 0 over the run.
+    """
+    if schedule == "constant" or total_steps <= 1:
+        return base_lr
+    frac = step / total_steps
+    if schedule == "step":
+        return base_lr * (0.1 ** ((frac >= 0.5) + (frac >= 0.75)))
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def softmax_xent_grad(
+    weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, onehot_t: torch.Tensor, chunk: int = GRAD_CHUNK
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy and the gradients of the *mean* cross-entropy, by hand.
+
+    For logits z = W x + b and p = softmax(z): dL/dz = (p - y) / n, so
+    dL/dW = (p - y) x^T / n and dL/db = sum over samples of (p - y) / n.
+    ``onehot_t`` is the one-hot labels, class-major [C, n]. The work goes in chunks of
+    rows so each chunk of ``x`` is still in cache when the backward matmul reads it again.
+    """
+    n = x.shape[0]
+    loss = torch.zeros((), dtype=x.dtype, device=x.device)
+    gw = torch.zeros_like(weight)
+    gb = torch.zeros_like(bias).view(-1, 1)
+    for xc, yc in zip(x.split(chunk), onehot_t.split(chunk, dim=1)):
+        logp = torch.log_softmax(torch.addmm(bias.view(-1, 1), weight, xc.t()), dim=0)
+        loss.sub_(torch.vdot(logp.reshape(-1), yc.reshape(-1)))
+        g = logp.exp_().sub_(yc)
+        gw.addmm_(g, xc)
+        gb.add_(g.sum(dim=1, keepdim=True))
+    return loss, gw.div_(n), gb.view(-1).div_(n)
+
+
+@torch.no_grad()
+def predict_logits(model: SoftmaxRegression, features: torch.Tensor) -> torch.Tensor:
+    w, b = model.linear.weight, model.linear.bias
+    # W @ x^T is the fast layout for 10 outputs (see _minibatch_epoch); logits come back [N, C].
+    return torch.cat([torch.addmm(b.view(-1, 1), w, chunk.t()).t() for chunk in features.split(EVAL_CHUNK)])
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the fitted model and preprocessing, and how it went."""
+
+    model: SoftmaxRegression
+    preprocessor: Preprocessor
+    config: TrainConfig
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    preprocess_seconds: float = 0.0
+    samples_processed: int = 0
+    n_train: int = 0
+    n_val: int = 0
+    device: str = "cpu"
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_processed / self.train_seconds if self.train_seconds > 0 else float("nan")
+
+
+class Stop(Exception):
+    """Raised by an ``on_epoch`` callback to end training early (e.g. a pruned trial)."""
+
+
+EpochCallback = Callable[[dict], None]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="epoch", disable=not sys.stderr.isatty(), leave=False)
+
+
+def fit(
+    model: SoftmaxRegression,
+    optim: OptimConfig,
+    labels: torch.Tensor,
+    batch: Callable[[torch.Tensor], torch.Tensor],
+    full: Callable[[], torch.Tensor],
+    generator: torch.Generator,
+    probe: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[list[dict], float, int]:
+    """Optimise ``model`` in place; returns (history, train seconds, samples processed).
+
+    ``batch(idx)`` gives the features of the training rows ``idx`` (augmented if asked);
+    ``full()`` gives features for all rows (L-BFGS: called once per epoch, so each
+    epoch may see a fresh augmented copy). ``labels`` are int64 on the model's device.
+    ``probe`` (clean training features and labels, a fixed sample) gives the per-epoch
+    training accuracy without a pass over the whole set.
+    """
+    device = labels.device
+    n_train = labels.numel()
+    onehot = F.one_hot(labels, model.n_classes).to(model.linear.weight.dtype)
+    w, b = model.linear.weight, model.linear.bias
+    history: list[dict] = []
+    elapsed = 0.0
+
+    if optim.optimizer == "lbfgs":
+        step_epoch, counter = _lbfgs_epoch(model, optim, labels, onehot, full)
+    else:
+        step_epoch, counter = _minibatch_epoch(model, optim, n_train, labels, onehot, batch, generator)
+    # Small per-step matmuls run faster on one core than split across two (thread
+    # hand-off costs more than the work); big batches and L-BFGS use every core.
+    threads = torch.get_num_threads()
+    single = device.type == "cpu" and optim.optimizer != "lbfgs" and optim.batch_size <= SMALL_BATCH
+
+    with _progress(optim.epochs, "train") as bar, torch.no_grad():
+        for epoch in range(1, optim.epochs + 1):
+            _sync(device)
+            t0 = time.perf_counter()
+            if single:
+                torch.set_num_threads(1)
+            try:
+                loss_sum, lr = step_epoch(epoch)
+            finally:
+                torch.set_num_threads(threads)
+            _sync(device)
+            elapsed += time.perf_counter() - t0
+            row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum.item() / n_train,
+                   "train_accuracy": accuracy(predict_logits(model, probe[0]), probe[1])}
+            if val is not None and val[1].numel():
+                logits = predict_logits(model, val[0])
+                row["val_loss"] = log_loss(logits, val[1])
+                row["val_accuracy"] = accuracy(logits, val[1])
+            row["seconds"] = elapsed
+            history.append(row)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
+            bar.update()
+            if not (math.isfinite(row["train_loss"]) and bool(torch.isfinite(w).all()) and bool(torch.isfinite(b).all())):
+                raise ConfigError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); "
+                                  f"lower --lr (now {optim.lr})")
+            if on_epoch is not None:
+                on_epoch(row)
+    return history, elapsed, counter["samples"]
+
+
+def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, onehot, batch, generator):
+    """One epoch of minibatch SGD/Adam, in the transposed layout ``logits^T = W x^T``.
+
+    With only 10 outputs, ``W @ x.T`` ([10, 784] x [784, B]) runs about twice as fast on
+    the CPU as ``x @ W.T``, so the per-step tensors are class-major ([C, B]).
+    """
+    w, b = model.linear.weight, model.linear.bias
+    b_col = b.view(-1, 1)  # shares storage: in-place updates reach the bias
+    onehot_t = onehot.t().contiguous()
+    bs = optim.batch_size
+    steps_per_epoch = math.ceil(n_train / bs)
+    total_steps = steps_per_epoch * optim.epochs
+    counter = {"samples": 0, "step": 0}
+    torch_opt = None
+    if optim.optimizer in ("adam", "adamw"):
+        cls = torch.optim.Adam if optim.optimizer == "adam" else torch.optim.AdamW
+        # The bias is not penalised (as in scikit-learn), so it gets its own group.
+        torch_opt = cls([{"params": [w], "weight_decay": optim.weight_decay},
+                         {"params": [b], "weight_decay": 0.0}], lr=optim.lr)
+    plain_sgd = torch_opt is None and optim.momentum == 0
+    buf_w = torch.zeros_like(w) if optim.momentum else None
+    buf_b = torch.zeros_like(b_col) if optim.momentum else None
+
+    def sgd_momentum(param, grad, buf, lr):
+        # torch.optim.SGD's momentum update, written out (no per-step optimizer dispatch).
+        if counter["step"] == 0:
+            buf.copy_(grad)
+        else:
+            buf.mul_(optim.momentum).add_(grad)
+        param.sub_(grad.add(buf, alpha=optim.momentum) if optim.nesterov else buf, alpha=lr)
+
+    def step_epoch(epoch: int):
+        perm = torch.randperm(n_train, generator=generator, device=labels.device)
+        loss_sum = torch.zeros((), device=labels.device)
+        lr = optim.lr
+        for start in range(0, n_train, bs):
+            idx = perm[start:start + bs]
+            x, y1 = batch(idx), onehot_t.index_select(1, idx)
+            lr = lr_at(counter["step"], total_steps, optim.lr, optim.schedule)
+            logp = torch.log_softmax(torch.addmm(b_col, w, x.t()), dim=0)
+            loss_sum.sub_(torch.vdot(logp.view(-1), y1.view(-1)))
+            g = logp.exp_().sub_(y1)  # n * dL/dlogits^T
+            n = idx.numel()
+            if plain_sgd:
+                # W <- W(1 - lr wd) - lr (g x / n): SGD's update fused into one matmul.
+                if optim.weight_decay:
+                    w.mul_(1 - lr * optim.weight_decay)
+                w.addmm_(g, x, alpha=-lr / n)
+                b_col.sub_(g.sum(dim=1, keepdim=True), alpha=lr / n)
+            else:
+                gw = torch.mm(g, x).div_(n)
+                gb = g.sum(dim=1, keepdim=True).div_(n)
+                if torch_opt is None:
+                    if optim.weight_decay:
+                        gw.add_(w, alpha=optim.weight_decay)
+                    sgd_momentum(w, gw, buf_w, lr)
+                    sgd_momentum(b_col, gb, buf_b, lr)
+                else:
+                    for group in torch_opt.param_groups:
+                        group["lr"] = lr
+                    w.grad, b.grad = gw, gb.view(-1)
+                    torch_opt.step()
+            counter["step"] += 1
+            counter["samples"] += n
+        return loss_sum, lr
+
+    return step_epoch, counter
+
+
+def _lbfgs_epoch(model, optim: OptimConfig, labels, onehot, full):
+    w, b = model.linear.weight, model.linear.bias
+    counter = {"samples": 0}
+
+    def step_epoch(epoch: int):
+        x = full()
+        n = x.shape[0]
+        y1 = onehot if n == onehot.shape[0] else onehot.repeat(n // onehot.shape[0], 1)
+        y1 = y1.t().contiguous()
+        # A fresh L-BFGS each epoch: with augmentation each epoch's objective differs.
+        opt = torch.optim.LBFGS([w, b], lr=optim.lr, max_iter=optim.lbfgs_iters, history_size=optim.lbfgs_history,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+        def closure():
+            loss, gw, gb = softmax_xent_grad(w, b, x, y1)
+            loss = loss / n
+            if optim.weight_decay:
+                loss = loss + 0.5 * optim.weight_decay * (w * w).sum()
+                gw.add_(w, alpha=optim.weight_decay)
+            w.grad, b.grad = gw, gb
+            counter["samples"] += n
+            return loss
+
+        opt.step(closure)
+        logits = predict_logits(model, x[: labels.numel()])
+        return F.cross_entropy(logits, labels, reduction="sum"), optim.lr
+
+    return step_epoch, counter
+
+
+def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None = None) -> TrainResult:
+    """Train one model as ``config`` says, on the training split of ``dataset``.
+
+    The validation split (``config.data.val_size`` images) is held out of training and
+    scored every epoch; the test set is not touched here.
+    """
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)  # for any op that has no explicit generator
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    init_generator = torch.Generator().manual_seed(config.seed)
+
+    t0 = time.perf_counter()
+    train_idx, val_idx = train_val_split(dataset.train_images.shape[0], config.data.val_size)
+    images = dataset.train_images[train_idx].to(device)
+    labels = dataset.train_labels[train_idx].to(device)
+    preprocessor = Preprocessor(config.preprocess, dataset.image_shape)
+    geometric = preprocessor.images(images)  # deskewed floats, computed once
+    preprocessor.fit(geometric)
+    features = preprocessor.standardize(geometric)
+    val = None
+    if val_idx.numel():
+        val_images = dataset.train_images[val_idx].to(device)
+        val = (preprocessor(val_images), dataset.train_labels[val_idx].to(device))
+    aug = config.augment
+    if aug.kinds:
+        def batch(idx):
+            return preprocessor.standardize(augment(geometric[idx], aug, generator))
+
+        def full():
+            # L-BFGS with augmentation: the original images plus freshly distorted copies.
+            copies = [preprocessor.standardize(augment(chunk, aug, generator)) for chunk in geometric.split(8192)]
+            return torch.cat([features, torch.cat(copies)])
+    else:
+        def batch(idx):
+            return features[idx]
+
+        def full():
+            return features
+    _sync(device)
+    preprocess_seconds = time.perf_counter() - t0
+
+    model = SoftmaxRegression(preprocessor.n_features, dataset.n_classes)
+    model.reset_parameters(init_generator)
+    model.to(device)
+    probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
+    history, seconds, samples = fit(model, config.optim, labels, batch, full, generator, probe,
+                                    val=val, on_epoch=on_epoch)
+    model.cpu()
+    return TrainResult(model=model, preprocessor=preprocessor, config=config, history=history,
+                       train_seconds=seconds, preprocess_seconds=preprocess_seconds, samples_processed=samples,
+                       n_train=labels.numel(), n_val=val_idx.numel(), device=str(device))
+
+
+def fit_features(
+    features: torch.Tensor, labels: torch.Tensor, optim: OptimConfig, n_classes: int | None = None, seed: int = 0,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None, on_epoch: EpochCallback | None = None,
+) -> tuple[SoftmaxRegression, list[dict], float]:
+    """Fit the linear model on ready-made features [N, D] (no images, no augmentation).
+
+    The same ``fit`` loop as ``train``; the model takes the dtype and device of ``features``.
+    """
+    n_classes = n_classes if n_classes is not None else int(labels.max()) + 1
+    model = SoftmaxRegression(features.shape[1], n_classes)
+    model.reset_parameters(torch.Generator().manual_seed(seed))
+    model.to(device=features.device, dtype=features.dtype)
+    generator = torch.Generator(device=features.device).manual_seed(seed)
+    probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
+    history, seconds, _ = fit(model, optim, labels, lambda idx: features[idx], lambda: features, generator, probe,
+                              val=val, on_epoch=on_epoch)
+    return model, history, seconds
+
+
+def evaluate_features(model: SoftmaxRegression, features: torch.Tensor, labels: torch.Tensor) -> dict:
+    logits = predict_logits(model, features)
+    return {"accuracy": accuracy(logits, labels), "loss": log_loss(logits, labels)}

@@ -1,0 +1,41 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_logreg.data import load_dataset, write_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The bundled MNIST, loaded once for the whole session."""
+    return load_dataset()
+
+
+@pytest.fixture(scope="session")
+def small_dir(tmp_path_factory, mnist):
+    """A small MNIST-format dataset (real digits: 2,000 train, 500 test) in IDX files."""
+    folder = tmp_path_factory.mktemp("small-mnist")
+    write_small(folder, mnist, 2000, 500)
+    return folder
+
+
+def write_small(folder: Path, mnist, n_train: int, n_test: int, gz: bool = True) -> Path:
+    ext = ".gz" if gz else ""
+    write_idx(folder / f"train-images-idx3-ubyte{ext}", mnist.train_images[:n_train])
+    write_idx(folder / f"train-labels-idx1-ubyte{ext}", mnist.train_labels[:n_train].to(torch.uint8))
+    write_idx(folder / f"t10k-images-idx3-ubyte{ext}", mnist.test_images[:n_test])
+    write_idx(folder / f"t10k-labels-idx1-ubyte{ext}", mnist.test_labels[:n_test].to(torch.uint8))
+    return folder
+
+
+def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess (as a user would)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "mnist_logreg", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)

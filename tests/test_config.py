@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from mnist_logreg.config import PRESETS, TrainConfig, build_config
+from mnist_logreg.errors import ConfigError
+
+
+def test_tutorial_preset_is_the_tutorial_recipe():
+    cfg = build_config("tutorial")
+    o = cfg.optim
+    assert (o.optimizer, o.lr, o.momentum, o.nesterov, o.batch_size, o.epochs, o.weight_decay, o.schedule) == (
+        "sgd", 0.001, 0.0, False, 100, 5, 0.0, "constant")
+    assert cfg.preprocess.normalize == "none" and not cfg.preprocess.deskew
+    assert cfg.augment.kinds == () and cfg.data.val_size == 0
+
+
+def test_flags_override_the_preset():
+    cfg = build_config("tutorial", lr=0.5, epochs=None)
+    assert cfg.optim.lr == 0.5 and cfg.optim.epochs == 5
+
+
+def test_default_recipe_selects_on_validation_only():
+    assert build_config().data.val_size > 0
+
+
+def test_config_round_trips_through_json():
+    cfg = build_config("default", lr=0.3, deskew=True, augment="affine")
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(lr=-0.1), "--lr must be a positive number, got -0.1"),
+        (dict(lr=float("nan")), "--lr must be a positive number"),
+        (dict(epochs=0), "--epochs must be an integer >= 1"),
+        (dict(batch_size=0), "--batch-size"),
+        (dict(momentum=1.5), "--momentum must be in \\[0, 1\\)"),
+        (dict(nesterov=True, momentum=0.0, optimizer="sgd"), "--nesterov"),
+        (dict(weight_decay=-1.0), "--weight-decay"),
+        (dict(optimizer="rmsprop"), "--optimizer must be one of"),
+        (dict(schedule="linear"), "--schedule"),
+        (dict(normalize="zscore"), "--normalize"),
+        (dict(val_size=-5), "--val-size"),
+        (dict(augment="blur"), "--augment"),
+        (dict(rotate=-5.0), "--rotate must be a number >= 0, got -5.0"),
+        (dict(scale_min=0.0), "--scale-min must be > 0, got 0.0"),
+        (dict(scale_min=1.2, scale_max=1.1), "--scale-max must be >= --scale-min"),
+        (dict(elastic_sigma=0.0), "--elastic-sigma must be > 0"),
+        (dict(seed=-1), "--seed"),
+        (dict(device="tpu"), "--device"),
+    ],
+)
+def test_bad_values_name_the_flag(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        build_config(**overrides)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'fastest'; choose from " + ", ".join(PRESETS)):
+        build_config("fastest")
