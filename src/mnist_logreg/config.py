@@ -67,9 +67,9 @@ class AugmentConfig:
     scale_min: float = knob(0.9, "affine: smallest zoom factor", metavar="F")
     scale_max: float = knob(1.1, "affine: largest zoom factor", metavar="F")
     shear: float = knob(10.0, "affine: maximum shear in degrees", metavar="DEG")
-    elastic_alpha: float = knob(8.0, "elastic: displacement strength in pixels", metavar="PX")
-    elastic_sigma: float = knob(3.0, "elastic: smoothness of the displacement field (Gaussian sigma, px)",
-                                metavar="PX")
+    elastic_alpha: float = knob(1.5, "elastic: largest displacement in pixels", metavar="PX")
+    elastic_sigma: float = knob(5.0, "elastic: smoothness, the distance in pixels over which the "
+                                     "displacement varies", metavar="PX")
     augment_prob: float = knob(1.0, "fraction of training images augmented in each batch", metavar="P")
 
     def __post_init__(self) -> None:
@@ -164,8 +164,17 @@ SECTIONS = (DataConfig, PreprocessConfig, AugmentConfig, OptimConfig)
 SECTION_NAMES = {DataConfig: "data", PreprocessConfig: "preprocess", AugmentConfig: "augment", OptimConfig: "optim"}
 TOP_LEVEL = ("seed", "device", "preset")
 
+# The default recipe, chosen on the 5,000-image validation split (never on test): deskewed,
+# per-pixel standardised pixels, Nesterov SGD with a cosine schedule. Full-batch L-BFGS
+# reaches the same optimum in 5x the time; augmentation did not raise validation accuracy
+# for one linear layer (see README: recipes).
+_DEFAULT = dict(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, batch_size=256, epochs=10,
+                schedule="cosine", weight_decay=1e-3, normalize="per-pixel", deskew=True, augment="none",
+                val_size=5000)
+
 # Named recipes: overrides of the field defaults, by flat field name.
 PRESETS: dict[str, dict[str, Any]] = {
+    "default": _DEFAULT,
     # The tutorial's recipe, exactly: plain SGD, lr 0.001, batches of 100, 5 epochs, pixels in [0, 1].
     "tutorial": dict(optimizer="sgd", lr=0.001, momentum=0.0, nesterov=False, batch_size=100, epochs=5,
                      weight_decay=0.0, schedule="constant", normalize="none", deskew=False, augment="none",
@@ -173,8 +182,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Raw pixels at the optimum of the convex problem: full-batch L-BFGS, no preprocessing.
     "raw": dict(optimizer="lbfgs", lr=1.0, epochs=10, lbfgs_iters=20, weight_decay=1e-4, normalize="none",
                 deskew=False, augment="none", val_size=5000),
-    # The default; filled in below.
-    "default": {},
+    # The default without deskewing: what standardisation alone gives.
+    "normalized": dict(_DEFAULT, deskew=False),
+    # The default with mild per-sample affine augmentation after deskewing.
+    "augmented": dict(_DEFAULT, augment="affine", rotate=3.0, translate=0.5, scale_min=0.97, scale_max=1.03,
+                      shear=3.0, weight_decay=3e-4),
 }
 
 

@@ -1,0 +1,229 @@
+"""Benchmarks: our trainer against the tutorial's DataLoader loop and scikit-learn, in one run.
+
+Everything is measured in the same process on the same data, and reported as ratios,
+so a noisy shared machine moves all the numbers together. Nothing here asserts a
+speed: the numbers are printed and saved to ``bench.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .api import checkpoint_of, test_metrics
+from .config import build_config
+from .data import Dataset, load_dataset, train_val_split, write_idx
+from .train import GRAD_CHUNK, resolve_device, softmax_xent_grad, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchRow:
+    method: str
+    epochs: int
+    train_seconds: float
+    samples_per_second: float
+    test_accuracy: float
+    repeats: int
+    note: str = ""
+
+
+def tutorial_loop(dataset: Dataset, epochs: int = 5, seed: int = 0, device: str = "cpu") -> tuple[float, float]:
+    """The tutorial's recipe written the idiomatic way: torchvision MNIST + ToTensor +
+    DataLoader(batch_size=100, shuffle=True), nn.Linear, CrossEntropyLoss, SGD lr 0.001.
+
+    Returns (seconds of the training loop, test accuracy).
+    """
+    import torchvision  # imported here: it costs over a second
+    from torch import nn
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        # torchvision reads the decompressed IDX files from <root>/MNIST/raw (no download).
+        write_idx(raw / "train-images-idx3-ubyte", dataset.train_images)
+        write_idx(raw / "train-labels-idx1-ubyte", dataset.train_labels.to(torch.uint8))
+        write_idx(raw / "t10k-images-idx3-ubyte", dataset.test_images)
+        write_idx(raw / "t10k-labels-idx1-ubyte", dataset.test_labels.to(torch.uint8))
+        to_tensor = torchvision.transforms.ToTensor()
+        train_set = torchvision.datasets.MNIST(tmp, train=True, transform=to_tensor, download=False)
+        test_set = torchvision.datasets.MNIST(tmp, train=False, transform=to_tensor, download=False)
+        train_loader = torch.utils.data.DataLoader(train_set, batch_size=100, shuffle=True)
+        test_loader = torch.utils.data.DataLoader(test_set, batch_size=100, shuffle=False)
+        model = nn.Linear(28 * 28, 10).to(device)
+        criterion = nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.001)
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            for images, labels in train_loader:
+                images, labels = images.view(-1, 28 * 28).to(device), labels.to(device)
+                optimizer.zero_grad()
+                loss = criterion(model(images), labels)
+                loss.backward()
+                optimizer.step()
+        seconds = time.perf_counter() - t0
+        correct = total = 0
+        with torch.no_grad():
+            for images, labels in test_loader:
+                predicted = model(images.view(-1, 28 * 28).to(device)).argmax(dim=1).cpu()
+                correct += int((predicted == labels).sum())
+                total += labels.numel()
+    return seconds, correct / total
+
+
+def _ours(dataset: Dataset, preset: str, repeats: int, device: str, **overrides) -> tuple[BenchRow, object]:
+    config = build_config(preset, device=device, **overrides)
+    results = [train(config, dataset) for _ in range(repeats)]
+    seconds = statistics.median(r.train_seconds for r in results)
+    last = results[-1]
+    checkpoint = checkpoint_of(last, dataset)
+    acc = test_metrics(checkpoint, dataset)["test_accuracy"]
+    row = BenchRow(f"mnist-logreg --preset {preset}", len(last.history), seconds,
+                   last.samples_processed / seconds, acc, repeats)
+    return row, checkpoint
+
+
+def sklearn_rows(dataset: Dataset, solvers: tuple[str, ...], max_iter: int) -> list[BenchRow]:
+    try:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        log.warning("scikit-learn is not installed (pip install 'mnist-logreg[bench]'): skipped")
+        return []
+    n = dataset.train_images.shape[0]
+    x = (dataset.train_images.reshape(n, -1).float() / 255).numpy()
+    xt = (dataset.test_images.reshape(dataset.test_images.shape[0], -1).float() / 255).numpy()
+    rows = []
+    for solver in solvers:
+        clf = LogisticRegression(solver=solver, max_iter=max_iter, tol=1e-3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            clf.fit(x, dataset.train_labels.numpy())
+            seconds = time.perf_counter() - t0
+        acc = float((clf.predict(xt) == dataset.test_labels.numpy()).mean())
+        iters = int(clf.n_iter_.max())
+        rows.append(BenchRow(f"scikit-learn LogisticRegression({solver})", iters, seconds, n * iters / seconds,
+                             acc, 1, f"{iters} iterations, raw pixels / 255, C=1"))
+    return rows
+
+
+def machine_floor(device: torch.device) -> dict:
+    """Achievable memory read bandwidth (GB/s) and float32 matmul rate (GFLOP/s) here."""
+    big = torch.rand(64 * 1024 * 1024 // 4 * 4, device=device)  # 256 MB
+    a = torch.rand(2048, 2048, device=device)
+
+    def best(fn, reps=5):
+        fn()
+        times = []
+        for _ in range(reps):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    bandwidth = big.numel() * 4 / best(lambda: big.sum()) / 1e9
+    gflops = 2 * 2048**3 / best(lambda: a @ a) / 1e9
+    return {"read_bandwidth_gb_s": bandwidth, "matmul_gflop_s": gflops}
+
+
+def full_batch_epoch(dataset: Dataset, device: torch.device, floor: dict, repeats: int = 5) -> dict:
+    """Time one full-batch forward + backward over the training set against its floor."""
+    n = dataset.train_images.shape[0]
+    x = (dataset.train_images.reshape(n, -1).float() / 255).to(device)
+    n_classes = dataset.n_classes
+    onehot_t = torch.nn.functional.one_hot(dataset.train_labels, n_classes).float().t().contiguous().to(device)
+    w = torch.zeros(n_classes, x.shape[1], device=device)
+    b = torch.zeros(n_classes, device=device)
+    times = []
+    for _ in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        softmax_xent_grad(w, b, x, onehot_t)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    seconds = statistics.median(times[1:])
+    bytes_moved = x.numel() * 4  # each chunk of x is read once; the backward reuses it from cache
+    flops = 2 * 2 * x.numel() * n_classes  # forward and weight-gradient matmuls
+    floor_s = max(bytes_moved / (floor["read_bandwidth_gb_s"] * 1e9), flops / (floor["matmul_gflop_s"] * 1e9))
+    return {"epoch_seconds": seconds, "floor_seconds": floor_s, "multiple_of_floor": seconds / floor_s,
+            "bytes": bytes_moved, "flops": flops, "chunk_rows": GRAD_CHUNK}
+
+
+def inference_throughput(checkpoint, dataset: Dataset, repeats: int = 5) -> float:
+    checkpoint.logits(dataset.test_images[:100])
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        checkpoint.logits(dataset.test_images)
+        times.append(time.perf_counter() - t0)
+    return dataset.test_images.shape[0] / statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_bench(quick: bool = False, device: str = "cpu", repeats: int = 3, data_dir: str | None = None) -> dict:
+    dataset = load_dataset(data_dir=data_dir)
+    dev = resolve_device(device)
+    epochs = 1 if quick else 5
+    rows: list[BenchRow] = []
+
+    seconds, acc = tutorial_loop(dataset, epochs=epochs, device=str(dev))
+    n = dataset.train_images.shape[0]
+    rows.append(BenchRow("tutorial loop (DataLoader + autograd)", epochs, seconds, n * epochs / seconds, acc, 1))
+    tut, _ = _ours(dataset, "tutorial", repeats, device, epochs=epochs)
+    rows.append(tut)
+    default, checkpoint = _ours(dataset, "default", 1 if quick else repeats, device,
+                                **({"epochs": 2} if quick else {}))
+    rows.append(default)
+    rows += sklearn_rows(dataset, ("sag",) if quick else ("sag", "lbfgs"), max_iter=10 if quick else 100)
+
+    floor = machine_floor(dev)
+    full = full_batch_epoch(dataset, dev, floor)
+    base = rows[0].train_seconds
+    table = [dict(r.__dict__, speedup_vs_tutorial=base / r.train_seconds) for r in rows]
+    return {
+        "device": str(dev), "quick": quick, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "rows": table, "machine": floor, "full_batch_epoch": full,
+        "inference_images_per_second": inference_throughput(checkpoint, dataset),
+        "peak_rss_mb": peak_rss_mb(),
+        "split_note": f"train {n} / test {dataset.test_images.shape[0]}; val split of the default recipe "
+                      f"{train_val_split(n, build_config().data.val_size)[1].numel()} images",
+    }
+
+
+def format_table(result: dict) -> str:
+    lines = ["| method | epochs | train s | samples/s | test acc | vs tutorial |", "|---|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['method']} | {r['epochs']} | {r['train_seconds']:.3f} | {r['samples_per_second']:,.0f} "
+                     f"| {r['test_accuracy'] * 100:.2f}% | {r['speedup_vs_tutorial']:.1f}x |")
+    f, m = result["full_batch_epoch"], result["machine"]
+    lines += [
+        "",
+        f"device {result['device']}, {result['threads']} threads, torch {result['torch']}",
+        f"machine: {m['read_bandwidth_gb_s']:.1f} GB/s read, {m['matmul_gflop_s']:.0f} GFLOP/s float32 matmul",
+        f"full-batch epoch (forward + backward, 60,000 x 784): {f['epoch_seconds'] * 1000:.1f} ms, floor "
+        f"{f['floor_seconds'] * 1000:.1f} ms -> {f['multiple_of_floor']:.2f}x the floor",
+        f"inference: {result['inference_images_per_second']:,.0f} images/s (test set, with preprocessing)",
+        f"peak RSS: {result['peak_rss_mb']:.0f} MB",
+    ]
+    return "\n".join(lines)
