@@ -82,6 +82,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .atomic import atomic_write_json
+    from .bench import format_table, run_bench
+
+    result = run_bench(quick=args.quick, device=args.device, repeats=args.repeats, data_dir=args.data_dir)
+    print(format_table(result))
+    atomic_write_json(args.out, result)
+    print(f"results saved to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description="Handwritten digit recognition with one linear layer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -97,7 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
     p.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the run's dataset)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="time our trainer against the tutorial loop and scikit-learn")
+    p.add_argument("--quick", action="store_true", help="one epoch each, under a minute (CI smoke test)")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="repeats of our runs (median reported)")
+    p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: the bundled copy)")
+    p.add_argument("--out", default="bench.json", help="where to save the results (default bench.json)")
+    p.set_defaults(func=cmd_bench)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

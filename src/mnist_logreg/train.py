@@ -185,6 +185,8 @@ def fit(
                 row["val_loss"] = log_loss(logits, val[1])
                 row["val_accuracy"] = accuracy(logits, val[1])
             row["seconds"] = elapsed
+            if "iterations" in counter:
+                row["iterations"] = counter["iterations"]
             history.append(row)
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
             bar.update()
@@ -289,6 +291,7 @@ def _lbfgs_epoch(model, optim: OptimConfig, labels, onehot, full):
             return loss
 
         opt.step(closure)
+        counter["iterations"] = counter.get("iterations", 0) + opt.state[opt._params[0]].get("n_iter", 0)
         logits = predict_logits(model, x[: labels.numel()])
         return F.cross_entropy(logits, labels, reduction="sum"), optim.lr
 

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from mnist_logreg.bench import format_table, full_batch_epoch, machine_floor, tutorial_loop
+from mnist_logreg.data import Dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(mnist):
+    return Dataset(mnist.train_images[:1000], mnist.train_labels[:1000], mnist.test_images[:300],
+                   mnist.test_labels[:300])
+
+
+def test_tutorial_loop_runs_through_torchvision(tiny):
+    pytest.importorskip("torchvision")
+    seconds, acc = tutorial_loop(tiny, epochs=1)
+    assert seconds > 0 and 0.0 <= acc <= 1.0
+
+
+def test_floor_and_full_batch_figures(tiny):
+    floor = machine_floor(torch.device("cpu"))
+    assert floor["read_bandwidth_gb_s"] > 0 and floor["matmul_gflop_s"] > 0
+    full = full_batch_epoch(tiny, torch.device("cpu"), floor, repeats=2)
+    assert full["flops"] == 2 * 2 * 1000 * 784 * 10 and full["multiple_of_floor"] > 0
+
+
+def test_table_format():
+    result = {"rows": [dict(method="a", epochs=1, train_seconds=2.0, samples_per_second=10.0, test_accuracy=0.5,
+                            speedup_vs_tutorial=1.0)],
+              "full_batch_epoch": {"epoch_seconds": 0.01, "floor_seconds": 0.005, "multiple_of_floor": 2.0},
+              "machine": {"read_bandwidth_gb_s": 30.0, "matmul_gflop_s": 100.0}, "device": "cpu", "threads": 2,
+              "torch": "x", "inference_images_per_second": 1e6, "peak_rss_mb": 100.0}
+    text = format_table(result)
+    assert "| a | 1 | 2.000 | 10 | 50.00% | 1.0x |" in text and "2.00x the floor" in text
