@@ -41,7 +41,7 @@ def test_train_writes_the_run_folder(small_run):
 
 
 def test_evaluate_reproduces_the_metrics(small_run, small_dir):
-    proc = run_cli("evaluate", "--run", str(small_run), "--data-dir", str(small_dir))
+    proc = run_cli("evaluate", "--run", str(small_run), "--data-dir", str(small_dir), "--no-report")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     saved = json.loads((small_run / "metrics.json").read_text())

@@ -70,15 +70,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_run_dir()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
-    _, _, metrics = train_run(config, out)
+    on_epoch = None
+    if args.tensorboard:
+        from .tensorboard import TensorBoardLogger
+
+        logger = TensorBoardLogger(out)
+        on_epoch = logger.log_epoch
+    checkpoint, _, metrics = train_run(config, out, on_epoch=on_epoch)
+    if args.tensorboard:
+        logger.close(checkpoint)
     _print_summary(metrics, out)
+    if args.report:
+        from .api import evaluate_run
+
+        _print_report(evaluate_run(out, config.data.data_dir, report=True))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run, args.data_dir), indent=2, sort_keys=True))
+    result = evaluate_run(args.run, args.data_dir, report=not args.no_report)
+    if args.json or args.no_report:
+        print(json.dumps({k: v for k, v in result.items() if k != "report"}, indent=2, sort_keys=True))
+    else:
+        _print_report(result)
+    return 0
+
+
+def _print_report(result: dict) -> None:
+    from .report import terminal_table
+
+    full = result["report"]
+    print(terminal_table(full, list(range(len(full["per_class"]["support"])))))
+    print(f"report written to {result['report_dir']}/report.html")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+
+    text = compare_runs(args.runs, args.out)
+    print(text)
+    if args.out:
+        print(f"table saved to {args.out}")
     return 0
 
 
@@ -101,13 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model and score it on the test set")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>/)")
     p.add_argument("--preset", metavar="NAME", help=f"recipe: {', '.join(PRESETS)} (default: default)")
+    p.add_argument("--report", action="store_true", help="write the evaluation report when training ends")
+    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files into the run folder")
     add_config_flags(p, skip=("preset",))
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="reload a run and print its test metrics as JSON")
+    p = sub.add_parser("evaluate", help="reload a run, score it on the test set, write DIR/report/")
     p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
     p.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the run's dataset)")
+    p.add_argument("--json", action="store_true", help="print the test metrics as JSON instead of a table")
+    p.add_argument("--no-report", action="store_true", help="only print the metrics (JSON), write nothing")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="configs and metrics of several runs side by side")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    p.add_argument("--out", metavar="FILE", help="also write the table here (.md or .csv)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bench", help="time our trainer against the tutorial loop and scikit-learn")
     p.add_argument("--quick", action="store_true", help="one epoch each, under a minute (CI smoke test)")
