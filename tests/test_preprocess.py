@@ -83,7 +83,7 @@ def test_no_augmentation_is_identity(mnist):
 def test_augmentation_is_off_at_evaluation(small_dir):
     ds = load_dataset(data_dir=small_dir)
     result = train(build_config(optimizer="sgd", lr=0.1, epochs=1, augment="affine,elastic", deskew=True,
-                                normalize="per-pixel"), ds)
+                                normalize="per-pixel", val_size=200), ds)
     p = result.preprocessor
     x = ds.test_images[:32]
     # Evaluation preprocessing is deterministic and augmentation-free: the same output twice,
@@ -96,7 +96,8 @@ def test_normalisation_is_saved_and_reused(small_dir, tmp_path):
     from mnist_logreg import evaluate_run, train_run
     from mnist_logreg.runs import load_run
 
-    cfg = build_config(optimizer="sgd", lr=0.1, epochs=1, normalize="per-pixel", deskew=True, data_dir=str(small_dir))
+    cfg = build_config(optimizer="sgd", lr=0.1, epochs=1, normalize="per-pixel", deskew=True, data_dir=str(small_dir),
+                       val_size=200)
     ck, _, metrics = train_run(cfg, tmp_path / "run")
     loaded = load_run(tmp_path / "run")
     assert torch.equal(loaded.preprocessor.mean, ck.preprocessor.mean)

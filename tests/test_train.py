@@ -92,11 +92,11 @@ def test_lr_schedules():
 def test_same_seed_same_model(small_dir):
     ds = load_dataset(data_dir=small_dir)
     cfg = build_config(optimizer="sgd", lr=0.1, epochs=2, batch_size=64, augment="affine,elastic", deskew=True,
-                       normalize="per-pixel")
+                       normalize="per-pixel", val_size=0)
     a, b = train(cfg, ds), train(cfg, ds)
     assert torch.equal(a.model.linear.weight, b.model.linear.weight)
     c = train(build_config(optimizer="sgd", lr=0.1, epochs=2, batch_size=64, augment="affine,elastic",
-                           deskew=True, normalize="per-pixel", seed=1), ds)
+                           deskew=True, normalize="per-pixel", seed=1, val_size=0), ds)
     assert not torch.equal(a.model.linear.weight, c.model.linear.weight)
 
 
@@ -115,7 +115,7 @@ def test_divergence_is_reported(small_dir):
 
     ds = load_dataset(data_dir=small_dir)
     with pytest.raises(ConfigError, match="diverged"):
-        train(build_config(optimizer="sgd", lr=1e38, epochs=2, normalize="per-pixel"), ds)
+        train(build_config(optimizer="sgd", lr=1e38, epochs=2, normalize="per-pixel", val_size=0), ds)
 
 
 def test_cuda_unavailable_is_a_user_error():
