@@ -127,6 +127,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import format_summary, tune
+
+    summary = tune(trials=args.trials, timeout=args.timeout, study_name=args.study_name, storage=args.storage,
+                   out=args.out, seed=args.seed, n_jobs=args.n_jobs, space_file=args.space, data_dir=args.data_dir,
+                   device=args.device, final=not args.no_final, val_size=args.val_size)
+    print(format_summary(summary))
+    print(f"results in {args.out} (best.json, trials.csv, plots)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description="Handwritten digit recognition with one linear layer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -151,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
     p.add_argument("--out", metavar="FILE", help="also write the table here (.md or .csv)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("tune", help="hyperparameter search (Optuna), on validation accuracy")
+    p.add_argument("--trials", type=int, default=30, help="trials to finish in the study, all workers together")
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    p.add_argument("--study-name", default="mnist-logreg", help="study name (default mnist-logreg)")
+    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL shared by workers, e.g. postgresql://... "
+                                                    "(default: a journal file in --out)")
+    p.add_argument("--out", default="runs/tune", metavar="DIR", help="results folder (default runs/tune)")
+    p.add_argument("--seed", type=int, default=0, help="sampler and training seed")
+    p.add_argument("--n-jobs", type=int, default=1, help="parallel trials in this process")
+    p.add_argument("--space", metavar="FILE", help="TOML file overriding the search space")
+    p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: the bundled copy)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--val-size", type=int, default=5000, help="training images held out to score trials")
+    p.add_argument("--no-final", action="store_true", help="skip retraining the best configuration")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("bench", help="time our trainer against the tutorial loop and scikit-learn")
     p.add_argument("--quick", action="store_true", help="one epoch each, under a minute (CI smoke test)")

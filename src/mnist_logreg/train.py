@@ -302,11 +302,55 @@ def _lbfgs_epoch(model, optim: OptimConfig, labels, onehot, full):
     return step_epoch, counter
 
 
-def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None = None) -> TrainResult:
+@dataclass
+class Prepared:
+    """A training split made ready for the model: what ``train`` computes before the loop."""
+
+    preprocessor: Preprocessor
+    geometric: torch.Tensor  # training images after deskewing, float [N, H, W]
+    features: torch.Tensor  # standardised training features [N, H*W]
+    labels: torch.Tensor
+    val: tuple[torch.Tensor, torch.Tensor] | None
+
+
+def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: dict | None = None) -> Prepared:
+    """Split, move to the device, deskew and standardise, once per distinct setting.
+
+    ``cache`` (any dict the caller keeps, e.g. the tuner across trials) holds the results
+    by the settings they depend on, so repeated calls reuse the deskewed images and the
+    fitted statistics instead of recomputing them.
+    """
+    key = (id(dataset), config.data.val_size, config.preprocess, str(device))
+    if cache is not None and key in cache:
+        return cache[key]
+    geo_key = (id(dataset), config.data.val_size, config.preprocess.deskew, str(device))
+    if cache is not None and geo_key in cache:
+        geometric, labels, val_geometric, val_labels = cache[geo_key]
+    else:
+        train_idx, val_idx = train_val_split(dataset.train_images.shape[0], config.data.val_size)
+        geo = Preprocessor(config.preprocess, dataset.image_shape)
+        geometric = geo.images(dataset.train_images[train_idx].to(device))  # deskewed floats, computed once
+        labels = dataset.train_labels[train_idx].to(device)
+        val_geometric = geo.images(dataset.train_images[val_idx].to(device))
+        val_labels = dataset.train_labels[val_idx].to(device)
+        if cache is not None:
+            cache[geo_key] = (geometric, labels, val_geometric, val_labels)
+    preprocessor = Preprocessor(config.preprocess, dataset.image_shape)
+    preprocessor.fit(geometric)
+    features = preprocessor.standardize(geometric)
+    val = (preprocessor.standardize(val_geometric), val_labels) if val_labels.numel() else None
+    prepared = Prepared(preprocessor, geometric, features, labels, val)
+    if cache is not None:
+        cache[key] = prepared
+    return prepared
+
+
+def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None = None,
+          cache: dict | None = None) -> TrainResult:
     """Train one model as ``config`` says, on the training split of ``dataset``.
 
     The validation split (``config.data.val_size`` images) is held out of training and
-    scored every epoch; the test set is not touched here.
+    scored every epoch; the test set is not touched here. ``cache``: see ``prepare``.
     """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # for any op that has no explicit generator
@@ -314,21 +358,12 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     init_generator = torch.Generator().manual_seed(config.seed)
 
     t0 = time.perf_counter()
-    train_idx, val_idx = train_val_split(dataset.train_images.shape[0], config.data.val_size)
-    images = dataset.train_images[train_idx].to(device)
-    labels = dataset.train_labels[train_idx].to(device)
-    preprocessor = Preprocessor(config.preprocess, dataset.image_shape)
-    geometric = preprocessor.images(images)  # deskewed floats, computed once
-    preprocessor.fit(geometric)
-    features = preprocessor.standardize(geometric)
-    val = None
-    if val_idx.numel():
-        val_images = dataset.train_images[val_idx].to(device)
-        val = (preprocessor(val_images), dataset.train_labels[val_idx].to(device))
+    data = prepare(config, dataset, device, cache)
+    preprocessor, geometric, features, labels = data.preprocessor, data.geometric, data.features, data.labels
     aug = config.augment
     if aug.kinds:
         def batch(idx):
-            return preprocessor.standardize(augment(geometric[idx], aug, generator))
+            return preprocessor.standardize(augment(geometric.index_select(0, idx), aug, generator))
 
         def full():
             # L-BFGS with augmentation: the original images plus freshly distorted copies.
@@ -348,11 +383,11 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     model.to(device)
     probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
     history, seconds, samples = fit(model, config.optim, labels, batch, full, generator, probe,
-                                    val=val, on_epoch=on_epoch)
+                                    val=data.val, on_epoch=on_epoch)
     model.cpu()
     return TrainResult(model=model, preprocessor=preprocessor, config=config, history=history,
                        train_seconds=seconds, preprocess_seconds=preprocess_seconds, samples_processed=samples,
-                       n_train=labels.numel(), n_val=val_idx.numel(), device=str(device))
+                       n_train=labels.numel(), n_val=data.val[1].numel() if data.val else 0, device=str(device))
 
 
 def fit_features(

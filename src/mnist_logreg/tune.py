@@ -1,0 +1,456 @@
+"""Hyperparameter search with Optuna: one laptop by default, many machines on one study.
+
+Each worker process loads the dataset once and keeps its preprocessing in a cache across
+trials; every trial calls the same ``train`` as the CLI and maximises *validation*
+accuracy, reporting it per epoch to a pruner. The test set is touched once, at the end,
+by the best configuration retrained on train + validation.
+
+Storage: a journal file in ``--out`` (so the same command resumes the study) or any
+SQLAlchemy URL (``postgresql://...``), which any number of workers on any number of
+machines can share. Workers coordinate through the study itself so that exactly
+``--trials`` trials finish (complete or pruned), however many workers run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_json, atomic_write_text
+from .config import build_config, flat_fields
+from .data import Dataset, load_dataset, train_val_split
+from .errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+JOURNAL_FILE = "study.journal"
+VAL_SIZE = 5000
+# Parameters that only mean something for some optimisers / augmentations.
+CONDITIONS = {
+    "momentum": ("optimizer", ("sgd",)),
+    "nesterov": ("optimizer", ("sgd",)),
+    "lbfgs_iters": ("optimizer", ("lbfgs",)),
+    "rotate": ("augment", ("affine", "affine,elastic")),
+    "translate": ("augment", ("affine", "affine,elastic")),
+    "shear": ("augment", ("affine", "affine,elastic")),
+    "elastic_alpha": ("augment", ("elastic", "affine,elastic")),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of the search space: fixed ``value``, ``choices``, or a ``low``..``high`` range."""
+
+    name: str
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    value: Any = None
+
+    def sample(self, trial):
+        if self.value is not None:
+            return self.value
+        if self.choices is not None:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+
+# Learning-rate ranges differ by optimiser, so ``lr`` is sampled under a per-optimiser name.
+LR_RANGES = {"sgd": (1e-3, 0.5), "adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lbfgs": (0.1, 1.0)}
+
+DEFAULT_SPACE: dict[str, dict] = {
+    "optimizer": {"choices": ["sgd", "adam"]},
+    "momentum": {"low": 0.0, "high": 0.95},
+    "nesterov": {"choices": [True, False]},
+    "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+    "batch_size": {"choices": [64, 128, 256, 512, 1024]},
+    "epochs": {"low": 2, "high": 12, "integer": True},
+    "schedule": {"choices": ["constant", "cosine", "step"]},
+    "normalize": {"choices": ["none", "global", "per-pixel"]},
+    "deskew": {"choices": [True, False]},
+    "augment": {"choices": ["none", "affine"]},
+    "rotate": {"low": 0.0, "high": 8.0},
+    "translate": {"low": 0.0, "high": 1.5},
+    "shear": {"low": 0.0, "high": 8.0},
+}
+
+
+def parse_space(spec: dict[str, Any], where: str = "space") -> dict[str, Param]:
+    """Validate a space description (the TOML file's tables) into ``Param`` objects."""
+    fields = flat_fields()
+    space: dict[str, Param] = {}
+    for name, entry in spec.items():
+        if name not in fields and not name.startswith("lr"):
+            raise ConfigError(f"{where}: unknown parameter {name!r} (a train flag name such as 'lr' or 'batch_size')")
+        if not isinstance(entry, dict):
+            entry = {"value": entry}  # `epochs = 5` fixes a value
+        unknown = set(entry) - {"choices", "low", "high", "log", "integer", "value", "step"}
+        if unknown:
+            raise ConfigError(f"{where}: {name}: unknown key(s) {', '.join(sorted(unknown))}")
+        kinds = [k for k in ("choices", "value") if k in entry] + (["range"] if "low" in entry or "high" in entry
+                                                                   else [])
+        if len(kinds) != 1:
+            raise ConfigError(f"{where}: {name}: give exactly one of choices = [...], low/high, or value")
+        if "choices" in entry:
+            choices = entry["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(f"{where}: {name}: choices must be a non-empty list")
+            param = Param(name, choices=tuple(choices))
+        elif "value" in entry:
+            param = Param(name, value=entry["value"])
+        else:
+            low, high = entry.get("low"), entry.get("high")
+            ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
+            if not ok or low > high:
+                raise ConfigError(f"{where}: {name}: low and high must be numbers with low <= high, got {low}, {high}")
+            log_scale = bool(entry.get("log", False))
+            if log_scale and low <= 0:
+                raise ConfigError(f"{where}: {name}: a log-scale range needs low > 0, got {low}")
+            integer = bool(entry.get("integer", isinstance(low, int) and isinstance(high, int)
+                                     and _flag_is_int(fields.get(name))))
+            param = Param(name, low=low, high=high, log=log_scale, integer=integer)
+        space[name] = param
+    _check_values(space)
+    return space
+
+
+def _flag_is_int(entry) -> bool:
+    return entry is not None and "int" in str(entry[1].type)
+
+
+def _check_values(space: dict[str, Param]) -> None:
+    """Every fixed value, choice and range end must be a valid setting for its flag."""
+    for name, p in space.items():
+        if name.startswith("lr"):
+            name = "lr"
+        candidates = [p.value] if p.value is not None else list(p.choices) if p.choices else [p.low, p.high]
+        for v in candidates:
+            if name in ("epochs", "batch_size", "lbfgs_iters", "lbfgs_history") and isinstance(v, float):
+                v = int(v)
+            # Check each value on its own: a base where the other knobs cannot object.
+            base = {} if name == "nesterov" else {"nesterov": False}
+            try:
+                build_config("default", **{**base, name: v})
+            except ConfigError as exc:
+                raise ConfigError(f"space: {p.name}: {exc}") from None
+
+
+def load_space(path: str | os.PathLike | None) -> dict[str, Param]:
+    """The default space, with the tables of a TOML file (if given) replacing its entries."""
+    spec = {k: dict(v) for k, v in DEFAULT_SPACE.items()}
+    where = "space"
+    if path is not None:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        path = Path(path)
+        where = str(path)
+        try:
+            user = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--space {path}: file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--space {path}: invalid TOML ({exc})") from None
+        spec.update(user)
+    return parse_space(spec, where)
+
+
+def sample_config(trial, space: dict[str, Param], seed: int, device: str, val_size: int = VAL_SIZE):
+    """Draw one configuration for ``trial``: only the parameters that apply are sampled."""
+    default = build_config()
+    values: dict[str, Any] = {}
+    for name in ("optimizer", "augment"):
+        if name in space:
+            values[name] = space[name].sample(trial)
+    optimizer = values.get("optimizer", default.optim.optimizer)
+    lr_param = space.get(f"lr_{optimizer}") or space.get("lr")
+    if lr_param is None:
+        low, high = LR_RANGES[optimizer]
+        lr_param = Param(f"lr_{optimizer}", low=low, high=high, log=True)
+    values["lr"] = lr_param.sample(trial)
+    for name, param in space.items():
+        if name in values or name.startswith("lr"):
+            continue
+        cond = CONDITIONS.get(name)
+        fallback = {"optimizer": default.optim.optimizer, "augment": default.augment.augment}
+        if cond and values.get(cond[0], fallback[cond[0]]) not in cond[1]:
+            continue
+        values[name] = param.sample(trial)
+    if not values.get("momentum"):
+        values["nesterov"] = False
+    return build_config("default", **values, val_size=val_size, seed=seed, device=device)
+
+
+def default_params(space: dict[str, Param]) -> dict[str, Any]:
+    """The default recipe as trial parameters (for the parameters the space samples)."""
+    cfg = build_config()
+    flat = {k: v for section in (cfg.data, cfg.preprocess, cfg.augment, cfg.optim)
+            for k, v in section.__dict__.items()}
+    params = {}
+    for name, p in space.items():
+        if name.startswith("lr") or p.value is not None or name not in flat:
+            continue
+        v = flat[name]
+        if p.choices is not None and v not in p.choices:
+            continue
+        if p.choices is None and not (p.low <= v <= p.high):
+            continue
+        cond = CONDITIONS.get(name)
+        if cond and flat[cond[0]] not in cond[1]:
+            continue
+        params[name] = v
+    params[f"lr_{flat['optimizer']}"] = flat["lr"]
+    return params
+
+
+class _Surplus(Exception):
+    """This trial started after the study already had enough trials: it is dropped."""
+
+
+def open_storage(storage: str | None, out: Path):
+    import optuna
+
+    if storage is None:
+        from optuna.storages.journal import JournalFileBackend
+
+        out.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(out / JOURNAL_FILE)))
+    try:
+        from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+        # A heartbeat lets surviving workers notice a killed worker's trial and fail it
+        # (then retry it once), instead of waiting for it forever.
+        return RDBStorage(storage, heartbeat_interval=2, grace_period=6,
+                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                          engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--storage: cannot open {_redact(storage)} ({first[:200]})") from None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+def _counts(study) -> tuple[int, int]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    pending = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    return finished, pending
+
+
+def run_worker(study, objective, n_trials: int, timeout: float | None, poll: float = 0.5) -> None:
+    """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` passes).
+
+    Several workers (threads, processes, machines) may run this on one study: a worker
+    starts a trial only while finished + pending < n_trials, and a trial that still finds
+    the study full when it starts is dropped (see ``objective``), so exactly ``n_trials``
+    finish. Trials of killed workers are failed by the heartbeat and redone.
+    """
+    from optuna.storages import fail_stale_trials
+
+    start = time.monotonic()
+    while True:
+        if timeout is not None and time.monotonic() - start > timeout:
+            return
+        try:
+            fail_stale_trials(study)
+        except Exception:  # storages without a heartbeat
+            pass
+        finished, pending = _counts(study)
+        if finished >= n_trials:
+            return
+        if finished + pending >= n_trials:
+            time.sleep(poll)  # other workers hold the remaining trials; wait for them
+            continue
+        study.optimize(objective, n_trials=1, catch=(_Surplus,))
+
+
+def make_objective(dataset: Dataset, space: dict[str, Param], n_trials: int, seed: int, device: str,
+                   val_size: int = VAL_SIZE):
+    import optuna
+    from optuna.trial import TrialState
+
+    from .train import Stop, train
+
+    cache: dict = {}  # deskewed images and statistics, shared by this worker's trials
+
+    def objective(trial) -> float:
+        ahead = [t for t in trial.study.get_trials(deepcopy=False)
+                 if t.number < trial.number and t.state in (TrialState.COMPLETE, TrialState.PRUNED,
+                                                             TrialState.RUNNING)]
+        if len(ahead) >= n_trials:
+            trial.set_user_attr("dropped", "the study already had enough trials when this one started")
+            raise _Surplus()
+        config = sample_config(trial, space, seed, device, val_size)
+        best = {"val_accuracy": 0.0}
+
+        def on_epoch(row: dict) -> None:
+            best["val_accuracy"] = max(best["val_accuracy"], row["val_accuracy"])
+            trial.report(row["val_accuracy"], row["epoch"])
+            if trial.should_prune():
+                raise Stop()
+
+        try:
+            result = train(config, dataset, on_epoch=on_epoch, cache=cache)
+        except Stop:
+            raise optuna.TrialPruned() from None
+        trial.set_user_attr("train_seconds", result.train_seconds)
+        trial.set_user_attr("config", config.to_dict())
+        # The final epoch's model is the one a user would keep: score that, not the best epoch.
+        return result.history[-1]["val_accuracy"]
+
+    return objective
+
+
+def trials_csv(study) -> str:
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({k for t in trials for k in t.params})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["number", "state", "value", "seconds", *names])
+    for t in trials:
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and \
+            t.datetime_start else ""
+        writer.writerow([t.number, t.state.name, "" if t.value is None else t.value, seconds,
+                         *[t.params.get(n, "") for n in names]])
+    return buf.getvalue()
+
+
+def write_plots(study, out: Path) -> list[str]:
+    """Optimisation history and parameter importances as PNGs (skipped if too few trials)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as ovm
+
+    written = []
+    for name, fn in (("optimization_history.png", ovm.plot_optimization_history),
+                     ("param_importances.png", ovm.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "few trials in some regimes" notes from the evaluator
+                ax = fn(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # e.g. fewer than two complete trials
+            log.warning("%s skipped: %s", name, exc)
+            continue
+        fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
+        fig.set_size_inches(8, 5)
+        fig.tight_layout()
+        from .atomic import atomic_write
+
+        atomic_write(out / name, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnist-logreg", storage: str | None = None,
+         out: str | os.PathLike = "runs/tune", seed: int = 0, n_jobs: int = 1, space_file: str | None = None,
+         data_dir: str | None = None, device: str = "auto", final: bool = True, val_size: int = VAL_SIZE) -> dict:
+    """Run (or resume) a study, then retrain its best configuration and score it on test."""
+    import optuna
+
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"--trials must be an integer >= 1, got {trials!r}")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout must be > 0 seconds, got {timeout!r}")
+    if not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ConfigError(f"--n-jobs must be an integer >= 1, got {n_jobs!r}")
+    space = load_space(space_file)  # validate everything before touching the storage
+    out = Path(out)
+    dataset = load_dataset(data_dir=data_dir)  # once per worker, shared by every trial
+    build_config(val_size=val_size)
+    train_val_split(dataset.train_images.shape[0], val_size)  # a clear error for a too-large split
+    store = open_storage(storage, out)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        study = optuna.create_study(storage=store, study_name=study_name, direction="maximize", load_if_exists=True,
+                                    sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
+    except Exception as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"cannot open study {study_name!r}: {str(exc).splitlines()[0][:200]}") from None
+    if not study.get_trials(deepcopy=False):
+        # Start from the known-good default recipe: the search can only improve on it.
+        study.enqueue_trial(default_params(space), skip_if_exists=True)
+    objective = make_objective(dataset, space, trials, seed, device, val_size)
+    t0 = time.perf_counter()
+    if n_jobs == 1:
+        run_worker(study, objective, trials, timeout)
+    else:
+        import threading
+
+        workers = [threading.Thread(target=run_worker, args=(study, objective, trials, timeout))
+                   for _ in range(n_jobs)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    search_seconds = time.perf_counter() - t0
+    finished, _ = _counts(study)
+    summary = {"study": study_name, "finished_trials": finished, "search_seconds": search_seconds,
+               "trials_per_minute": 60 * finished / search_seconds if search_seconds > 0 else None}
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise UserError(f"study {study_name!r} has no completed trial yet; run tune again") from None
+    summary.update(best_trial=best.number, best_val_accuracy=best.value, best_params=best.params)
+    if final:
+        summary.update(final_run(best, dataset, out, seed, device))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "trials.csv", trials_csv(study))
+    summary["plots"] = write_plots(study, out)
+    atomic_write_json(out / "best.json", summary)
+    return summary
+
+
+def final_run(best, dataset: Dataset, out: Path, seed: int, device: str) -> dict:
+    """Retrain the best configuration on train + validation; the one look at the test set."""
+    from .api import train_run
+    from .config import TrainConfig
+
+    config = TrainConfig.from_dict(best.user_attrs["config"])
+    values = {name: getattr(section, name) for section in (config.data, config.preprocess, config.augment,
+                                                             config.optim) for name in section.__dataclass_fields__}
+    values.update(val_size=0, seed=seed, device=device)
+    final_config = build_config("default", **values)
+    _, _, metrics = train_run(final_config, out / "best-run", dataset=dataset)
+    return {"test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+            "final_train_seconds": metrics["train_seconds"], "best_run": str(out / "best-run")}
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"study {summary['study']}: {summary['finished_trials']} trials finished in "
+             f"{summary['search_seconds']:.1f} s ({summary['trials_per_minute']:.1f} trials/min)",
+             f"best trial #{summary['best_trial']}: validation accuracy {summary['best_val_accuracy'] * 100:.2f}%"]
+    if "test_accuracy" in summary:
+        lines.append(f"retrained on train+validation: test accuracy {summary['test_accuracy'] * 100:.2f}% "
+                     f"(saved to {summary['best_run']})")
+    width = max(len(k) for k in summary["best_params"]) if summary["best_params"] else 0
+    lines += [f"  {k:<{width}}  {v}" for k, v in sorted(summary["best_params"].items())]
+    return "\n".join(lines)
