@@ -229,17 +229,25 @@ def open_storage(storage: str | None, out: Path):
 
         out.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(out / JOURNAL_FILE)))
-    try:
-        from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-        # A heartbeat lets surviving workers notice a killed worker's trial and fail it
-        # (then retry it once), instead of waiting for it forever.
-        return RDBStorage(storage, heartbeat_interval=2, grace_period=6,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-                          engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--storage: cannot open {_redact(storage)} ({first[:200]})") from None
+    for attempt in range(6):
+        try:
+            # A heartbeat lets surviving workers notice a killed worker's trial and fail it
+            # (then retry it once), instead of waiting for it forever.
+            return RDBStorage(storage, heartbeat_interval=2, grace_period=6,
+                              failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                              engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError):
+            # Workers started together on an empty database race to create Optuna's
+            # tables; the loser sees a duplicate. The tables exist now: try again.
+            if attempt == 5:
+                raise
+            time.sleep(0.3 * (attempt + 1))
+        except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to the user
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"--storage: cannot open {_redact(storage)} ({first[:200]})") from None
 
 
 def _redact(url: str) -> str:
@@ -252,19 +260,20 @@ def _redact(url: str) -> str:
 
 
 def _counts(study) -> tuple[int, int]:
+    """(finished, running) trials: finished means complete or pruned."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    pending = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    return finished, pending
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return finished, running
 
 
 def run_worker(study, objective, n_trials: int, timeout: float | None, poll: float = 0.5) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` passes).
 
     Several workers (threads, processes, machines) may run this on one study: a worker
-    starts a trial only while finished + pending < n_trials, and a trial that still finds
+    starts a trial only while finished + running < n_trials, and a trial that still finds
     the study full when it starts is dropped (see ``objective``), so exactly ``n_trials``
     finish. Trials of killed workers are failed by the heartbeat and redone.
     """
@@ -276,15 +285,59 @@ def run_worker(study, objective, n_trials: int, timeout: float | None, poll: flo
             return
         try:
             fail_stale_trials(study)
-        except Exception:  # storages without a heartbeat
-            pass
-        finished, pending = _counts(study)
+            _fail_orphans(study)
+        except Exception as exc:  # storages without a heartbeat
+            log.debug("stale-trial check skipped: %s", exc)
+        finished, running = _counts(study)
         if finished >= n_trials:
             return
-        if finished + pending >= n_trials:
+        if finished + running >= n_trials:
             time.sleep(poll)  # other workers hold the remaining trials; wait for them
             continue
+        # Runs a WAITING trial first if there is one (e.g. a killed worker's trial, retried).
         study.optimize(objective, n_trials=1, catch=(_Surplus,))
+
+
+ORPHAN_SECONDS = 30.0
+
+
+def _fail_orphans(study) -> None:
+    """Fail RUNNING trials that never recorded a heartbeat and started long ago.
+
+    Optuna's stale-trial check skips a trial without any heartbeat row: a worker killed
+    between creating its trial and its first heartbeat would leave that trial RUNNING
+    forever, and the other workers waiting for it. This uses Optuna's SQL models (there is
+    no public query for it) and is a no-op for other storages.
+    """
+    from datetime import datetime, timedelta
+
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    storage = getattr(storage, "_backend", storage)  # unwrap a cached storage
+    if not isinstance(storage, RDBStorage):
+        return
+    session = storage.scoped_session()
+    try:
+        now = session.execute(__import__("sqlalchemy").func.now()).scalar().replace(tzinfo=None)
+        orphans = [t.trial_id for t in session.query(models.TrialModel)
+                   .filter(models.TrialModel.state == TrialState.RUNNING)
+                   .filter(models.TrialModel.study_id == study._study_id).all()
+                   if not t.heartbeats and t.datetime_start is not None
+                   and now - t.datetime_start > timedelta(seconds=ORPHAN_SECONDS)]
+    finally:
+        session.close()
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial_id in orphans:
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                log.warning("trial id %d never sent a heartbeat since %s: failed", trial_id, datetime.now())
+                if callback is not None:
+                    callback(study, storage.get_trial(trial_id))
+        except Exception as exc:  # another worker got there first
+            log.debug("orphan %d: %s", trial_id, exc)
 
 
 def make_objective(dataset: Dataset, space: dict[str, Param], n_trials: int, seed: int, device: str,
