@@ -39,3 +39,13 @@ def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedP
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, "-m", "mnist_logreg", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory, mnist):
+    """The default recipe trained on the real MNIST (a few seconds), saved as a run folder."""
+    from mnist_logreg import build_config, train_run
+
+    out = tmp_path_factory.mktemp("default-run") / "run"
+    train_run(build_config(), out, dataset=mnist)
+    return out

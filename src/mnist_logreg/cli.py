@@ -138,6 +138,49 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict_files
+    from .runs import load_run
+
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    checkpoint = load_run(args.run)
+    results = predict_files(checkpoint, args.images, top_k=args.top, save_preprocessed=args.save_preprocessed)
+    if not results:
+        raise UserError("no image files found in " + ", ".join(args.images))
+    failed = 0
+    for r in results:
+        if r.error:
+            failed += 1
+            sys.stderr.write(f"{PROG}: error: {r.error}\n")
+        elif args.json:
+            print(json.dumps(r.as_dict()))
+        else:
+            top = "  ".join(f"{c}:{p * 100:.1f}%" for c, p in r.top)
+            print(f"{r.file}\t{r.label}\t{r.probability * 100:.1f}%\t{top}")
+    return 2 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .runs import load_run
+
+    checkpoint = load_run(args.run)
+    out = args.out or str(Path(args.run) / ("model.onnx" if args.format == "onnx" else "model.torchscript.pt"))
+    print(f"exported to {export(checkpoint, args.format, out)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .runs import load_run
+    from .serve import serve
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    serve(load_run(args.run), host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description="Handwritten digit recognition with one linear layer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -162,6 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
     p.add_argument("--out", metavar="FILE", help="also write the table here (.md or .csv)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("predict", help="recognise digits in your own image files")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
+    p.add_argument("--top", type=int, default=3, help="how many best classes to show (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--save-preprocessed", metavar="DIR", help="write the 28x28 images the model saw here")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="a web page to draw a digit on, and a JSON API")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="export a run to ONNX or TorchScript (preprocessing included)")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="file format")
+    p.add_argument("--out", metavar="FILE", help="output file (default: in the run folder)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("tune", help="hyperparameter search (Optuna), on validation accuracy")
     p.add_argument("--trials", type=int, default=30, help="trials to finish in the study, all workers together")

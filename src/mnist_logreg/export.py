@@ -1,0 +1,68 @@
+"""Export a trained run to ONNX or TorchScript, preprocessing included.
+
+The exported graph takes what ``images.to_mnist`` produces, scaled to [0, 1]: a float32
+tensor ``pixels`` [N, 28, 28] (light digit on dark background, centred by mass). It
+applies the run's own preprocessing (deskewing if trained with it, then standardisation),
+the linear layer and the softmax, and returns ``probabilities`` [N, n_classes].
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .atomic import atomic_write
+from .errors import UserError
+from .preprocess import deskew
+from .runs import Checkpoint
+
+FORMATS = ("onnx", "torchscript")
+ONNX_OPSET = 17  # GridSample (deskewing) needs 16 or later
+
+
+class Pipeline(nn.Module):
+    """pixels [N, H, W] in [0, 1] -> class probabilities, exactly as ``Checkpoint.predict_proba``."""
+
+    def __init__(self, checkpoint: Checkpoint):
+        super().__init__()
+        p = checkpoint.preprocessor
+        self.deskew = p.config.deskew
+        self.normalize = p.config.normalize != "none"
+        self.register_buffer("mean", p.mean.clone())
+        self.register_buffer("std", p.std.clone())
+        self.linear = nn.Linear(checkpoint.model.n_features, checkpoint.model.n_classes)
+        self.linear.load_state_dict(checkpoint.model.linear.state_dict())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = deskew(pixels) if self.deskew else pixels
+        x = x.reshape(x.shape[0], -1)
+        if self.normalize:
+            x = (x - self.mean) / self.std
+        return torch.softmax(self.linear(x), dim=1)
+
+
+def export(checkpoint: Checkpoint, fmt: str, out: str | os.PathLike) -> Path:
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = Path(out)
+    pipeline = Pipeline(checkpoint).eval()
+    h, w = checkpoint.image_shape
+    example = torch.rand(2, h, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about Python conditions on shapes
+        if fmt == "onnx":
+            def write(tmp: str) -> None:
+                torch.onnx.export(pipeline, (example,), tmp, dynamo=False, opset_version=ONNX_OPSET,
+                                  input_names=["pixels"], output_names=["probabilities"],
+                                  dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}})
+        else:
+            traced = torch.jit.trace(pipeline, example)
+
+            def write(tmp: str) -> None:
+                torch.jit.save(traced, tmp)
+        atomic_write(out, write)
+    return out

@@ -1,0 +1,82 @@
+"""Predict digits in a person's own image files with a trained run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .images import ImageError, expand_paths, load_digit
+from .runs import Checkpoint
+
+
+@dataclass
+class Prediction:
+    file: str
+    label: int | None = None
+    probability: float | None = None
+    top: list[tuple[int, float]] | None = None
+    probabilities: list[float] | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        if self.error:
+            return {"file": self.file, "error": self.error}
+        return {"file": self.file, "label": self.label, "probability": self.probability,
+                "top": [{"label": c, "probability": p} for c, p in self.top]}
+
+
+def predict_digits(checkpoint: Checkpoint, digits: torch.Tensor, top_k: int = 3) -> list[dict]:
+    """uint8 [N, 28, 28] -> per image: label, probability, top-k, all probabilities."""
+    probs = checkpoint.predict_proba(digits)
+    k = min(top_k, probs.shape[1])
+    top_p, top_i = probs.topk(k, dim=1)
+    return [{"label": checkpoint.classes[int(i[0])], "probability": float(p[0]),
+             "top": [(checkpoint.classes[int(c)], float(q)) for c, q in zip(i, p)],
+             "probabilities": [float(x) for x in row]} for p, i, row in zip(top_p, top_i, probs)]
+
+
+def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
+                  save_preprocessed: str | os.PathLike | None = None) -> list[Prediction]:
+    """One ``Prediction`` per image file (an unreadable file gets its ``error``, the rest go on)."""
+    files = expand_paths(paths)
+    digits, ok, results = [], [], []
+    for path in files:
+        try:
+            digits.append(load_digit(path, str(path)))
+            ok.append(len(results))
+            results.append(Prediction(file=str(path)))
+        except ImageError as exc:
+            results.append(Prediction(file=str(path), error=str(exc)))
+    if digits:
+        batch = torch.stack(digits)
+        for idx, pred in zip(ok, predict_digits(checkpoint, batch, top_k)):
+            r = results[idx]
+            r.label, r.probability, r.top, r.probabilities = pred["label"], pred["probability"], pred["top"], \
+                pred["probabilities"]
+        if save_preprocessed is not None:
+            save_digits(save_preprocessed, [results[i].file for i in ok], batch)
+    return results
+
+
+def save_digits(folder: str | os.PathLike, names: list[str], digits: torch.Tensor) -> None:
+    """Write the 28x28 images the model saw, as PNGs named after their source files."""
+    from PIL import Image
+
+    from .atomic import atomic_write
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for name, digit in zip(names, digits):
+        stem = Path(name).stem
+        out = f"{stem}.png"
+        n = 1
+        while out in used:
+            n += 1
+            out = f"{stem}-{n}.png"
+        used.add(out)
+        img = Image.fromarray(digit.numpy())
+        atomic_write(folder / out, lambda tmp, img=img: img.save(tmp, format="PNG"))

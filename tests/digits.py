@@ -1,0 +1,36 @@
+"""Photo-like digit images made from MNIST test digits, for the recogniser's tests."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+
+def photo(digit: np.ndarray, rng: np.random.Generator, polarity: str = "dark-on-light", size: int = 360,
+          fmt: str = "JPEG") -> bytes:
+    """A 28x28 MNIST digit enlarged, off-centre, on a lit, noisy background, encoded."""
+    scale = rng.uniform(5, 9)
+    side = int(28 * scale)
+    big = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+    big = big.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
+    ink = np.asarray(big, dtype=np.float64) / 255.0
+    canvas = np.zeros((size, size))
+    top, left = rng.integers(0, size - side + 1), rng.integers(0, size - side + 1)
+    canvas[top:top + side, left:left + side] = ink
+    ys, xs = np.mgrid[0:size, 0:size] / size
+    # Uneven light across the sheet, and sensor noise.
+    light = 0.8 + 0.15 * (rng.uniform(-1, 1) * xs + rng.uniform(-1, 1) * ys)
+    noise = rng.normal(0, 0.03, (size, size))
+    if polarity == "dark-on-light":  # pen on paper
+        img = light * (1 - 0.85 * canvas) + noise
+    else:  # chalk on a board
+        img = 0.12 + 0.1 * (xs - ys) + 0.75 * canvas * light + noise
+    arr = np.clip(img * 255, 0, 255).astype(np.uint8)
+    pil = Image.fromarray(arr)
+    if fmt == "JPEG":
+        pil = pil.convert("RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format=fmt, **({"quality": int(rng.integers(60, 90))} if fmt == "JPEG" else {}))
+    return buf.getvalue()
