@@ -6,8 +6,8 @@ images over 40 megapixels, malformed ones and non-image formats get 400 with a m
 Every request is independent: a bad one never takes the server down.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the endpoint's annotations
+# (``request: Request``) at definition time, and Request is imported inside create_app.
 import base64
 import binascii
 import json

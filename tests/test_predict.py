@@ -1,0 +1,107 @@
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli
+from digits import photo
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory, mnist):
+    folder = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        (folder / f"digit{i}-label{int(mnist.test_labels[i])}.jpg").write_bytes(
+            photo(mnist.test_images[i].numpy(), rng, "dark-on-light"))
+    (folder / "notes.txt").write_text("not an image, and not picked up from a folder")
+    return folder
+
+
+def test_predict_files_and_folder(default_run, image_dir, tmp_path):
+    seen = tmp_path / "seen"
+    files = sorted(image_dir.glob("*.jpg"))
+    proc = run_cli("predict", "--run", str(default_run), str(files[0]), str(image_dir), "--top", "2",
+                   "--save-preprocessed", str(seen))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 + 6
+    correct = 0
+    for line in lines:
+        file, label, prob, top = line.split("\t")
+        assert 0 < float(prob.rstrip("%")) <= 100 and len(top.split()) == 2
+        correct += f"label{label}" in file
+    assert correct >= 6
+    pngs = sorted(p.name for p in seen.iterdir())
+    assert len(pngs) == 7 and all(Image.open(seen / n).size == (28, 28) for n in pngs)
+
+
+def test_predict_json(default_run, image_dir):
+    files = sorted(image_dir.glob("*.jpg"))[:2]
+    proc = run_cli("predict", "--run", str(default_run), *map(str, files), "--json", "--top", "3")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in rows] == list(map(str, files))
+    assert all(len(r["top"]) == 3 and r["top"][0]["label"] == r["label"] for r in rows)
+    assert all(r["top"][0]["probability"] >= r["top"][1]["probability"] for r in rows)
+
+
+def test_predict_matches_the_model(default_run, mnist, tmp_path):
+    """The CLI's answer equals the model's own prediction on the same 28x28 image."""
+    from mnist_logreg.images import load_digit
+    from mnist_logreg.runs import load_run
+
+    path = tmp_path / "d.png"
+    Image.fromarray(mnist.test_images[7].numpy()).save(path)
+    proc = run_cli("predict", "--run", str(default_run), str(path), "--json")
+    out = json.loads(proc.stdout)
+    probs = load_run(default_run).predict_proba(load_digit(path).unsqueeze(0))[0]
+    assert out["label"] == int(probs.argmax()) and out["probability"] == pytest.approx(float(probs.max()))
+
+
+def test_bad_files_are_one_line_errors(default_run, image_dir, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    good = sorted(image_dir.glob("*.jpg"))[0]
+    proc = run_cli("predict", "--run", str(default_run), str(bad), str(good), str(tmp_path / "missing.png"))
+    assert proc.returncode == 2
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 2 and "Traceback" not in proc.stderr
+    assert "bad.png" in errors[0] and "missing.png: file not found" in errors[1]
+    assert len(proc.stdout.strip().splitlines()) == 1  # the good one still predicted
+
+
+def test_predict_needs_a_run(tmp_path, image_dir):
+    proc = run_cli("predict", "--run", str(tmp_path), str(image_dir))
+    assert proc.returncode == 2 and "no model.safetensors" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_matches_pytorch(default_run, mnist, tmp_path, fmt):
+    from mnist_logreg.runs import load_run
+
+    out = tmp_path / f"model.{fmt}"
+    proc = run_cli("export", "--run", str(default_run), "--format", fmt, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ck = load_run(default_run)
+    pixels = mnist.test_images.float() / 255
+    expected = ck.predict_proba(mnist.test_images).numpy()
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime")
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = np.concatenate([session.run(["probabilities"], {"pixels": chunk.numpy()})[0]
+                              for chunk in pixels.split(2500)])
+    else:
+        module = torch.jit.load(str(out))
+        with torch.no_grad():
+            got = torch.cat([module(chunk) for chunk in pixels.split(2500)]).numpy()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-5
+
+
+def test_export_bad_format(default_run):
+    proc = run_cli("export", "--run", str(default_run), "--format", "pickle")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -1,0 +1,185 @@
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from digits import photo  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client(default_run):
+    from fastapi.testclient import TestClient
+
+    from mnist_logreg.runs import load_run
+    from mnist_logreg.serve import create_app
+
+    with TestClient(create_app(load_run(default_run))) as c:
+        yield c
+
+
+def _png(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _alive(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_page_and_health(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "<canvas" in r.text and "/api/predict" in r.text
+    _alive(client)
+
+
+def test_predict_multipart_and_json_agree(client, mnist):
+    data = photo(mnist.test_images[0].numpy(), np.random.default_rng(0), "dark-on-light", fmt="PNG")
+    a = client.post("/api/predict", files={"image": ("d.png", data, "image/png")})
+    b = client.post("/api/predict", json={"image": base64.b64encode(data).decode()})
+    c = client.post("/api/predict", json={"image": "data:image/png;base64," + base64.b64encode(data).decode()})
+    assert a.status_code == b.status_code == c.status_code == 200, a.text
+    assert a.json()["label"] == 7 == b.json()["label"] == c.json()["label"]
+    probs = a.json()["probabilities"]
+    assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-6 and a.json()["probability"] == max(probs)
+    assert np.array(a.json()["preprocessed"]).shape == (28, 28)
+
+
+def test_body_over_5_mb_is_413(client):
+    big = os.urandom(5 * 1024 * 1024 + 10)
+    r = client.post("/api/predict", files={"image": ("big.png", big, "image/png")})
+    assert r.status_code == 413 and "5 MB" in r.json()["error"]
+    r = client.post("/api/predict", content=b"x" * (5 * 1024 * 1024 + 1), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    _alive(client)
+
+
+def test_over_40_megapixels_is_400(client):
+    buf = io.BytesIO()
+    Image.new("L", (8000, 5100), 255).save(buf, format="PNG", optimize=True)
+    assert len(buf.getvalue()) < 5 * 1024 * 1024  # small file, huge image: a decompression bomb
+    r = client.post("/api/predict", files={"image": ("huge.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 400 and "megapixels" in r.json()["error"]
+    _alive(client)
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(files={"image": ("x.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}), "image"),
+        (dict(files={"image": ("x.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml")}),
+         "not an image"),
+        (dict(files={"image": ("x.txt", b"just text", "text/plain")}), "not an image"),
+        (dict(files={"other": ("x.png", b"abc", "image/png")}), "'image' file field"),
+        (dict(json={"image": "%%% not base64 %%%"}), "not valid base64"),
+        (dict(json={"picture": "abc"}), "'image' field"),
+        (dict(json=[1, 2, 3]), "'image' field"),
+        (dict(content=b"{not json", headers={"content-type": "application/json"}), "invalid JSON"),
+        (dict(content=b"raw bytes", headers={"content-type": "application/octet-stream"}), "multipart"),
+        (dict(content=b"--xx\r\nbroken", headers={"content-type": "multipart/form-data; boundary=xx"}), ""),
+        (dict(json={"image": base64.b64encode(_png(np.full((40, 40), 255, np.uint8))).decode()}), "no digit"),
+    ],
+)
+def test_bad_requests_are_400_and_the_server_lives(client, kwargs, needle):
+    r = client.post("/api/predict", **kwargs)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"]
+    _alive(client)
+
+
+# --- A real server and a real browser -----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(default_run):
+    port = _free_port()
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", str(default_run), "--port",
+                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"server did not start: {proc.stderr.read()}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_real_server_survives_bad_requests(server):
+    for body in (b"garbage", os.urandom(6 * 1024 * 1024)):
+        r = httpx.post(server + "/api/predict", files={"image": ("x.png", body, "image/png")}, timeout=30)
+        assert r.status_code in (400, 413)
+    assert httpx.get(server + "/healthz").json()["status"] == "ok"
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+def test_drawing_in_a_real_browser(server, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/install-chromium.sh installs Debian's chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shot = tmp_path / "drawing.png"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            box = page.locator("#pad").bounding_box()
+            x0, y0 = box["x"], box["y"]
+
+            def stroke(points):
+                page.mouse.move(x0 + points[0][0], y0 + points[0][1])
+                page.mouse.down()
+                for x, y in points[1:]:
+                    page.mouse.move(x0 + x, y0 + y, steps=8)
+                page.mouse.up()
+
+            # A seven: the top bar, then the slanted stem.
+            stroke([(70, 60), (150, 58), (215, 60)])
+            stroke([(215, 60), (170, 150), (130, 235)])
+            page.wait_for_function("document.getElementById('answer').dataset.label !== ''")
+            page.wait_for_timeout(500)  # let the last request (the latest drawing) land
+            page.wait_for_function("document.getElementById('answer').dataset.label !== ''")
+            shown = page.locator("#answer").get_attribute("data-label")
+            shown_p = float(page.locator("#answer").get_attribute("data-probability"))
+            bars = page.locator(".bar").count()
+            data_url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    api = httpx.post(server + "/api/predict", json={"image": data_url}, timeout=30).json()
+    assert bars == 10
+    assert shown == str(api["label"])
+    assert shown_p == pytest.approx(api["probability"], abs=1e-9)
+    assert api["label"] == 7
+    assert shot.stat().st_size > 5000
+    print(f"\nscreenshot: {shot}; browser shows {shown} ({shown_p:.3f}), API says {api['label']}")
