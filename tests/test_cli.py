@@ -83,8 +83,8 @@ def test_evaluate_without_model(tmp_path):
 def test_model_of_the_wrong_shape(small_run, tmp_path):
     import shutil
 
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     bad = tmp_path / "bad"
     shutil.copytree(small_run, bad)

@@ -4,10 +4,9 @@ import struct
 import pytest
 import torch
 
+from conftest import write_small
 from mnist_logreg.data import load_dataset, read_idx, write_idx
 from mnist_logreg.errors import DataError
-
-from conftest import write_small
 
 
 @pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])

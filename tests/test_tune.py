@@ -155,11 +155,11 @@ def test_invalid_space_file_breaks_nothing(tmp_path, small_dir, space_file):
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
     pytest.importorskip("psycopg2")
-    from pg import PostgresServer
-
     import shutil
     import tempfile
     from pathlib import Path
+
+    from pg import PostgresServer
 
     # Not under pytest's private tmp folder: the postgres account must be able to reach it.
     folder = Path(tempfile.mkdtemp(prefix="mnist-logreg-pg-"))

@@ -11,6 +11,7 @@ from .train import TrainResult, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "Checkpoint", "Dataset", "LogisticRegression", "SoftmaxRegression", "TrainConfig", "TrainResult", "UserError", "build_config",
-    "evaluate_run", "load_data", "load_dataset", "load_model", "load_run", "train", "train_run",
+    "Checkpoint", "Dataset", "LogisticRegression", "SoftmaxRegression", "TrainConfig", "TrainResult",
+    "UserError", "build_config", "evaluate_run", "load_data", "load_dataset", "load_model", "load_run",
+    "train", "train_run",
 ]

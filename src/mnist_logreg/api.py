@@ -11,8 +11,8 @@ import torch
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .metrics import accuracy, log_loss
 from .errors import UserError
+from .metrics import accuracy, log_loss
 from .runs import METRICS_FILE, Checkpoint, load_run, read_json, save_run
 from .train import TrainResult, train
 

@@ -148,7 +148,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         kwargs = {}
         for section_cls in SECTIONS:
             name = SECTION_NAMES[section_cls]

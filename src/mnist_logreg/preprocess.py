@@ -116,7 +116,7 @@ class Preprocessor:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.standardize(self.images(images))
 
-    def fit(self, images: torch.Tensor) -> "Preprocessor":
+    def fit(self, images: torch.Tensor) -> Preprocessor:
         """Compute normalisation statistics from training images, as returned by ``images()``.
 
         Taking the already deskewed images lets the trainer deskew the set only once.

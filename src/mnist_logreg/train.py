@@ -13,8 +13,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -191,7 +191,8 @@ def fit(
             history.append(row)
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
             bar.update()
-            if not (math.isfinite(row["train_loss"]) and bool(torch.isfinite(w).all()) and bool(torch.isfinite(b).all())):
+            finite = bool(torch.isfinite(w).all()) and bool(torch.isfinite(b).all())
+            if not (math.isfinite(row["train_loss"]) and finite):
                 raise ConfigError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); "
                                   f"lower --lr (now {optim.lr})")
             if on_epoch is not None:
@@ -409,6 +410,3 @@ def fit_features(
     return model, history, seconds
 
 
-def evaluate_features(model: SoftmaxRegression, features: torch.Tensor, labels: torch.Tensor) -> dict:
-    logits = predict_logits(model, features)
-    return {"accuracy": accuracy(logits, labels), "loss": log_loss(logits, labels)}

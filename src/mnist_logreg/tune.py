@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -414,7 +413,7 @@ def write_plots(study, out: Path) -> list[str]:
         fig.tight_layout()
         from .atomic import atomic_write
 
-        atomic_write(out / name, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        atomic_write(out / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
         plt.close(fig)
         written.append(name)
     return written

@@ -25,7 +25,7 @@ import torch
 
 from ..atomic import atomic_write_bytes
 from ..errors import DataError
-from .idx import parse_idx, read_idx_bytes
+from .idx import decompress, parse_idx, read_idx_bytes
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def download(spec: DatasetSpec, folder: Path, mirrors: tuple[str, ...] | None = 
                 errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
                 continue
             try:
-                idx_bytes = read_idx_bytes_from_gz(gz, url)
+                idx_bytes = decompress(gz, url)
                 verify_checksum(spec, stem, gz, idx_bytes, url)
             except DataError as exc:
                 errors.append(str(exc))
@@ -242,15 +242,6 @@ def download(spec: DatasetSpec, folder: Path, mirrors: tuple[str, ...] | None = 
                 f"cannot download {spec.name} ({errors[-1] if errors else 'no mirrors'}); "
                 f"put {', '.join(s + '.gz' for s in FILE_STEMS)} into {folder} and run again"
             )
-
-
-def read_idx_bytes_from_gz(gz: bytes, name: str) -> bytes:
-    import gzip
-
-    try:
-        return gzip.decompress(gz)
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{name}: corrupt gzip data ({exc})") from None
 
 
 def load_dataset(

@@ -31,12 +31,15 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise DataError(f"{path}: corrupt gzip data ({exc})") from None
-    return raw
+    return decompress(raw, str(path)) if raw[:2] == _GZIP_MAGIC else raw
+
+
+def decompress(gz: bytes, name: str) -> bytes:
+    """gunzip, with a corrupt archive reported as a ``DataError`` naming the file."""
+    try:
+        return gzip.decompress(gz)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{name}: corrupt gzip data ({exc})") from None
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
