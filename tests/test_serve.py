@@ -183,3 +183,15 @@ def test_drawing_in_a_real_browser(server, tmp_path):
     assert api["label"] == 7
     assert shot.stat().st_size > 5000
     print(f"\nscreenshot: {shot}; browser shows {shown} ({shown_p:.3f}), API says {api['label']}")
+
+
+def test_busy_port_is_a_one_line_error(default_run):
+    from conftest import run_cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = run_cli("serve", "--run", str(default_run), "--port", str(port))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr

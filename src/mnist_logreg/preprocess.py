@@ -24,7 +24,7 @@ _CHUNK = 8192
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [N, H, W] -> float32 in [0, 1] (float input is passed through)."""
     if images.dtype == torch.uint8:
-        return images.float().div_(PIXEL_MAX)
+        return torch.div(images, PIXEL_MAX)  # one op: uint8 / float -> float32
     return images.float()
 
 

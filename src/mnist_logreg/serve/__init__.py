@@ -109,9 +109,18 @@ def create_app(checkpoint: Checkpoint):
 
 
 def serve(checkpoint: Checkpoint, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import socket
+
     import uvicorn
 
+    # uvicorn reports a busy port over several log lines and exits; check first, so the
+    # user gets one line naming the problem.
     try:
-        uvicorn.run(create_app(checkpoint), host=host, port=port, log_level="warning")
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    print(f"serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    uvicorn.run(create_app(checkpoint), host=host, port=port, log_level="warning")
