@@ -83,7 +83,7 @@ def test_no_augmentation_is_identity(mnist):
 def test_augmentation_is_off_at_evaluation(small_dir):
     ds = load_dataset(data_dir=small_dir)
     result = train(build_config(optimizer="sgd", lr=0.1, epochs=1, augment="affine,elastic", deskew=True,
-                                normalize="per-pixel", val_size=200), ds)
+                                moment_norm=False, normalize="per-pixel", val_size=200), ds)
     p = result.preprocessor
     x = ds.test_images[:32]
     # Evaluation preprocessing is deterministic and augmentation-free: the same output twice,
@@ -103,3 +103,37 @@ def test_normalisation_is_saved_and_reused(small_dir, tmp_path):
     assert torch.equal(loaded.preprocessor.mean, ck.preprocessor.mean)
     assert torch.equal(loaded.preprocessor.std, ck.preprocessor.std)
     assert evaluate_run(tmp_path / "run")["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_moment_normalisation_equalises_digit_sizes(mnist):
+    from mnist_logreg.preprocess import spreads
+
+    p = Preprocessor(PreprocessConfig(deskew=True, moment_norm=True), (28, 28))
+    p.fit_geometry(mnist.train_images[:5000])
+    ty, tx = p.target_std.tolist()
+    assert 4.0 < ty < 7.0 and 2.0 < tx < 5.0  # medians of real digits, in pixels
+    out = p.images(mnist.test_images[:500])
+    std_y, std_x = spreads(out)
+    before_y, _ = spreads(to_float(mnist.test_images[:500]))
+    # Heights now cluster at the target (interpolation blurs a little); before, they spread.
+    assert (std_y - ty).abs().median() < 0.25 < (before_y - ty).abs().median()
+    assert (std_x - tx).abs().median() < 0.35
+    # Shrinking and growing are bounded: a narrow "1" is not blown up to full width.
+    ones = mnist.test_images[mnist.test_labels == 1][:100]
+    _, ones_x = spreads(p.images(ones))
+    assert ones_x.median() < tx
+
+
+def test_moment_targets_are_saved_and_reused(small_dir, tmp_path):
+    from mnist_logreg import train_run
+    from mnist_logreg.runs import load_run
+
+    cfg = build_config(optimizer="sgd", lr=0.1, epochs=1, moment_norm=True, deskew=True, data_dir=str(small_dir),
+                       val_size=200)
+    ck, _, metrics = train_run(cfg, tmp_path / "run")
+    loaded = load_run(tmp_path / "run")
+    assert torch.equal(loaded.preprocessor.target_std, ck.preprocessor.target_std)
+    assert loaded.preprocessor.target_std.min() > 0
+    from mnist_logreg import evaluate_run
+
+    assert evaluate_run(tmp_path / "run", report=False)["test_accuracy"] == metrics["test_accuracy"]

@@ -2,7 +2,8 @@
 
 The exported graph takes what ``images.to_mnist`` produces, scaled to [0, 1]: a float32
 tensor ``pixels`` [N, 28, 28] (light digit on dark background, centred by mass). It
-applies the run's own preprocessing (deskewing if trained with it, then standardisation),
+applies the run's own preprocessing (deskewing and moment normalisation if trained with
+them, then standardisation),
 the linear layer and the softmax, and returns ``probabilities`` [N, n_classes].
 """
 
@@ -17,7 +18,7 @@ from torch import nn
 
 from .atomic import atomic_write
 from .errors import UserError
-from .preprocess import deskew
+from .preprocess import geometric_normalize
 from .runs import Checkpoint
 
 FORMATS = ("onnx", "torchscript")
@@ -30,15 +31,20 @@ class Pipeline(nn.Module):
     def __init__(self, checkpoint: Checkpoint):
         super().__init__()
         p = checkpoint.preprocessor
-        self.deskew = p.config.deskew
+        self.shear = p.config.deskew
+        self.geometric = p.geometric
+        self.moment_norm = p.config.moment_norm
         self.normalize = p.config.normalize != "none"
+        self.register_buffer("target_std", p.target_std.clone())
         self.register_buffer("mean", p.mean.clone())
         self.register_buffer("std", p.std.clone())
         self.linear = nn.Linear(checkpoint.model.n_features, checkpoint.model.n_classes)
         self.linear.load_state_dict(checkpoint.model.linear.state_dict())
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = deskew(pixels) if self.deskew else pixels
+        x = pixels
+        if self.geometric:
+            x = geometric_normalize(x, self.shear, self.target_std if self.moment_norm else None)
         x = x.reshape(x.shape[0], -1)
         if self.normalize:
             x = (x - self.mean) / self.std

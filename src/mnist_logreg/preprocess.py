@@ -1,7 +1,7 @@
 """Everything that happens to the pixels before the linear layer.
 
-Data flows: uint8 images [N, H, W] -> float in [0, 1] -> (deskew) -> (augment, training
-only) -> flatten -> (standardise) -> features [N, H*W]. ``Preprocessor`` holds the fitted
+Data flows: uint8 images [N, H, W] -> float in [0, 1] -> (deskew, moment normalisation)
+-> (augment, training only) -> flatten -> (standardise) -> features [N, H*W]. ``Preprocessor`` holds the fitted
 state (normalisation statistics) and is saved inside the model file, so evaluation and
 prediction preprocess exactly as training did. Augmentation is a separate function that
 only the trainer calls.
@@ -65,20 +65,58 @@ def deskew(images: torch.Tensor) -> torch.Tensor:
     with a = cov(x, y) / var(y) and (x0, y0) the image centre: the result has zero x-y
     covariance and its centre of mass at the centre. Blank images are left as they are.
     """
+    return geometric_normalize(images, shear=True, target_std=None)
+
+
+def spreads(images: torch.Tensor, shear: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: the spread (std, pixels) along y, and along x (once deskewed if ``shear``)."""
+    n = images.shape[0]
+    cx, cy, var_y, cov_xy = moments(images)
+    ys, xs = _pixel_grid(*images.shape[1:], images.device)
+    alpha = cov_xy / var_y.clamp_min(1e-6) if shear else torch.zeros_like(var_y)
+    dx = xs - cx.view(n, 1, 1) - alpha.view(n, 1, 1) * (ys - cy.view(n, 1, 1))
+    mass = images.sum(dim=(1, 2)).clamp_min(1e-6)
+    var_x = (images * dx * dx).sum(dim=(1, 2)) / mass
+    return var_y.sqrt(), var_x.sqrt()
+
+
+# Moment normalisation never stretches or shrinks a digit by more than this factor: a
+# "1" is narrow by nature, and blowing it up to an average width would destroy it.
+MAX_SCALE = 2.0
+
+
+def geometric_normalize(images: torch.Tensor, shear: bool, target_std: torch.Tensor | None) -> torch.Tensor:
+    """Centre each image [N, H, W] by its mass; optionally deskew and normalise its size.
+
+    ``shear``: remove the x-y covariance (deskewing). ``target_std`` (y, x), if given:
+    also scale the digit so its vertical spread, and its horizontal spread once
+    deskewed, equal these (moment normalisation), within a factor ``MAX_SCALE``.
+    One bilinear ``grid_sample`` per image; blank images are left as they are.
+    """
     if images.shape[0] > _CHUNK:
-        return torch.cat([deskew(chunk) for chunk in images.split(_CHUNK)])
+        return torch.cat([geometric_normalize(c, shear, target_std) for c in images.split(_CHUNK)])
     n, h, w = images.shape
     cx, cy, var_y, cov_xy = moments(images)
     blank = images.sum(dim=(1, 2)) <= 0
-    alpha = torch.where(var_y > 1e-6, cov_xy / var_y.clamp_min(1e-6), torch.zeros_like(var_y))
-    alpha = torch.where(blank, torch.zeros_like(alpha), alpha)
+    zero = torch.zeros_like(var_y)
+    alpha = torch.where(var_y > 1e-6, cov_xy / var_y.clamp_min(1e-6), zero) if shear else zero
+    alpha = torch.where(blank, zero, alpha)
+    one = torch.ones_like(var_y)
+    if target_std is not None:
+        std_y, std_x = spreads(images, shear)
+        sy = (std_y / target_std[0]).clamp(1 / MAX_SCALE, MAX_SCALE)
+        sx = (std_x / target_std[1]).clamp(1 / MAX_SCALE, MAX_SCALE)
+        sy, sx = torch.where(blank, one, sy), torch.where(blank, one, sx)
+    else:
+        sy, sx = one, one
     cx = torch.where(blank, torch.full_like(cx, (w - 1) / 2), cx)
     cy = torch.where(blank, torch.full_like(cy, (h - 1) / 2), cy)
     ys, xs = _pixel_grid(h, w, images.device)
     y0, x0 = (h - 1) / 2, (w - 1) / 2
-    src_x = cx.view(n, 1, 1) + (xs - x0) + alpha.view(n, 1, 1) * (ys - y0)
-    src_y = cy.view(n, 1, 1) + (ys - y0) + torch.zeros_like(xs)
-    return warp(images, src_x, src_y.expand(n, h, w))
+    v = lambda t: t.view(n, 1, 1)  # noqa: E731
+    src_y = v(cy) + v(sy) * (ys - y0) + torch.zeros_like(xs)
+    src_x = v(cx) + v(sx) * (xs - x0) + v(alpha) * v(sy) * (ys - y0)
+    return warp(images, src_x, src_y)
 
 
 class Preprocessor:
@@ -94,16 +132,30 @@ class Preprocessor:
         n_pixels = self.image_shape[0] * self.image_shape[1]
         self.mean = torch.zeros(n_pixels)
         self.std = torch.ones(n_pixels)
+        self.target_std = torch.zeros(2)  # (y, x) spreads for --moment-norm, from the training set
 
     @property
     def n_features(self) -> int:
         return self.image_shape[0] * self.image_shape[1]
 
+    @property
+    def geometric(self) -> bool:
+        return self.config.deskew or self.config.moment_norm
+
+    def fit_geometry(self, images: torch.Tensor) -> Preprocessor:
+        """Moment normalisation's target spreads: the training images' medians."""
+        if self.config.moment_norm:
+            x = to_float(images)
+            std_y, std_x = zip(*(spreads(c, self.config.deskew) for c in x.split(_CHUNK)))
+            self.target_std = torch.stack([torch.cat(std_y).median(), torch.cat(std_x).median()]).float().cpu()
+        return self
+
     def images(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8/float [N, H, W] -> float images after the geometric steps (deskew)."""
+        """uint8/float [N, H, W] -> float images after the geometric steps (deskew, size)."""
         x = to_float(images)
-        if self.config.deskew:
-            x = deskew(x)
+        if self.geometric:
+            target = self.target_std.to(x.device) if self.config.moment_norm else None
+            x = geometric_normalize(x, shear=self.config.deskew, target_std=target)
         return x
 
     def standardize(self, images: torch.Tensor) -> torch.Tensor:
@@ -137,11 +189,13 @@ class Preprocessor:
         return self
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"preprocess.mean": self.mean.contiguous(), "preprocess.std": self.std.contiguous()}
+        return {"preprocess.mean": self.mean.contiguous(), "preprocess.std": self.std.contiguous(),
+                "preprocess.target_std": self.target_std.contiguous()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.mean = state["preprocess.mean"].float()
         self.std = state["preprocess.std"].float()
+        self.target_std = state.get("preprocess.target_std", torch.zeros(2)).float()
 
 
 def smooth_noise(n: int, h: int, w: int, sigma: float, generator: torch.Generator, device) -> torch.Tensor:

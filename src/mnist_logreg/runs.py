@@ -102,7 +102,7 @@ def load_model(path: str | os.PathLike) -> Checkpoint:
         raise UserError(f"{path}: damaged model metadata ({exc})") from None
     n_features = image_shape[0] * image_shape[1]
     expected = {"linear.weight": (len(classes), n_features), "linear.bias": (len(classes),),
-                "preprocess.mean": (n_features,), "preprocess.std": (n_features,)}
+                "preprocess.mean": (n_features,), "preprocess.std": (n_features,), "preprocess.target_std": (2,)}
     for name, shape in expected.items():
         if name not in tensors:
             raise UserError(f"{path}: missing tensor {name}")

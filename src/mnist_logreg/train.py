@@ -329,20 +329,23 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
     key = (id(dataset), config.data.val_size, config.preprocess, str(device))
     if cache is not None and key in cache:
         return cache[key]
-    geo_key = (id(dataset), config.data.val_size, config.preprocess.deskew, str(device))
+    pre = config.preprocess
+    geo_key = (id(dataset), config.data.val_size, pre.deskew, pre.moment_norm, str(device))
     if cache is not None and geo_key in cache:
-        images, geometric, labels, val_geometric, val_labels = cache[geo_key]
+        images, geometric, labels, val_geometric, val_labels, target_std = cache[geo_key]
     else:
         train_idx, val_idx = train_val_split(dataset.train_images.shape[0], config.data.val_size)
-        geo = Preprocessor(config.preprocess, dataset.image_shape)
         images = dataset.train_images[train_idx].to(device)
+        geo = Preprocessor(pre, dataset.image_shape).fit_geometry(images)
         geometric = geo.images(images)  # deskewed floats, computed once
         labels = dataset.train_labels[train_idx].to(device)
         val_geometric = geo.images(dataset.train_images[val_idx].to(device))
         val_labels = dataset.train_labels[val_idx].to(device)
+        target_std = geo.target_std
         if cache is not None:
-            cache[geo_key] = (images, geometric, labels, val_geometric, val_labels)
-    preprocessor = Preprocessor(config.preprocess, dataset.image_shape)
+            cache[geo_key] = (images, geometric, labels, val_geometric, val_labels, target_std)
+    preprocessor = Preprocessor(pre, dataset.image_shape)
+    preprocessor.target_std = target_std
     preprocessor.fit(geometric)
     features = preprocessor.standardize(geometric)
     val = (preprocessor.standardize(val_geometric), val_labels) if val_labels.numel() else None
@@ -376,7 +379,7 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
             # L-BFGS with augmentation: the original images plus freshly distorted copies.
             copies = [preprocessor.standardize(augment(chunk, aug, generator)) for chunk in geometric.split(8192)]
             return torch.cat([features, torch.cat(copies)])
-    elif not config.preprocess.deskew:
+    elif not preprocessor.geometric:
         # Without deskewing a feature is an elementwise function of its uint8 pixel, so a
         # batch can be gathered from the uint8 images (4x fewer bytes from memory, the
         # cost that dominates small batches) and converted by the very same ops that made
