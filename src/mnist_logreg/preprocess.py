@@ -43,17 +43,29 @@ def warp(images: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor) -> torc
                          align_corners=False).squeeze(1)
 
 
+def raw_moments(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Mass, centre of mass (cx, cy), var(x), var(y) and cov(x, y) of each image, in pixels.
+
+    Computed from the row and column sums and one matrix product, rather than from
+    [N, H, W] temporaries: a few passes over the data instead of a dozen.
+    """
+    n, h, w = images.shape
+    ys = torch.arange(h, device=images.device, dtype=images.dtype)
+    xs = torch.arange(w, device=images.device, dtype=images.dtype)
+    rows = images.sum(dim=2)  # [N, H]: mass per row
+    cols = images.sum(dim=1)  # [N, W]: mass per column
+    mass = rows.sum(dim=1).clamp_min(1e-6)
+    cy = rows @ ys / mass
+    cx = cols @ xs / mass
+    var_y = (rows @ (ys * ys) / mass - cy * cy).clamp_min(0)
+    var_x = (cols @ (xs * xs) / mass - cx * cx).clamp_min(0)
+    cov_xy = (images @ xs) @ ys / mass - cx * cy
+    return mass, cx, cy, var_x, var_y, cov_xy
+
+
 def moments(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Centre of mass (cx, cy), var(y) and cov(x, y) of each image, in pixels."""
-    n, h, w = images.shape
-    ys, xs = _pixel_grid(h, w, images.device)
-    mass = images.sum(dim=(1, 2)).clamp_min(1e-6)
-    cy = (images * ys).sum(dim=(1, 2)) / mass
-    cx = (images * xs).sum(dim=(1, 2)) / mass
-    dy = ys - cy.view(n, 1, 1)
-    dx = xs - cx.view(n, 1, 1)
-    var_y = (images * dy * dy).sum(dim=(1, 2)) / mass
-    cov_xy = (images * dx * dy).sum(dim=(1, 2)) / mass
+    _, cx, cy, _, var_y, cov_xy = raw_moments(images)
     return cx, cy, var_y, cov_xy
 
 
@@ -70,14 +82,15 @@ def deskew(images: torch.Tensor) -> torch.Tensor:
 
 def spreads(images: torch.Tensor, shear: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image: the spread (std, pixels) along y, and along x (once deskewed if ``shear``)."""
-    n = images.shape[0]
-    cx, cy, var_y, cov_xy = moments(images)
-    ys, xs = _pixel_grid(*images.shape[1:], images.device)
-    alpha = cov_xy / var_y.clamp_min(1e-6) if shear else torch.zeros_like(var_y)
-    dx = xs - cx.view(n, 1, 1) - alpha.view(n, 1, 1) * (ys - cy.view(n, 1, 1))
-    mass = images.sum(dim=(1, 2)).clamp_min(1e-6)
-    var_x = (images * dx * dx).sum(dim=(1, 2)) / mass
-    return var_y.sqrt(), var_x.sqrt()
+    _, _, _, var_x, var_y, cov_xy = raw_moments(images)
+    return var_y.sqrt(), _spread_x(var_x, var_y, cov_xy, shear)
+
+
+def _spread_x(var_x, var_y, cov_xy, shear: bool) -> torch.Tensor:
+    # After the shear x' = x - a y with a = cov/var(y): var(x') = var(x) - cov^2 / var(y).
+    if not shear:
+        return var_x.sqrt()
+    return (var_x - cov_xy * cov_xy / var_y.clamp_min(1e-6)).clamp_min(0).sqrt()
 
 
 # Moment normalisation never stretches or shrinks a digit by more than this factor: a
@@ -96,14 +109,14 @@ def geometric_normalize(images: torch.Tensor, shear: bool, target_std: torch.Ten
     if images.shape[0] > _CHUNK:
         return torch.cat([geometric_normalize(c, shear, target_std) for c in images.split(_CHUNK)])
     n, h, w = images.shape
-    cx, cy, var_y, cov_xy = moments(images)
+    _, cx, cy, var_x, var_y, cov_xy = raw_moments(images)
     blank = images.sum(dim=(1, 2)) <= 0
     zero = torch.zeros_like(var_y)
     alpha = torch.where(var_y > 1e-6, cov_xy / var_y.clamp_min(1e-6), zero) if shear else zero
     alpha = torch.where(blank, zero, alpha)
     one = torch.ones_like(var_y)
     if target_std is not None:
-        std_y, std_x = spreads(images, shear)
+        std_y, std_x = var_y.sqrt(), _spread_x(var_x, var_y, cov_xy, shear)
         sy = (std_y / target_std[0]).clamp(1 / MAX_SCALE, MAX_SCALE)
         sx = (std_x / target_std[1]).clamp(1 / MAX_SCALE, MAX_SCALE)
         sy, sx = torch.where(blank, one, sy), torch.where(blank, one, sx)

@@ -442,7 +442,7 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         study = optuna.create_study(storage=store, study_name=study_name, direction="maximize", load_if_exists=True,
-                                    sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
+                                    sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=6),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
     except Exception as exc:
         if isinstance(exc, UserError):
