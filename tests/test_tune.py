@@ -201,8 +201,10 @@ def test_two_workers_finish_exactly_the_trials_asked(postgres, tmp_path, small_d
 @pytest.mark.postgres
 def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_dir, space_file):
     slow = tmp_path / "slow.toml"
-    slow.write_text(FAST_SPACE.replace("epochs = {low = 1, high = 2}", "epochs = {low = 6, high = 8}"))
-    victim = _worker(postgres, "kill", 10, small_dir, slow, tmp_path / "victim")
+    # Trials of a second or two, so the kill lands mid-trial even on a loaded machine.
+    slow.write_text(FAST_SPACE.replace("epochs = {low = 1, high = 2}", "epochs = {low = 25, high = 30}")
+                    .replace("batch_size = {choices = [128, 256]}", "batch_size = {value = 64}"))
+    victim = _worker(postgres, "kill", 6, small_dir, slow, tmp_path / "victim")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.2)
@@ -214,7 +216,7 @@ def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_d
             break
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
-    survivor = _worker(postgres, "kill", 10, small_dir, slow, tmp_path / "survivor")
+    survivor = _worker(postgres, "kill", 6, small_dir, slow, tmp_path / "survivor")
     try:
         _, err = survivor.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -224,6 +226,6 @@ def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_d
     assert survivor.returncode == 0, err
     study = _study(postgres, "kill")
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
-    assert _finished(study) == 10
+    assert _finished(study) == 6
     assert "FAIL" in states  # the killed worker's trial, failed by the heartbeat (and retried)
     assert "RUNNING" not in states

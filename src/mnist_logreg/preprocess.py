@@ -47,19 +47,23 @@ def raw_moments(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Mass, centre of mass (cx, cy), var(x), var(y) and cov(x, y) of each image, in pixels.
 
     Computed from the row and column sums and one matrix product, rather than from
-    [N, H, W] temporaries: a few passes over the data instead of a dozen.
+    [N, H, W] temporaries: a few passes over the data instead of a dozen. The moment
+    arithmetic runs in float64 (as do the results): var = E[y^2] - E[y]^2 subtracts
+    numbers near 200 to get numbers near 30, which in float32 leaves errors large enough
+    to move resampled pixels (and make an exported ONNX copy disagree beyond 1e-5).
     """
     n, h, w = images.shape
-    ys = torch.arange(h, device=images.device, dtype=images.dtype)
-    xs = torch.arange(w, device=images.device, dtype=images.dtype)
-    rows = images.sum(dim=2)  # [N, H]: mass per row
-    cols = images.sum(dim=1)  # [N, W]: mass per column
+    ys = torch.arange(h, device=images.device, dtype=torch.float64)
+    xs = torch.arange(w, device=images.device, dtype=torch.float64)
+    rows = images.sum(dim=2).double()  # [N, H]: mass per row
+    cols = images.sum(dim=1).double()  # [N, W]: mass per column
+    row_x = (images @ xs.to(images.dtype)).double()  # [N, H]: x-weighted mass per row (images' dtype)
     mass = rows.sum(dim=1).clamp_min(1e-6)
     cy = rows @ ys / mass
     cx = cols @ xs / mass
     var_y = (rows @ (ys * ys) / mass - cy * cy).clamp_min(0)
     var_x = (cols @ (xs * xs) / mass - cx * cx).clamp_min(0)
-    cov_xy = (images @ xs) @ ys / mass - cx * cy
+    cov_xy = row_x @ ys / mass - cx * cy
     return mass, cx, cy, var_x, var_y, cov_xy
 
 
@@ -109,27 +113,48 @@ def geometric_normalize(images: torch.Tensor, shear: bool, target_std: torch.Ten
     if images.shape[0] > _CHUNK:
         return torch.cat([geometric_normalize(c, shear, target_std) for c in images.split(_CHUNK)])
     n, h, w = images.shape
-    _, cx, cy, var_x, var_y, cov_xy = raw_moments(images)
+    # Moments from float64 pixels: float32 sums, rounded differently by another runtime
+    # (ONNX), would move the resampled pixels by ~1e-5 (see raw_moments).
+    _, cx, cy, var_x, var_y, cov_xy = raw_moments(images.double())
     blank = images.sum(dim=(1, 2)) <= 0
     zero = torch.zeros_like(var_y)
     alpha = torch.where(var_y > 1e-6, cov_xy / var_y.clamp_min(1e-6), zero) if shear else zero
     alpha = torch.where(blank, zero, alpha)
     one = torch.ones_like(var_y)
     if target_std is not None:
+        target = target_std.double()
         std_y, std_x = var_y.sqrt(), _spread_x(var_x, var_y, cov_xy, shear)
-        sy = (std_y / target_std[0]).clamp(1 / MAX_SCALE, MAX_SCALE)
-        sx = (std_x / target_std[1]).clamp(1 / MAX_SCALE, MAX_SCALE)
+        sy = (std_y / target[0]).clamp(1 / MAX_SCALE, MAX_SCALE)
+        sx = (std_x / target[1]).clamp(1 / MAX_SCALE, MAX_SCALE)
         sy, sx = torch.where(blank, one, sy), torch.where(blank, one, sx)
     else:
         sy, sx = one, one
     cx = torch.where(blank, torch.full_like(cx, (w - 1) / 2), cx)
     cy = torch.where(blank, torch.full_like(cy, (h - 1) / 2), cy)
-    ys, xs = _pixel_grid(h, w, images.device)
     y0, x0 = (h - 1) / 2, (w - 1) / 2
-    v = lambda t: t.view(n, 1, 1)  # noqa: E731
-    src_y = v(cy) + v(sy) * (ys - y0) + torch.zeros_like(xs)
-    src_x = v(cx) + v(sx) * (xs - x0) + v(alpha) * v(sy) * (ys - y0)
-    return warp(images, src_x, src_y)
+    # Output pixel (x, y) samples the input at
+    #   x' = cx + sx (x - x0) + alpha sy (y - y0),   y' = cy + sy (y - y0).
+    # grid_sample wants normalised coordinates g = (2 p + 1) / size - 1, an affine function
+    # of (x, y) too; its coefficients are computed per image in float64 and only then
+    # rounded, so the per-pixel grid is three float32 operations, identical in any
+    # runtime that executes the same graph (ONNX included).
+    kx = cx - sx * x0 - alpha * sy * y0
+    gx = (((2 * kx + 1) / w - 1), 2 * sx / w, 2 * alpha * sy / w)
+    gy = (((2 * (cy - sy * y0) + 1) / h - 1), torch.zeros_like(sy), 2 * sy / h)
+    return warp_affine(images, gx, gy)
+
+
+def warp_affine(images: torch.Tensor, gx: tuple, gy: tuple) -> torch.Tensor:
+    """Bilinear resampling where each image's normalised source grid is affine in (x, y):
+    g = c0 + c1 x + c2 y with per-image coefficients ``gx`` and ``gy`` (zeros outside)."""
+    n, h, w = images.shape
+    ys, xs = _pixel_grid(h, w, images.device)
+    v = lambda t: t.to(images.dtype).view(n, 1, 1)  # noqa: E731
+    grid_x = v(gx[0]) + v(gx[1]) * xs + v(gx[2]) * ys
+    grid_y = v(gy[0]) + v(gy[1]) * xs + v(gy[2]) * ys
+    grid = torch.stack((grid_x, grid_y), dim=-1)
+    return F.grid_sample(images.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False).squeeze(1)
 
 
 class Preprocessor:
