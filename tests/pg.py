@@ -38,7 +38,8 @@ class PostgresServer:
         """Start the server; returns a SQLAlchemy URL, or raises RuntimeError saying why not."""
         bindir = _bin_dir()
         if bindir is None:
-            subprocess.run([str(ROOT / "scripts" / "install-postgres.sh")], capture_output=True, timeout=600)
+            subprocess.run([str(ROOT / "scripts" / "install-debian.sh"), "postgresql",
+                            "/usr/lib/postgresql/*/bin/initdb"], capture_output=True, timeout=600)
             bindir = _bin_dir()
         if bindir is None:
             raise RuntimeError("Debian's postgresql is not installed and could not be installed here")

@@ -143,7 +143,7 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.mark.browser
 def test_drawing_in_a_real_browser(server, tmp_path):
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (scripts/install-chromium.sh installs Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/install-debian.sh chromium /usr/bin/chromium installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
     shot = tmp_path / "drawing.png"
     with sync_api.sync_playwright() as pw:
