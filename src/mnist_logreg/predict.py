@@ -18,7 +18,6 @@ class Prediction:
     label: int | None = None
     probability: float | None = None
     top: list[tuple[int, float]] | None = None
-    probabilities: list[float] | None = None
     error: str | None = None
 
     def as_dict(self) -> dict:
@@ -54,8 +53,7 @@ def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k:
         batch = torch.stack(digits)
         for idx, pred in zip(ok, predict_digits(checkpoint, batch, top_k)):
             r = results[idx]
-            r.label, r.probability, r.top, r.probabilities = pred["label"], pred["probability"], pred["top"], \
-                pred["probabilities"]
+            r.label, r.probability, r.top = pred["label"], pred["probability"], pred["top"]
         if save_preprocessed is not None:
             save_digits(save_preprocessed, [results[i].file for i in ok], batch)
     return results

@@ -67,12 +67,6 @@ def raw_moments(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return mass, cx, cy, var_x, var_y, cov_xy
 
 
-def moments(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Centre of mass (cx, cy), var(y) and cov(x, y) of each image, in pixels."""
-    _, cx, cy, _, var_y, cov_xy = raw_moments(images)
-    return cx, cy, var_y, cov_xy
-
-
 def deskew(images: torch.Tensor) -> torch.Tensor:
     """Straighten each image [N, H, W] (float) by shearing away the x-y covariance.
 

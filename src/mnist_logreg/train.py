@@ -426,8 +426,8 @@ def fit_features(
     model.to(device=features.device, dtype=features.dtype)
     generator = torch.Generator(device=features.device).manual_seed(seed)
     probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
-    history, seconds, _ = fit(model, optim, labels, lambda idx: features[idx], lambda: features, generator, probe,
-                              val=val, on_epoch=on_epoch)
+    history, seconds, _ = fit(model, optim, labels, lambda idx: features.index_select(0, idx), lambda: features,
+                              generator, probe, val=val, on_epoch=on_epoch)
     return model, history, seconds
 
 

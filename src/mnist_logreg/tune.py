@@ -311,6 +311,7 @@ def _fail_orphans(study) -> None:
     """
     from datetime import datetime, timedelta
 
+    import sqlalchemy
     from optuna.storages import RDBStorage
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
@@ -321,7 +322,7 @@ def _fail_orphans(study) -> None:
         return
     session = storage.scoped_session()
     try:
-        now = session.execute(__import__("sqlalchemy").func.now()).scalar().replace(tzinfo=None)
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
         orphans = [t.trial_id for t in session.query(models.TrialModel)
                    .filter(models.TrialModel.state == TrialState.RUNNING)
                    .filter(models.TrialModel.study_id == study._study_id).all()
