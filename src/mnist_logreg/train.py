@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from . import kernels
 from .config import OptimConfig, TrainConfig
 from .data import Dataset, train_val_split
 from .errors import ConfigError
@@ -64,21 +65,24 @@ def lr_at(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
 
 
 def softmax_xent_grad(
-    weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, onehot_t: torch.Tensor, chunk: int = GRAD_CHUNK
+    weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, labels: torch.Tensor, chunk: int = GRAD_CHUNK
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed cross-entropy and the gradients of the *mean* cross-entropy, by hand.
 
     For logits z = W x + b and p = softmax(z): dL/dz = (p - y) / n, so
     dL/dW = (p - y) x^T / n and dL/db = sum over samples of (p - y) / n.
-    ``onehot_t`` is the one-hot labels, class-major [C, n]. The work goes in chunks of
-    rows so each chunk of ``x`` is still in cache when the backward matmul reads it again.
+    On the CPU this is the fused C kernel (``kernels.py``). Otherwise the work goes in
+    chunks of rows so each chunk of ``x`` is still in cache when the backward reads it.
     """
+    if kernels.usable(x, weight):
+        return kernels.softmax_xent_grad(weight, bias, x, labels)
     n = x.shape[0]
     loss = torch.zeros((), dtype=x.dtype, device=x.device)
     gw = torch.zeros_like(weight)
     gb = torch.zeros_like(bias).view(-1, 1)
-    for xc, yc in zip(x.split(chunk), onehot_t.split(chunk, dim=1)):
+    for xc, yc in zip(x.split(chunk), labels.split(chunk)):
         logp = torch.log_softmax(torch.addmm(bias.view(-1, 1), weight, xc.t()), dim=0)
+        yc = F.one_hot(yc, weight.shape[0]).t().to(x.dtype)
         loss.sub_(torch.vdot(logp.reshape(-1), yc.reshape(-1)))
         g = logp.exp_().sub_(yc)
         gw.addmm_(g, xc)
@@ -141,26 +145,28 @@ def fit(
     probe: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_epoch: EpochCallback | None = None,
+    table: torch.Tensor | None = None,
 ) -> tuple[list[dict], float, int]:
     """Optimise ``model`` in place; returns (history, train seconds, samples processed).
 
     ``batch(idx)`` gives the features of the training rows ``idx`` (augmented if asked);
     ``full()`` gives features for all rows (L-BFGS: called once per epoch, so each
     epoch may see a fresh augmented copy). ``labels`` are int64 on the model's device.
+    ``table``, when given, is what ``batch`` gathers from (``batch(idx) == table[idx]``):
+    the C kernel then reads the rows in place instead of copying them out first.
     ``probe`` (clean training features and labels, a fixed sample) gives the per-epoch
     training loss and accuracy, measured after the epoch, without a pass over the whole set.
     """
     device = labels.device
     n_train = labels.numel()
-    onehot = F.one_hot(labels, model.n_classes).to(model.linear.weight.dtype)
     w, b = model.linear.weight, model.linear.bias
     history: list[dict] = []
     elapsed = 0.0
 
     if optim.optimizer == "lbfgs":
-        step_epoch, counter = _lbfgs_epoch(model, optim, labels, onehot, full)
+        step_epoch, counter = _lbfgs_epoch(model, optim, labels, full)
     else:
-        step_epoch, counter = _minibatch_epoch(model, optim, n_train, labels, onehot, batch, generator)
+        step_epoch, counter = _minibatch_epoch(model, optim, n_train, labels, batch, table, generator)
     # Small per-step matmuls run faster on one core than split across two (thread
     # hand-off costs more than the work); big batches and L-BFGS use every core.
     threads = torch.get_num_threads()
@@ -200,15 +206,19 @@ def fit(
     return history, elapsed, counter["samples"]
 
 
-def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, onehot, batch, generator):
-    """One epoch of minibatch SGD/Adam, in the transposed layout ``logits^T = W x^T``.
+def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, batch, table, generator):
+    """One epoch of minibatch SGD/Adam.
 
-    With only 10 outputs, ``W @ x.T`` ([10, 784] x [784, B]) runs about twice as fast on
-    the CPU as ``x @ W.T``, so the per-step tensors are class-major ([C, B]).
+    The gradient of a step comes from the fused C kernel on the CPU (reading the rows of
+    ``table`` in place when there is one), else from PyTorch ops in the transposed layout
+    ``logits^T = W x^T``: with only 10 outputs, ``W @ x.T`` ([10, 784] x [784, B]) runs
+    about twice as fast as ``x @ W.T``, so the per-step tensors are class-major ([C, B]).
     """
     w, b = model.linear.weight, model.linear.bias
     b_col = b.view(-1, 1)  # shares storage: in-place updates reach the bias
-    onehot_t = onehot.t().contiguous()
+    onehot_t = F.one_hot(labels, model.n_classes).to(w.dtype).t().contiguous()
+    # ``batch`` gives contiguous rows in the model's dtype and device (made so below).
+    use_kernel = kernels.usable(table if table is not None else w.new_empty(0, w.shape[1]), w)
     bs = optim.batch_size
     steps_per_epoch = math.ceil(n_train / bs)
     total_steps = steps_per_epoch * optim.epochs
@@ -222,6 +232,8 @@ def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, onehot, batch, 
     plain_sgd = torch_opt is None and optim.momentum == 0
     buf_w = torch.zeros_like(w) if optim.momentum else None
     buf_b = torch.zeros_like(b_col) if optim.momentum else None
+    gw_sum, gb_sum = torch.empty_like(w), torch.empty_like(b)  # the kernel's outputs
+    wd = optim.weight_decay
 
     def sgd_momentum(param, grad, buf, lr, step):
         # torch.optim.SGD's momentum update, written out (no per-step optimizer dispatch).
@@ -231,44 +243,57 @@ def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, onehot, batch, 
             buf.mul_(optim.momentum).add_(grad)
         param.sub_(grad.add(buf, alpha=optim.momentum) if optim.nesterov else buf, alpha=lr)
 
+    def update(gw, gb, n, lr, step):
+        """Apply the optimiser to gradient *sums* over a batch of ``n`` (both may be scaled in place)."""
+        if plain_sgd:
+            if wd:
+                w.mul_(1 - lr * wd)
+            w.sub_(gw, alpha=lr / n)
+            b_col.sub_(gb, alpha=lr / n)
+            return
+        gw, gb = gw.div_(n), gb.div_(n)
+        if torch_opt is None:
+            if wd:
+                gw.add_(w, alpha=wd)
+            sgd_momentum(w, gw, buf_w, lr, step)
+            sgd_momentum(b_col, gb, buf_b, lr, step)
+        else:
+            for group in torch_opt.param_groups:
+                group["lr"] = lr
+            w.grad, b.grad = gw, gb.view(-1)
+            torch_opt.step()
+
     def step_epoch(epoch: int) -> float:
         perm = torch.randperm(n_train, generator=generator, device=labels.device)
         # One gather per epoch for the labels; per step they are then a free slice.
-        targets = onehot_t.index_select(1, perm)
+        targets = onehot_t.index_select(1, perm) if not use_kernel else labels.index_select(0, perm)
         lr = optim.lr
         step = counter["step"]
         constant = optim.schedule == "constant"
-        wd = optim.weight_decay
         softmax, addmm = torch.softmax, torch.addmm
-        # The hot loop: per step one gather, two matmuls and a softmax. The loss is not
-        # tracked here (``fit`` scores a fixed sample after the epoch): at batch size 100
-        # every extra op costs about as much as the arithmetic.
+        # The hot loop. The loss is not tracked here (``fit`` scores a fixed sample after
+        # the epoch): at batch size 100 every extra op costs about as much as the arithmetic.
         for start in range(0, n_train, bs):
             idx = perm[start:start + bs]
-            x = batch(idx)
+            n = idx.numel()
             if not constant:
                 lr = lr_at(step, total_steps, optim.lr, optim.schedule)
-            g = softmax(addmm(b_col, w, x.t()), dim=0).sub_(targets[:, start:start + bs])  # n * dL/dlogits^T
-            n = x.shape[0]
-            if plain_sgd:
-                # W <- W(1 - lr wd) - lr (g x / n): SGD's update fused into one matmul.
-                if wd:
-                    w.mul_(1 - lr * wd)
-                w.addmm_(g, x, alpha=-lr / n)
-                b_col.sub_(g.sum(dim=1, keepdim=True), alpha=lr / n)
-            else:
-                gw = torch.mm(g, x).div_(n)
-                gb = g.sum(dim=1, keepdim=True).div_(n)
-                if torch_opt is None:
-                    if wd:
-                        gw.add_(w, alpha=wd)
-                    sgd_momentum(w, gw, buf_w, lr, step)
-                    sgd_momentum(b_col, gb, buf_b, lr, step)
+            if use_kernel:
+                # Logits, softmax and gradient sums in one pass over the batch's rows.
+                if table is not None:
+                    kernels.grad_sums(w, b, table, targets[start:start + bs], gw_sum, gb_sum, idx=idx)
                 else:
-                    for group in torch_opt.param_groups:
-                        group["lr"] = lr
-                    w.grad, b.grad = gw, gb.view(-1)
-                    torch_opt.step()
+                    kernels.grad_sums(w, b, batch(idx).contiguous(), targets[start:start + bs], gw_sum, gb_sum)
+                update(gw_sum, gb_sum.view(-1, 1), n, lr, step)
+            else:
+                x = batch(idx)
+                g = softmax(addmm(b_col, w, x.t()), dim=0).sub_(targets[:, start:start + bs])  # n * dL/dlogits^T
+                if plain_sgd and not wd:
+                    # W <- W - lr (g x / n): SGD's update fused into one matmul.
+                    w.addmm_(g, x, alpha=-lr / n)
+                    b_col.sub_(g.sum(dim=1, keepdim=True), alpha=lr / n)
+                else:
+                    update(torch.mm(g, x), g.sum(dim=1, keepdim=True), n, lr, step)
             step += 1
         counter["step"] = step
         counter["samples"] += n_train
@@ -277,21 +302,21 @@ def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, onehot, batch, 
     return step_epoch, counter
 
 
-def _lbfgs_epoch(model, optim: OptimConfig, labels, onehot, full):
+def _lbfgs_epoch(model, optim: OptimConfig, labels, full):
     w, b = model.linear.weight, model.linear.bias
     counter = {"samples": 0}
 
     def step_epoch(epoch: int):
         x = full()
         n = x.shape[0]
-        y1 = onehot if n == onehot.shape[0] else onehot.repeat(n // onehot.shape[0], 1)
-        y1 = y1.t().contiguous()
+        # With augmentation ``full()`` is the originals followed by distorted copies.
+        y = labels if n == labels.numel() else labels.repeat(n // labels.numel())
         # A fresh L-BFGS each epoch: with augmentation each epoch's objective differs.
         opt = torch.optim.LBFGS([w, b], lr=optim.lr, max_iter=optim.lbfgs_iters, history_size=optim.lbfgs_history,
                                 line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 
         def closure():
-            loss, gw, gb = softmax_xent_grad(w, b, x, y1)
+            loss, gw, gb = softmax_xent_grad(w, b, x, y)
             loss = loss / n
             if optim.weight_decay:
                 loss = loss + 0.5 * optim.weight_decay * (w * w).sum()
@@ -370,7 +395,7 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     t0 = time.perf_counter()
     data = prepare(config, dataset, device, cache)
     preprocessor, geometric, features, labels = data.preprocessor, data.geometric, data.features, data.labels
-    aug = config.augment
+    aug, pre = config.augment, config.preprocess
     if aug.kinds:
         def batch(idx):
             return preprocessor.standardize(augment(geometric.index_select(0, idx), aug, generator))
@@ -383,7 +408,8 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
         # Without deskewing a feature is an elementwise function of its uint8 pixel, so a
         # batch can be gathered from the uint8 images (4x fewer bytes from memory, the
         # cost that dominates small batches) and converted by the very same ops that made
-        # ``features``: the values, and so the results, are identical.
+        # ``features``: the values, and so the results, are identical. (The PyTorch path:
+        # where the C kernel runs, it reads rows of ``features`` in place instead.)
         images = data.images
 
         def batch(idx):
@@ -397,6 +423,12 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
 
         def full():
             return features
+    table = None if aug.kinds else features
+    if table is not None and not preprocessor.geometric and pre.normalize == "none":
+        # Features are pixel / 255: the C kernel can read the uint8 images (a quarter of
+        # the bytes) and convert them exactly as ``to_float`` does.
+        pixels = data.images.reshape(data.images.shape[0], -1)
+        table = pixels if kernels.usable(pixels, features.new_empty(1, pixels.shape[1])) else features
     _sync(device)
     preprocess_seconds = time.perf_counter() - t0
 
@@ -405,7 +437,7 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     model.to(device)
     probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
     history, seconds, samples = fit(model, config.optim, labels, batch, full, generator, probe,
-                                    val=data.val, on_epoch=on_epoch)
+                                    val=data.val, on_epoch=on_epoch, table=table)
     model.cpu()
     return TrainResult(model=model, preprocessor=preprocessor, config=config, history=history,
                        train_seconds=seconds, preprocess_seconds=preprocess_seconds, samples_processed=samples,
@@ -427,7 +459,7 @@ def fit_features(
     generator = torch.Generator(device=features.device).manual_seed(seed)
     probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
     history, seconds, _ = fit(model, optim, labels, lambda idx: features.index_select(0, idx), lambda: features,
-                              generator, probe, val=val, on_epoch=on_epoch)
+                              generator, probe, val=val, on_epoch=on_epoch, table=features.contiguous())
     return model, history, seconds
 
 
