@@ -111,3 +111,15 @@ def test_tutorial_recipe_same_accuracy_either_path(monkeypatch):
     slow = train(config, small)
     torch.testing.assert_close(fast.model.linear.weight, slow.model.linear.weight, rtol=1e-4, atol=1e-5)
     assert fast.history[-1]["train_accuracy"] == pytest.approx(slow.history[-1]["train_accuracy"], abs=1e-3)
+
+
+def test_full_batch_works_in_a_forked_child():
+    import multiprocessing
+
+    x, y, w, b = _problem(2000, 30, 4)
+    expected = softmax_xent_grad(w, b, x, y)[1]  # starts the thread pool in this process
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        # Without the at-fork reset this waits forever on threads the child does not have.
+        got = pool.apply_async(softmax_xent_grad, (w, b, x, y)).get(timeout=60)[1]
+    assert torch.equal(got, expected)

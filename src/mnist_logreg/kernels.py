@@ -11,6 +11,7 @@ order, so the result does not depend on the number of threads.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -62,6 +63,25 @@ def _load() -> _Lib | None:
 
 _LIB = _load()
 _POOL: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None  # a forked child has none of the parent's threads: start afresh
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within the block, everything runs on the PyTorch path (the benchmark's comparison row)."""
+    global _LIB
+    saved, _LIB = _LIB, None
+    try:
+        yield
+    finally:
+        _LIB = saved
 
 
 def available() -> bool:
