@@ -158,7 +158,7 @@ def _best_full_batch(w, b, x, labels, device: torch.device, repeats: int) -> flo
     return min(times[1:])
 
 
-def full_batch_epoch(dataset: Dataset, device: torch.device, floor: dict, repeats: int = 7) -> dict:
+def full_batch_epoch(dataset: Dataset, device: torch.device, floor: dict, repeats: int = 15) -> dict:
     """Time one full-batch forward + backward over the training set against its floor."""
     n = dataset.train_images.shape[0]
     x = (dataset.train_images.reshape(n, -1).float() / 255).to(device)
