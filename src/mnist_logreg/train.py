@@ -158,6 +158,7 @@ def fit(
     training loss and accuracy, measured after the epoch, without a pass over the whole set.
     """
     device = labels.device
+    labels = labels.long()  # the C kernel reads int64 labels
     n_train = labels.numel()
     w, b = model.linear.weight, model.linear.bias
     history: list[dict] = []
