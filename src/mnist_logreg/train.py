@@ -4,7 +4,9 @@ The whole training set lives on the device as one tensor and a batch is an index
 slice of a ``randperm``: no DataLoader, no per-sample Python. The model is linear, so
 the gradient of the mean cross-entropy is written out by hand (``softmax - onehot``),
 which skips autograd's graph bookkeeping; ``tests/test_train.py`` checks it against
-autograd. L-BFGS sees the full batch: the problem is convex and it finds the optimum.
+autograd. On the CPU that gradient comes from a fused C kernel (``kernels.py``), else
+from PyTorch ops. L-BFGS sees the full batch: the problem is convex and it finds the
+optimum.
 """
 
 from __future__ import annotations
@@ -410,7 +412,7 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
         # batch can be gathered from the uint8 images (4x fewer bytes from memory, the
         # cost that dominates small batches) and converted by the very same ops that made
         # ``features``: the values, and so the results, are identical. (The PyTorch path:
-        # where the C kernel runs, it reads rows of ``features`` in place instead.)
+        # where the C kernel runs, it reads the rows of ``table`` below in place instead.)
         images = data.images
 
         def batch(idx):
