@@ -202,9 +202,11 @@ def test_two_workers_finish_exactly_the_trials_asked(postgres, tmp_path, small_d
 @pytest.mark.postgres
 def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_dir, space_file):
     slow = tmp_path / "slow.toml"
-    # Trials of a second or two, so the kill lands mid-trial even on a loaded machine.
-    slow.write_text(FAST_SPACE.replace("epochs = {low = 1, high = 2}", "epochs = {low = 25, high = 30}")
-                    .replace("batch_size = {choices = [128, 256]}", "batch_size = {value = 64}"))
+    # Trials of a second or so, so the kill lands mid-trial even on a loaded machine. The
+    # per-batch augmentation sets the pace: plain epochs of 1,500 images take milliseconds.
+    slow.write_text(FAST_SPACE.replace("epochs = {low = 1, high = 2}", "epochs = {low = 60, high = 70}")
+                    .replace("batch_size = {choices = [128, 256]}", "batch_size = {value = 64}")
+                    .replace('augment = {value = "none"}', 'augment = {value = "affine"}'))
     victim = _worker(postgres, "kill", 6, small_dir, slow, tmp_path / "victim")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
