@@ -27,7 +27,8 @@ def test_floor_and_full_batch_figures(tiny):
 def test_table_format():
     result = {"rows": [dict(method="a", epochs=1, train_seconds=2.0, samples_per_second=10.0, test_accuracy=0.5,
                             speedup_vs_tutorial=1.0)],
-              "full_batch_epoch": {"epoch_seconds": 0.01, "floor_seconds": 0.005, "multiple_of_floor": 2.0},
+              "full_batch_epoch": {"epoch_seconds": 0.01, "floor_seconds": 0.005, "multiple_of_floor": 2.0,
+                                   "shape": [1000, 784], "path": "C kernel", "pytorch_ops_epoch_seconds": 0.02},
               "machine": {"read_bandwidth_gb_s": 30.0, "matmul_gflop_s": 100.0}, "device": "cpu", "threads": 2,
               "torch": "x", "inference_images_per_second": 1e6, "peak_rss_mb": 100.0}
     text = format_table(result)

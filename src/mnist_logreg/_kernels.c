@@ -15,6 +15,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MLR_MAX_CLASSES 64
@@ -103,10 +104,6 @@ TARGET static inline void block_outer(const float *const *xr, float z[R][MLR_MAX
             _mm512_mask_storeu_ps(g, tail, a);
         }
     }
-}
-
-static inline const float *row_of(const float *x, const int64_t *idx, int64_t i, int64_t d) {
-    return x + (idx ? idx[i] : i) * d;
 }
 
 /* out[k] = u[k] / 255 rounded exactly as IEEE division would (what torch.div gives), via
@@ -207,13 +204,16 @@ TARGET double mlr_softmax_xent_grad(const float *x, const int64_t *idx, int64_t 
 }
 
 /* The same for uint8 rows whose features are pixel / 255 (no other preprocessing): a
- * quarter of the bytes to fetch. buf: R * d floats of scratch. */
+ * quarter of the bytes to fetch. Each block's rows are converted into R * d floats of
+ * scratch. Returns NaN if that scratch cannot be had. */
 TARGET double mlr_softmax_xent_grad_u8(const uint8_t *x, const int64_t *idx, int64_t n, int64_t d, const float *w,
-                                const float *b, int64_t C, const int64_t *y, float *gw, float *gb, float *buf) {
-    return grad_body(NULL, x, idx, n, d, w, b, C, y, gw, gb, buf);
+                                const float *b, int64_t C, const int64_t *y, float *gw, float *gb) {
+    float *buf = malloc(sizeof(float) * (size_t)(R * d));
+    if (!buf) return NAN;
+    const double loss = grad_body(NULL, x, idx, n, d, w, b, C, y, gw, gb, buf);
+    free(buf);
+    return loss;
 }
-
-int mlr_block_rows(void) { return R; }
 #endif
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",

@@ -248,9 +248,9 @@ def format_table(result: dict) -> str:
         "",
         f"device {result['device']}, {result['threads']} threads, torch {result['torch']}",
         f"machine: {m['read_bandwidth_gb_s']:.1f} GB/s read, {m['matmul_gflop_s']:.0f} GFLOP/s float32 matmul",
-        f"full-batch epoch (forward + backward, {' x '.join(f'{v:,}' for v in f.get('shape', []))}): "
-        f"{f['epoch_seconds'] * 1000:.1f} ms "
-        f"({f.get('path', '?')}; PyTorch ops {f.get('pytorch_ops_epoch_seconds', float('nan')) * 1000:.1f} ms), "
+        f"full-batch epoch (forward + backward, {' x '.join(f'{v:,}' for v in f['shape'])}): "
+        f"{f['epoch_seconds'] * 1000:.1f} ms ({f['path']}; "
+        f"PyTorch ops {f['pytorch_ops_epoch_seconds'] * 1000:.1f} ms), "
         f"floor {f['floor_seconds'] * 1000:.1f} ms -> {f['multiple_of_floor']:.2f}x the floor",
         f"inference: {result['inference_images_per_second']:,.0f} images/s (test set, with preprocessing)",
         f"peak RSS: {result['peak_rss_mb']:.0f} MB",

@@ -37,10 +37,9 @@ class _Lib:
         self.grad.argtypes = [p, p, i64, i64, p, p, i64, p, p, p]
         self.grad.restype = ctypes.c_double
         self.grad_u8 = lib.mlr_softmax_xent_grad_u8
-        self.grad_u8.argtypes = [p, p, i64, i64, p, p, i64, p, p, p, p]
+        self.grad_u8.argtypes = [p, p, i64, i64, p, p, i64, p, p, p]
         self.grad_u8.restype = ctypes.c_double
         self.max_classes = lib.mlr_max_classes()
-        self.block_rows = lib.mlr_block_rows()
         # The uint8 path must give exactly the features the PyTorch path makes
         # (``to_float``); it is used only if it does, for all 256 pixel values.
         u = torch.arange(256, dtype=torch.uint8)
@@ -114,10 +113,7 @@ def grad_sums(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, labels:
     n = labels.numel() if idx is None else idx.numel()
     args = (x.data_ptr(), None if idx is None else idx.data_ptr(), n, x.shape[1], weight.data_ptr(),
             bias.data_ptr(), weight.shape[0], labels.data_ptr(), gw.data_ptr(), gb.data_ptr())
-    if x.dtype == torch.uint8:
-        scratch = torch.empty(_LIB.block_rows, x.shape[1])
-        return _LIB.grad_u8(*args, scratch.data_ptr())
-    return _LIB.grad(*args)
+    return (_LIB.grad_u8 if x.dtype == torch.uint8 else _LIB.grad)(*args)
 
 
 def softmax_xent_grad(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,

@@ -219,9 +219,10 @@ def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, batch, table, g
     """
     w, b = model.linear.weight, model.linear.bias
     b_col = b.view(-1, 1)  # shares storage: in-place updates reach the bias
-    onehot_t = F.one_hot(labels, model.n_classes).to(w.dtype).t().contiguous()
     # ``batch`` gives contiguous rows in the model's dtype and device (made so below).
     use_kernel = kernels.usable(table if table is not None else w.new_empty(0, w.shape[1]), w)
+    # The kernel takes labels; the PyTorch path subtracts one-hot rows (class-major).
+    onehot_t = None if use_kernel else F.one_hot(labels, model.n_classes).to(w.dtype).t().contiguous()
     bs = optim.batch_size
     steps_per_epoch = math.ceil(n_train / bs)
     total_steps = steps_per_epoch * optim.epochs
@@ -269,7 +270,7 @@ def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, batch, table, g
     def step_epoch(epoch: int) -> float:
         perm = torch.randperm(n_train, generator=generator, device=labels.device)
         # One gather per epoch for the labels; per step they are then a free slice.
-        targets = onehot_t.index_select(1, perm) if not use_kernel else labels.index_select(0, perm)
+        targets = labels.index_select(0, perm) if use_kernel else onehot_t.index_select(1, perm)
         lr = optim.lr
         step = counter["step"]
         constant = optim.schedule == "constant"
