@@ -5,8 +5,8 @@
 are checked against autograd in ``tests/test_kernels.py``.
 
 ctypes drops the GIL for the duration of a call, so the full-batch gradient runs row
-ranges on a thread pool. The ranges have a fixed size and their sums are added in a fixed
-order, so the result does not depend on the number of threads.
+ranges on a thread pool. The ranges depend only on the number of rows and their sums are
+added in a fixed order, so the result does not depend on the number of threads.
 """
 
 from __future__ import annotations
