@@ -51,6 +51,8 @@ def run_metrics(result: TrainResult, test: dict, wall_seconds: float | None = No
     if "val_accuracy" in last:
         metrics["val_accuracy"] = last["val_accuracy"]
         metrics["val_loss"] = last["val_loss"]
+    if result.selection is not None:
+        metrics["selection"] = result.selection
     if wall_seconds is not None:
         metrics["wall_seconds"] = wall_seconds
     return metrics
@@ -70,7 +72,7 @@ def train_run(config: TrainConfig, out_dir: str | os.PathLike | None = None, dat
     checkpoint = checkpoint_of(result, dataset)
     metrics = run_metrics(result, test_metrics(checkpoint, dataset), time.perf_counter() - t0)
     if out_dir is not None:
-        save_run(Path(out_dir), checkpoint, result.history, metrics)
+        save_run(Path(out_dir), checkpoint, result.history, metrics, selection=result.selection)
     return checkpoint, result.history, metrics
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import PRESETS, build_config, flat_fields
 from .errors import UserError
+from .extras import install_hint, require
 
 PROG = "mnist-logreg"
 
@@ -58,6 +59,10 @@ def _print_summary(metrics: dict, run_dir: Path | None) -> None:
     print(f"test accuracy {metrics['test_accuracy'] * 100:.2f}%  test loss {metrics['test_loss']:.4f}  "
           f"train {metrics['train_seconds']:.2f} s ({metrics['samples_per_second']:,.0f} samples/s, "
           f"{metrics['epochs']} epochs, {metrics['device']})")
+    selection = metrics.get("selection")
+    if selection is not None:
+        scores = ", ".join(f"{name} {acc * 100:.2f}%" for name, acc in selection["val_accuracy"].items())
+        print(f"preprocessing chosen on validation: {selection['chosen']} ({scores})")
     if run_dir is not None:
         print(f"run saved to {run_dir}")
 
@@ -72,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: exists and is not a folder")
     on_epoch = None
     if args.tensorboard:
+        require("train --tensorboard", "tensorboard", "tensorboard")
         from .tensorboard import TensorBoardLogger
 
         logger = TensorBoardLogger(out)
@@ -104,6 +110,9 @@ def _print_report(result: dict) -> None:
     full = result["report"]
     print(terminal_table(full, list(range(len(full["per_class"]["support"])))))
     print(f"report written to {result['report_dir']}/report.html")
+    if not result["report"]["figures"]:
+        sys.stderr.write(f"{PROG}: note: the report has no figures: matplotlib is not installed "
+                         f"({install_hint('report')})\n")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -117,6 +126,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    require("bench", "bench", "torchvision", "sklearn", "psutil")
     from .atomic import atomic_write_json
     from .bench import format_table, run_bench
 
@@ -128,6 +138,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    require("tune", "tune", "optuna", "matplotlib")
     from .tune import format_summary, tune
 
     summary = tune(trials=args.trials, timeout=args.timeout, study_name=args.study_name, storage=args.storage,
@@ -162,6 +173,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "onnx":
+        require("export --format onnx", "export", "onnx")
     from .export import export
     from .runs import load_run
 
@@ -177,6 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    require("serve", "serve", "fastapi", "uvicorn", "python_multipart")
     serve(load_run(args.run), host=args.host, port=args.port)
     return 0
 

@@ -35,6 +35,7 @@ class Pipeline(nn.Module):
         self.geometric = p.geometric
         self.moment_norm = p.config.moment_norm
         self.normalize = p.config.normalize != "none"
+        self.gamma = float(p.config.gamma)
         self.register_buffer("target_std", p.target_std.clone())
         self.register_buffer("mean", p.mean.clone())
         self.register_buffer("std", p.std.clone())
@@ -46,6 +47,8 @@ class Pipeline(nn.Module):
         if self.geometric:
             x = geometric_normalize(x, self.shear, self.target_std if self.moment_norm else None)
         x = x.reshape(x.shape[0], -1)
+        if self.gamma != 1:
+            x = x.clamp_min(0).pow(self.gamma)
         if self.normalize:
             x = (x - self.mean) / self.std
         return torch.softmax(self.linear(x), dim=1)

@@ -1,7 +1,7 @@
 """Everything that happens to the pixels before the linear layer.
 
 Data flows: uint8 images [N, H, W] -> float in [0, 1] -> (deskew, moment normalisation)
--> (augment, training only) -> flatten -> (standardise) -> features [N, H*W]. ``Preprocessor`` holds the fitted
+-> (augment, training only) -> flatten -> (gamma) -> (standardise) -> features [N, H*W]. ``Preprocessor`` holds the fitted
 state (normalisation statistics) and is saved inside the model file, so evaluation and
 prediction preprocess exactly as training did. Augmentation is a separate function that
 only the trainer calls.
@@ -190,9 +190,17 @@ class Preprocessor:
             x = geometric_normalize(x, shear=self.config.deskew, target_std=target)
         return x
 
+    def intensity(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel values in [0, 1] raised to ``gamma`` (identity at 1, the default)."""
+        if self.config.gamma == 1:
+            return x
+        # Bilinear resampling of non-negative pixels stays non-negative; the clamp guards
+        # rounding, where a negative base would make a NaN.
+        return x.clamp_min(0).pow(self.config.gamma)
+
     def standardize(self, images: torch.Tensor) -> torch.Tensor:
-        """float images [N, H, W] -> standardised features [N, H*W]."""
-        x = images.reshape(images.shape[0], -1)
+        """float images [N, H, W] -> features [N, H*W]: gamma, then standardisation."""
+        x = self.intensity(images.reshape(images.shape[0], -1))
         if self.config.normalize == "none":
             return x
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
@@ -207,7 +215,7 @@ class Preprocessor:
         """
         if self.config.normalize == "none":
             return self
-        x = images.reshape(images.shape[0], -1).double()
+        x = self.intensity(images.reshape(images.shape[0], -1)).double()
         if self.config.normalize == "global":
             self.mean = torch.full((self.n_features,), x.mean().item())
             self.std = torch.full((self.n_features,), x.std().item())

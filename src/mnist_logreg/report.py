@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .extras import available, install_hint
 from .metrics import classification_metrics, reliability
 from .runs import Checkpoint, read_history
 
@@ -179,7 +180,8 @@ def write_report(run_dir: str | os.PathLike, checkpoint: Checkpoint, images: tor
     metrics, arrays = evaluate_checkpoint(checkpoint, images, labels)
     classes = checkpoint.classes
     worst = arrays["worst"]
-    figures = {
+    # matplotlib is the report extra: without it the report holds the numbers and says so.
+    figures = {} if not available("matplotlib") else {
         "confusion_matrix.png": plot_confusion(metrics["confusion_matrix"], classes),
         "weight_templates.png": plot_templates(checkpoint.model.linear.weight.detach(), checkpoint.image_shape,
                                                classes),
@@ -191,14 +193,14 @@ def write_report(run_dir: str | os.PathLike, checkpoint: Checkpoint, images: tor
                                             metrics["expected_calibration_error"]),
     }
     evaluation = {"run": str(run_dir), "classes": classes, **metrics,
-                  "config": checkpoint.config.to_dict(), "training": run_metrics or {}}
+                  "config": checkpoint.config.to_dict(), "training": run_metrics or {},
+                  "figures": sorted(figures)}
     tmp = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.", dir=run_dir))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; a report is for reading
-        plt = _plt()
         for name, fig in figures.items():
             fig.savefig(tmp / name, dpi=110)
-            plt.close(fig)
+            _plt().close(fig)
         (tmp / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
         (tmp / "report.md").write_text(_markdown(evaluation, classes))
         (tmp / "report.html").write_text(_html(evaluation, classes, tmp))
@@ -214,7 +216,7 @@ def write_report(run_dir: str | os.PathLike, checkpoint: Checkpoint, images: tor
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final, metrics
+    return final, {**metrics, "figures": sorted(figures)}
 
 
 def _summary_rows(ev: dict) -> list[tuple[str, str]]:
@@ -240,7 +242,9 @@ def _markdown(ev: dict, classes) -> str:
         a = ev["averages"]
         out.append(f"| {kind} avg | {a['precision'][kind]:.4f} | {a['recall'][kind]:.4f} | {a['f1'][kind]:.4f} | |")
     out.append("")
-    out += [f"## {title}\n\n![{title}]({name})\n" for name, title in FIGURES]
+    out += [f"## {title}\n\n![{title}]({name})\n" for name, title in FIGURES if name in ev["figures"]]
+    if not ev["figures"]:
+        out.append(f"Figures: matplotlib is not installed ({install_hint('report')}).\n")
     return "\n".join(out)
 
 
@@ -254,7 +258,7 @@ def _html(ev: dict, classes, folder: Path) -> str:
     figures = "".join(
         f"<figure><img alt='{esc(title)}' src='data:image/png;base64,"
         f"{base64.b64encode((folder / name).read_bytes()).decode()}'><figcaption>{esc(title)}</figcaption></figure>"
-        for name, title in FIGURES)
+        for name, title in FIGURES if name in ev["figures"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mnist-logreg report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}

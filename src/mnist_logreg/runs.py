@@ -156,12 +156,20 @@ def read_json(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: invalid JSON ({exc})") from None
 
 
-def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[dict], metrics: dict) -> Path:
-    """Write a run folder. Model first, metrics last: a run with metrics.json is complete."""
+def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[dict], metrics: dict,
+             selection: dict | None = None) -> Path:
+    """Write a run folder. Model first, metrics last: a run with metrics.json is complete.
+
+    ``selection`` (how ``--select`` chose the preprocessing) is recorded in config.json
+    beside the settings it chose.
+    """
     run_dir = Path(run_dir)
     save_model(run_dir / MODEL_FILE, checkpoint.model, checkpoint.preprocessor, checkpoint.config,
                checkpoint.classes)
-    atomic_write_json(run_dir / CONFIG_FILE, checkpoint.config.to_dict())
+    config = checkpoint.config.to_dict()
+    if selection is not None:
+        config["selection"] = selection
+    atomic_write_json(run_dir / CONFIG_FILE, config)
     atomic_write_text(run_dir / HISTORY_FILE, history_csv(history))
     atomic_write_json(run_dir / METRICS_FILE, metrics)
     return run_dir

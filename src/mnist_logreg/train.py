@@ -113,6 +113,8 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     device: str = "cpu"
+    # With ``--select``: every candidate's validation accuracy and the one chosen.
+    selection: dict | None = None
 
     @property
     def samples_per_second(self) -> float:
@@ -390,7 +392,10 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
 
     The validation split (``config.data.val_size`` images) is held out of training and
     scored every epoch; the test set is not touched here. ``cache``: see ``prepare``.
+    With ``config.preprocess.select`` the preprocessing is chosen first (``select_preprocessing``).
     """
+    if config.preprocess.select:
+        return select_preprocessing(config, dataset, on_epoch, cache)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # for any op that has no explicit generator
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -428,7 +433,7 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
         def full():
             return features
     table = None if aug.kinds else features
-    if table is not None and not preprocessor.geometric and pre.normalize == "none":
+    if table is not None and not preprocessor.geometric and pre.normalize == "none" and pre.gamma == 1:
         # Features are pixel / 255: the C kernel can read the uint8 images (a quarter of
         # the bytes) and convert them exactly as ``to_float`` does.
         pixels = data.images.reshape(data.images.shape[0], -1)
@@ -446,6 +451,37 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     return TrainResult(model=model, preprocessor=preprocessor, config=config, history=history,
                        train_seconds=seconds, preprocess_seconds=preprocess_seconds, samples_processed=samples,
                        n_train=labels.numel(), n_val=data.val[1].numel() if data.val else 0, device=str(device))
+
+
+def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None = None,
+                         cache: dict | None = None) -> TrainResult:
+    """Train every candidate preprocessing (``config.candidates()``) and keep the best on validation.
+
+    Each candidate is the fixed recipe it names, trained on the same training split; the
+    winner's model is the result, as if that recipe had been asked for, so nothing is
+    retrained. Only validation accuracy decides (ties go to the simpler, earlier
+    candidate); the test set is never looked at. The reported training time is that of
+    all candidates together.
+    """
+    n = dataset.train_images.shape[0]
+    if train_val_split(n, config.data.val_size)[1].numel() == 0:
+        raise ConfigError("--select chooses the preprocessing on a validation split: give --val-size > 0, "
+                          "or fix the preprocessing (--no-select, or a --preset)")
+    cache = {} if cache is None else cache  # the candidates share the split and the geometric steps
+    results = {name: train(candidate, dataset, cache=cache) for name, candidate in config.candidates().items()}
+    scores = {name: r.history[-1]["val_accuracy"] for name, r in results.items()}
+    chosen = max(scores, key=scores.get)  # max keeps the first of equal scores
+    best = results[chosen]
+    log.info("preprocessing chosen on validation: %s (%s)", chosen, scores)
+    if on_epoch is not None:
+        for row in best.history:
+            on_epoch(row)
+    best.selection = {"chosen": chosen, "val_accuracy": scores,
+                      "train_seconds": {name: r.train_seconds for name, r in results.items()}}
+    best.train_seconds = sum(r.train_seconds for r in results.values())
+    best.preprocess_seconds = sum(r.preprocess_seconds for r in results.values())
+    best.samples_processed = sum(r.samples_processed for r in results.values())
+    return best
 
 
 def fit_features(

@@ -289,12 +289,26 @@ def _looks_like(folder: Path, spec: DatasetSpec) -> bool:
         return False
 
 
-def train_val_split(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+# The validation split by default: MNIST's 5,000 of 60,000, as a fraction for other sizes, with
+# a floor so a small dataset still ranks candidates on enough images (and at most half).
+VAL_FRACTION = 1 / 12
+VAL_FLOOR = 200
+
+
+def default_val_size(n: int) -> int:
+    """Validation images held out of ``n`` training images when ``--val-size`` is not given."""
+    return min(max(round(n * VAL_FRACTION), VAL_FLOOR), n // 2)
+
+
+def train_val_split(n: int, val_size: int | None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of a deterministic train/validation split of ``n`` training samples.
 
-    The split depends only on ``n``, ``val_size`` and ``seed`` (default 0, independent of
-    the training seed) so every run and every tuning trial validates on the same images.
+    The split depends only on ``n``, ``val_size`` (``None``: ``default_val_size(n)``) and
+    ``seed`` (default 0, independent of the training seed) so every run and every tuning
+    trial validates on the same images.
     """
+    if val_size is None:
+        val_size = default_val_size(n)
     if not 0 <= val_size < n:
         raise DataError(f"--val-size must be between 0 and {n - 1} (the training set has {n} images), got {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
