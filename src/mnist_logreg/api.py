@@ -71,6 +71,7 @@ def train_run(config: TrainConfig, out_dir: str | os.PathLike | None = None, dat
     result = train(config, dataset, on_epoch=on_epoch)
     checkpoint = checkpoint_of(result, dataset)
     metrics = run_metrics(result, test_metrics(checkpoint, dataset), time.perf_counter() - t0)
+    metrics["data"] = dataset.provenance
     if out_dir is not None:
         save_run(Path(out_dir), checkpoint, result.history, metrics, selection=result.selection)
     return checkpoint, result.history, metrics

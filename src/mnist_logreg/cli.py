@@ -59,6 +59,8 @@ def _print_summary(metrics: dict, run_dir: Path | None) -> None:
     print(f"test accuracy {metrics['test_accuracy'] * 100:.2f}%  test loss {metrics['test_loss']:.4f}  "
           f"train {metrics['train_seconds']:.2f} s ({metrics['samples_per_second']:,.0f} samples/s, "
           f"{metrics['epochs']} epochs, {metrics['device']})")
+    if "data" in metrics:
+        print(f"data: {metrics['data']}")
     selection = metrics.get("selection")
     if selection is not None:
         scores = ", ".join(f"{name} {acc * 100:.2f}%" for name, acc in selection["val_accuracy"].items())

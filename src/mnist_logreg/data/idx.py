@@ -19,7 +19,7 @@ from ..atomic import atomic_write_bytes
 from ..errors import DataError
 
 UBYTE_TYPE = 0x08
-_GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_idx_bytes(path: str | os.PathLike) -> bytes:
@@ -31,7 +31,7 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    return decompress(raw, str(path)) if raw[:2] == _GZIP_MAGIC else raw
+    return decompress(raw, str(path)) if raw[:2] == GZIP_MAGIC else raw
 
 
 def decompress(gz: bytes, name: str) -> bytes:

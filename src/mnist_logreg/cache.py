@@ -1,0 +1,166 @@
+"""An on-disk cache of what every run recomputes: the parsed dataset, the preprocessed features.
+
+Deskewing and moment-normalising MNIST's 60,000 training images costs 1.5 to 2.3 s here
+(one ``grid_sample`` per image, float64 moments), every run, for the same result;
+gunzipping and checksumming the dataset another 0.35 s. Reading them back costs about
+0.05 s each. Measured before choosing: making the preprocessing itself fast enough was
+the other option, but PyTorch's ``grid_sample`` is the bulk of it and the exported models
+must run that very op, so the results are cached instead.
+
+An entry is one file named by a digest of its key (the digests of the input bytes, the
+settings, the torch version), holding raw tensors and a JSON header with each tensor's
+CRC-32; no pickle. It is written to a temporary file and renamed, so two runs that start
+together each write a whole file and the last rename wins; a reader sees a whole file or
+none. A file that fails its checks (damaged, truncated, another key) is ignored and
+rebuilt. A cache that cannot be written (disk full, read-only) costs the run nothing but a
+log line. ``MNIST_LOGREG_NO_CACHE=1`` turns the cache off; the folder is
+``$MNIST_LOGREG_CACHE/cache`` (default ``~/.cache/mnist-logreg/cache``) and may be deleted
+at any time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"mnist-logreg cache 1\n"
+_LEN = struct.Struct("<Q")
+ALIGN = 64  # every tensor starts on a 64-byte boundary of the file (and so of the buffer read)
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "uint8": torch.uint8, "int64": torch.int64}
+
+
+def cache_root() -> Path:
+    """``$MNIST_LOGREG_CACHE`` or ``$XDG_CACHE_HOME/mnist-logreg`` (``~/.cache/mnist-logreg``)."""
+    from .data.datasets import cache_dir
+
+    return cache_dir() / "cache"
+
+
+def enabled() -> bool:
+    return os.environ.get("MNIST_LOGREG_NO_CACHE", "") in ("", "0")
+
+
+def entry_path(key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return cache_root() / f"{digest}.bin"
+
+
+def encode(key: dict, entry: dict) -> list[bytes | memoryview]:
+    """The file's parts: magic, header length, JSON header, then each tensor's raw bytes.
+
+    ``entry`` maps names to tensors, or to JSON values (kept in the header as ``meta``).
+
+    The header is padded with spaces and the tensors with zeros so that each tensor
+    starts on an ``ALIGN`` boundary: ``decode`` then views them in place, aligned.
+    """
+    entries, blobs, offset = [], [], 0
+    tensors = {k: v for k, v in entry.items() if isinstance(v, torch.Tensor)}
+    meta = {k: v for k, v in entry.items() if k not in tensors}
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        data = t.view(torch.uint8).reshape(-1).numpy().data if t.numel() else memoryview(b"")
+        entries.append({"name": name, "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                        "offset": offset, "nbytes": data.nbytes, "crc32": zlib.crc32(data)})
+        pad = -data.nbytes % ALIGN
+        blobs += [data, bytes(pad)]
+        offset += data.nbytes + pad
+    header = json.dumps({"key": key, "tensors": entries, "length": offset, "meta": meta}, sort_keys=True).encode()
+    header += b" " * (-(len(MAGIC) + _LEN.size + len(header)) % ALIGN)
+    return [MAGIC, _LEN.pack(len(header)), header, *blobs]
+
+
+def decode(raw, key: dict) -> dict:
+    """The entry in a cache file's bytes (any writable buffer), its tensors viewing them in place.
+
+    ``ValueError`` if anything does not check out: magic, key, lengths, each CRC-32.
+    """
+    if len(raw) < len(MAGIC) + _LEN.size or raw[:len(MAGIC)] != MAGIC:
+        raise ValueError("not a cache file")
+    start = len(MAGIC) + _LEN.size
+    (n,) = _LEN.unpack_from(raw, len(MAGIC))
+    header = json.loads(bytes(raw[start:start + n]))
+    if header.get("key") != key:
+        raise ValueError("written for another key")
+    body = memoryview(raw)[start + n:]
+    out = dict(header["meta"])
+    for e in header["tensors"]:
+        chunk = body[e["offset"]:e["offset"] + e["nbytes"]]
+        if len(chunk) != e["nbytes"] or zlib.crc32(chunk) != e["crc32"]:
+            raise ValueError(f"tensor {e['name']} is damaged")
+        dtype = _DTYPES[e["dtype"]]
+        flat = torch.frombuffer(chunk, dtype=dtype) if e["nbytes"] else torch.empty(0, dtype=dtype)
+        out[e["name"]] = flat.view(e["shape"])
+    if len(body) != header["length"]:
+        raise ValueError(f"{len(body)} bytes of tensors, expected {header['length']}")
+    return out
+
+
+def load(key: dict) -> dict | None:
+    """The entry's tensors, viewing a private (copy-on-write) mapping of the file.
+
+    Mapping instead of reading: 45 ms for MNIST's 188 MB of features against 170 to 240 ms
+    for a read into memory (measured here). Entries are only ever replaced by a rename,
+    never rewritten in place, so a mapped file cannot change under the tensors.
+    """
+    path = entry_path(key)
+    try:
+        with open(path, "rb") as fh:
+            raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        return decode(raw, key)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        log.warning("ignoring the cache file %s (%s); rebuilding it", path, exc)
+        return None
+
+
+def store(key: dict, entry: dict) -> Path | None:
+    """Write an entry (temporary file, then rename); on failure log it and return None.
+
+    No fsync: a file cut short by a crash fails its checks and is rebuilt, and the
+    cache is not worth a second of the user's time.
+    """
+    path = entry_path(key)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            for part in encode(key, entry):
+                fh.write(part)
+        os.replace(tmp, path)
+        return path
+    except OSError as exc:
+        log.warning("cannot write the cache file %s (%s); the run goes on without it", path,
+                    exc.strerror or exc)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return None
+
+
+def cached(key: dict, build: Callable[[], dict]) -> dict:
+    """The entry stored under ``key`` (tensors and JSON values), or ``build()``'s, stored for next time."""
+    if not enabled():
+        return build()
+    found = load(key)
+    if found is not None:
+        log.info("read from the cache: %s", entry_path(key))
+        return found
+    entry = build()
+    store(key, entry)
+    return entry
