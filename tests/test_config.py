@@ -21,7 +21,16 @@ def test_flags_override_the_preset():
 
 
 def test_default_recipe_selects_on_validation_only():
-    assert build_config().data.val_size > 0
+    cfg = build_config()
+    assert cfg.preprocess.select and cfg.data.val_size is None  # the default split: see test_select.py
+    assert build_config("deskewed").preprocess.select is False
+
+
+def test_a_preprocessing_flag_fixes_the_preprocessing():
+    assert build_config(deskew=True).preprocess.select is False
+    assert build_config(gamma=0.5, moment_norm=False).preprocess.select is False
+    assert build_config(deskew=False, select=True).preprocess.select is True
+    assert build_config(lr=0.1).preprocess.select is True  # other flags leave the choice on
 
 
 def test_config_round_trips_through_json():

@@ -101,7 +101,7 @@ def test_same_seed_same_model(small_dir):
 
 def test_history_and_validation(small_dir):
     ds = load_dataset(data_dir=small_dir)
-    result = train(build_config(optimizer="sgd", lr=0.1, epochs=3, val_size=200), ds)
+    result = train(build_config(optimizer="sgd", lr=0.1, epochs=3, val_size=200, select=False), ds)
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
     assert result.n_train == 1800 and result.n_val == 200
     assert all(0 <= row["val_accuracy"] <= 1 for row in result.history)
@@ -114,7 +114,7 @@ def test_divergence_is_reported(small_dir):
 
     ds = load_dataset(data_dir=small_dir)
     with pytest.raises(ConfigError, match="diverged"):
-        train(build_config(optimizer="sgd", lr=1e38, epochs=2, normalize="per-pixel", val_size=0), ds)
+        train(build_config(optimizer="sgd", lr=1e38, epochs=2, normalize="per-pixel", val_size=0, select=False), ds)
 
 
 def test_cuda_unavailable_is_a_user_error():

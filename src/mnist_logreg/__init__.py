@@ -8,6 +8,8 @@ scikit-learn (most of a second) only for those who use it.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -37,3 +39,20 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``mnist_logreg.train`` the function once the submodule of that name is imported.
+
+    Importing ``mnist_logreg.train`` (the module) sets the package attribute ``train`` to
+    it; an eager ``from .train import train`` used to rebind it, which a lazy package
+    cannot. The submodule stays in ``sys.modules`` for ``from mnist_logreg.train import ...``.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and name in _EXPORTS and value.__name__ == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

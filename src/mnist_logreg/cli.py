@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -75,8 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir()
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
+    check_writable_folder(out, "--out")
     on_epoch = None
     if args.tensorboard:
         require("train --tensorboard", "tensorboard", "tensorboard")
@@ -93,6 +93,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         _print_report(evaluate_run(out, config.data.data_dir, report=True))
     return 0
+
+
+def check_writable_folder(folder: Path, flag: str) -> None:
+    """Refuse, before any work, a folder that cannot be made: a file in the way, no permission."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {folder}: exists and is not a folder")
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{flag} {folder}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder}: permission denied (cannot write in {parent})")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -254,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", metavar="FILE", help="TOML file overriding the search space")
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: the bundled copy)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--val-size", type=int, default=5000, help="training images held out to score trials")
+    p.add_argument("--val-size", type=int, default=None, help="training images held out to score trials "
+                                                               "(default 1/12 of them: 5,000 of MNIST's 60,000)")
     p.add_argument("--no-final", action="store_true", help="skip retraining the best configuration")
     p.set_defaults(func=cmd_tune)
 
@@ -284,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 2
+    except OSError as exc:  # what the system refused and no layer below put into words
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"{PROG}: error: {where}{exc.strerror or exc}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

@@ -16,3 +16,7 @@ class DataError(UserError, ValueError):
 
 class ConfigError(UserError, ValueError):
     """A configuration value is out of range or of the wrong kind."""
+
+
+class FileSystemError(UserError):
+    """The system refused a file operation: disk full, permission denied, a path that is a file."""

@@ -9,6 +9,7 @@ the linear layer and the softmax, and returns ``probabilities`` [N, n_classes].
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_write
+from .atomic import atomic_write_bytes
 from .errors import UserError
 from .preprocess import geometric_normalize
 from .runs import Checkpoint
@@ -61,17 +62,15 @@ def export(checkpoint: Checkpoint, fmt: str, out: str | os.PathLike) -> Path:
     pipeline = Pipeline(checkpoint).eval()
     h, w = checkpoint.image_shape
     example = torch.rand(2, h, w)
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about Python conditions on shapes
+        # Serialised in memory, then written atomically: a full disk is a one-line error
+        # naming the file, and never leaves half a model behind.
         if fmt == "onnx":
-            def write(tmp: str) -> None:
-                torch.onnx.export(pipeline, (example,), tmp, dynamo=False, opset_version=ONNX_OPSET,
-                                  input_names=["pixels"], output_names=["probabilities"],
-                                  dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}})
+            torch.onnx.export(pipeline, (example,), buf, dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=["pixels"], output_names=["probabilities"],
+                              dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}})
         else:
-            traced = torch.jit.trace(pipeline, example)
-
-            def write(tmp: str) -> None:
-                torch.jit.save(traced, tmp)
-        atomic_write(out, write)
-    return out
+            torch.jit.save(torch.jit.trace(pipeline, example), buf)
+    return atomic_write_bytes(out, buf.getvalue())

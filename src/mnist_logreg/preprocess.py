@@ -200,7 +200,7 @@ class Preprocessor:
 
     def standardize(self, images: torch.Tensor) -> torch.Tensor:
         """float images [N, H, W] -> features [N, H*W]: gamma, then standardisation."""
-        return self._scale(self.intensity(images.reshape(images.shape[0], -1)))
+        return self._scale(self.intensity(images.flatten(1)))
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.normalize == "none":
@@ -209,7 +209,7 @@ class Preprocessor:
 
     def fit_standardize(self, images: torch.Tensor) -> torch.Tensor:
         """``fit(images)``, then ``standardize(images)``, applying gamma once for both."""
-        x = self.intensity(images.reshape(images.shape[0], -1))
+        x = self.intensity(images.flatten(1))
         self._fit_features(x)
         return self._scale(x)
 
@@ -221,7 +221,7 @@ class Preprocessor:
 
         Taking the already deskewed images lets the trainer deskew the set only once.
         """
-        self._fit_features(self.intensity(images.reshape(images.shape[0], -1)))
+        self._fit_features(self.intensity(images.flatten(1)))
         return self
 
     def _fit_features(self, x: torch.Tensor) -> None:

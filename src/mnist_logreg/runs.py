@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write, atomic_write_json, atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import UserError
 from .model import SoftmaxRegression
@@ -63,9 +63,10 @@ def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
-def save_model(path: str | os.PathLike, model: SoftmaxRegression, preprocessor: Preprocessor,
-               config: TrainConfig, classes: list[int] | None = None) -> Path:
-    from safetensors.torch import save_file
+def model_bytes(model: SoftmaxRegression, preprocessor: Preprocessor, config: TrainConfig,
+                classes: list[int] | None = None) -> bytes:
+    """The model file's contents (safetensors: raw tensors and string metadata, no pickle)."""
+    from safetensors.torch import save
 
     tensors = {"linear.weight": model.linear.weight.detach().cpu().contiguous(),
                "linear.bias": model.linear.bias.detach().cpu().contiguous(), **preprocessor.state_dict()}
@@ -75,7 +76,14 @@ def save_model(path: str | os.PathLike, model: SoftmaxRegression, preprocessor: 
         "image_shape": json.dumps(list(preprocessor.image_shape)),
         "classes": json.dumps(classes if classes is not None else list(range(model.n_classes))),
     }
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    # Serialised in memory (31 KB), then written by Python: a full disk is then an OSError
+    # that names the file, not a SafetensorError from inside the Rust writer.
+    return save(tensors, metadata=metadata)
+
+
+def save_model(path: str | os.PathLike, model: SoftmaxRegression, preprocessor: Preprocessor,
+               config: TrainConfig, classes: list[int] | None = None) -> Path:
+    return atomic_write_bytes(path, model_bytes(model, preprocessor, config, classes))
 
 
 def load_model(path: str | os.PathLike) -> Checkpoint:
@@ -164,12 +172,21 @@ def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[d
     beside the settings it chose.
     """
     run_dir = Path(run_dir)
-    save_model(run_dir / MODEL_FILE, checkpoint.model, checkpoint.preprocessor, checkpoint.config,
-               checkpoint.classes)
     config = checkpoint.config.to_dict()
     if selection is not None:
         config["selection"] = selection
-    atomic_write_json(run_dir / CONFIG_FILE, config)
-    atomic_write_text(run_dir / HISTORY_FILE, history_csv(history))
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    created = not run_dir.exists()
+    try:
+        # All four or none: a full disk half-way leaves no model without its metrics.
+        atomic_write_files({
+            run_dir / MODEL_FILE: model_bytes(checkpoint.model, checkpoint.preprocessor, checkpoint.config,
+                                              checkpoint.classes),
+            run_dir / CONFIG_FILE: json_bytes(config),
+            run_dir / HISTORY_FILE: history_csv(history).encode("utf-8"),
+            run_dir / METRICS_FILE: json_bytes(metrics),
+        })
+    except BaseException:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
     return run_dir

@@ -32,7 +32,7 @@ from .errors import ConfigError, UserError
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "study.journal"
-VAL_SIZE = 5000
+VAL_SIZE = None  # the default split: 1/12 of the training images (5,000 of MNIST's), see data.default_val_size
 # Parameters that only mean something for some optimisers / augmentations.
 CONDITIONS = {
     "momentum": ("optimizer", ("sgd",)),
@@ -169,7 +169,7 @@ def load_space(path: str | os.PathLike | None) -> dict[str, Param]:
     return parse_space(spec, where)
 
 
-def sample_config(trial, space: dict[str, Param], seed: int, device: str, val_size: int = VAL_SIZE):
+def sample_config(trial, space: dict[str, Param], seed: int, device: str, val_size: int | None = VAL_SIZE):
     """Draw one configuration for ``trial``: only the parameters that apply are sampled."""
     default = build_config()
     values: dict[str, Any] = {}
@@ -192,7 +192,8 @@ def sample_config(trial, space: dict[str, Param], seed: int, device: str, val_si
         values[name] = param.sample(trial)
     if not values.get("momentum"):
         values["nesterov"] = False
-    return build_config("default", **values, val_size=val_size, seed=seed, device=device)
+    # The search samples the preprocessing itself: no --select inside a trial.
+    return build_config("default", **values, val_size=val_size, seed=seed, device=device, select=False)
 
 
 def default_params(space: dict[str, Param]) -> dict[str, Any]:
@@ -342,7 +343,7 @@ def _fail_orphans(study) -> None:
 
 
 def make_objective(dataset: Dataset, space: dict[str, Param], n_trials: int, seed: int, device: str,
-                   val_size: int = VAL_SIZE):
+                   val_size: int | None = VAL_SIZE):
     import optuna
     from optuna.trial import TrialState
 
@@ -423,7 +424,8 @@ def write_plots(study, out: Path) -> list[str]:
 
 def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnist-logreg", storage: str | None = None,
          out: str | os.PathLike = "runs/tune", seed: int = 0, n_jobs: int = 1, space_file: str | None = None,
-         data_dir: str | None = None, device: str = "auto", final: bool = True, val_size: int = VAL_SIZE) -> dict:
+         data_dir: str | None = None, device: str = "auto", final: bool = True,
+         val_size: int | None = VAL_SIZE) -> dict:
     """Run (or resume) a study, then retrain its best configuration and score it on test."""
     import optuna
 

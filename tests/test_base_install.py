@@ -1,0 +1,158 @@
+"""A base ``pip install mnist-logreg`` (no extras): what works, and the one line for what needs one.
+
+The optional packages are made unimportable (``tests/base_install.py``) in a subprocess,
+as they would be where they are not installed; one slow test also installs the wheel built
+from this checkout into a fresh virtual environment, without extras, and trains.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, write_small
+
+BASE = Path(__file__).with_name("base_install.py")
+
+
+def run_base(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, str(BASE), "-m", "mnist_logreg", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
+def one_line_error(proc, *needles):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, small_dir):
+    """A run trained on a base install (the default recipe, its choice of preprocessing included)."""
+    out = tmp_path_factory.mktemp("base") / "run"
+    proc = run_base("train", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy" in proc.stdout and "preprocessing chosen on validation" in proc.stdout
+    return out
+
+
+def test_the_blocker_blocks():
+    proc = subprocess.run([sys.executable, str(BASE), "-c", "import sklearn"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr
+
+
+def test_train_on_a_base_install(base_run):
+    assert (base_run / "model.safetensors").is_file() and (base_run / "metrics.json").is_file()
+
+
+def test_evaluate_writes_the_numbers_without_matplotlib(base_run, small_dir):
+    proc = run_base("evaluate", "--run", str(base_run), "--data-dir", str(small_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in proc.stdout and "report written to" in proc.stdout
+    assert "matplotlib is not installed" in proc.stderr and "mnist-logreg[report]" in proc.stderr
+    report = base_run / "report"
+    assert sorted(p.name for p in report.iterdir()) == ["evaluation.json", "report.html", "report.md"]
+    evaluation = json.loads((report / "evaluation.json").read_text())
+    saved = json.loads((base_run / "metrics.json").read_text())
+    assert evaluation["accuracy"] == saved["test_accuracy"] and evaluation["figures"] == []
+    assert "<img" not in (report / "report.html").read_text()
+
+
+def test_predict_export_torchscript_and_compare_on_a_base_install(base_run, tmp_path):
+    from PIL import Image
+
+    from mnist_logreg import load_dataset
+
+    digit = tmp_path / "seven.png"
+    Image.fromarray(255 - load_dataset().test_images[0].numpy()).resize((140, 140)).save(digit)  # a 7
+    proc = run_base("predict", "--run", str(base_run), str(digit), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label"] == 7
+
+    proc = run_base("export", "--run", str(base_run), "--format", "torchscript", "--out", str(tmp_path / "m.pt"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m.pt").stat().st_size > 0
+
+    proc = run_base("compare", str(base_run), str(base_run))
+    assert proc.returncode == 0, proc.stderr
+    assert "test_accuracy" in proc.stdout
+
+
+@pytest.mark.parametrize("args, extra", [
+    (["tune", "--trials", "1"], "tune"),
+    (["serve"], "serve"),
+    (["export", "--format", "onnx"], "export"),
+    (["bench", "--quick"], "bench"),
+    (["train", "--tensorboard", "--epochs", "1"], "tensorboard"),
+])
+def test_extras_are_named_in_one_line(args, extra, base_run, tmp_path):
+    if args[0] in ("serve", "export"):
+        args = [*args, "--run", str(base_run)]
+    elif args[0] != "bench":
+        args = [*args, "--out", str(tmp_path / "out")]
+    else:
+        args = [*args, "--out", str(tmp_path / "bench.json")]
+    proc = run_base(*args)
+    one_line_error(proc, f"pip install 'mnist-logreg[{extra}]'")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "bench.json").exists()
+
+
+def test_the_estimator_without_scikit_learn():
+    code = ("import numpy as np, torch\n"
+            "from mnist_logreg import LogisticRegression\n"
+            "g = torch.Generator().manual_seed(0)\n"
+            "x = torch.randn(200, 5, generator=g).numpy(); y = (x[:, 0] > 0).astype(int)\n"
+            "clf = LogisticRegression(C=1.0, max_iter=50).fit(x, y)\n"
+            "assert clf.score(x, y) > 0.9, clf.score(x, y)\n"
+            "assert clf.get_params()['C'] == 1.0 and clf.set_params(C=2.0).C == 2.0\n"
+            "p = clf.predict_proba(x); assert np.allclose(p.sum(1), 1)\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, str(BASE), "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.parametrize("level", [[], ["train"], ["evaluate"], ["compare"], ["predict"], ["serve"], ["export"],
+                                   ["tune"], ["bench"]])
+def test_help_imports_neither_torch_nor_scikit_learn(level):
+    code = ("import sys\n"
+            "from mnist_logreg.cli import main\n"
+            "try:\n"
+            f"    main({[*level, '--help']!r})\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code\n"
+            "heavy = sorted(m for m in ('torch', 'sklearn', 'numpy', 'matplotlib') if m in sys.modules)\n"
+            "print(','.join(heavy) or 'none')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "none"
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path, mnist):
+    """pip wheel from this checkout, a new venv, pip install of the wheel alone, then train (about a minute)."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(ROOT)], check=True, capture_output=True, timeout=600)
+    (wheel,) = wheels.glob("mnist_logreg-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+                             capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-2000:]
+    python = str(venv / "bin" / "python")
+    missing = subprocess.run([python, "-c", "import sklearn"], capture_output=True, text=True)
+    assert missing.returncode != 0, "scikit-learn came with the base install"
+    data = write_small(tmp_path / "data", mnist, 1000, 500)
+    env = dict(os.environ, MNIST_LOGREG_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([str(venv / "bin" / "mnist-logreg"), "train", "--data-dir", str(data), "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy" in proc.stdout and (tmp_path / "run" / "metrics.json").is_file()
+    proc = subprocess.run([str(venv / "bin" / "mnist-logreg"), "tune"], capture_output=True, text=True, cwd=tmp_path)
+    one_line_error(proc, "pip install 'mnist-logreg[tune]'")
