@@ -1,0 +1,130 @@
+"""What the system refuses is a user error too: one line, exit code 2, nothing half-written.
+
+A full disk is a real one where the test may mount a small tmpfs (root), and everywhere a
+file-size limit (``RLIMIT_FSIZE``: writes fail with EFBIG, as a quota would); permission
+denied drops root's right to ignore permissions when the tests run as root.
+"""
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def tiny_disk():
+    """A 32 KB tmpfs: too small for a run folder (the model file alone is 31 KB)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    folder = Path(tempfile.mkdtemp(prefix="mnist-logreg-full-"))
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(folder)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    (folder / "filler").write_bytes(b"\0" * 8192)  # what else is on the disk
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+    folder.rmdir()
+
+
+def test_a_full_disk_while_saving_a_run(tiny_disk, small_dir):
+    proc = run_cli("train", "--data-dir", str(small_dir), "--out", str(tiny_disk / "run"), "--epochs", "1")
+    one_line_error(proc, "No space left on device", str(tiny_disk / "run"))
+    assert files_under(tiny_disk) == ["filler"]  # no run folder, no model, no temporary file
+
+
+def test_a_full_disk_while_exporting(tiny_disk, default_run):
+    proc = run_cli("export", "--run", str(default_run), "--format", "torchscript", "--out", str(tiny_disk / "m.pt"))
+    one_line_error(proc, "No space left on device", "m.pt")
+    assert files_under(tiny_disk) == ["filler"]
+
+
+def _limit_file_size():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+
+def test_a_file_size_limit_while_saving_a_run(tmp_path, small_dir):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
+    proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "train", "--data-dir", str(small_dir), "--out",
+                           str(tmp_path / "run"), "--epochs", "1"], capture_output=True, text=True, env=env,
+                          preexec_fn=_limit_file_size, timeout=300)
+    one_line_error(proc, "File too large", "model.safetensors")
+    assert files_under(tmp_path) == []
+
+
+def test_a_failed_save_over_an_earlier_run_leaves_it_as_it_was(tmp_path, small_dir):
+    """No new model beside old metrics, no old model half overwritten."""
+    out = tmp_path / "run"
+    assert run_cli("train", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "1").returncode == 0
+    before = {name: (out / name).read_bytes() for name in files_under(out)}
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
+    proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "train", "--data-dir", str(small_dir), "--out",
+                           str(out), "--epochs", "2"], capture_output=True, text=True, env=env,
+                          preexec_fn=_limit_file_size, timeout=300)
+    one_line_error(proc, "File too large")
+    assert {name: (out / name).read_bytes() for name in files_under(out)} == before
+
+
+def run_unprivileged(*args: str) -> subprocess.CompletedProcess:
+    """The CLI without the right to write where the permissions say no.
+
+    As root, the child runs without CAP_DAC_OVERRIDE (dropped from its bounding set by
+    util-linux's setpriv): still root, but the file permissions now bind it.
+    """
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("as root, permissions bind only without CAP_DAC_OVERRIDE: needs setpriv")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
+    return subprocess.run([*prefix, sys.executable, "-m", "mnist_logreg", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_permission_denied(tmp_path, default_run):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    proc = run_unprivileged("train", "--out", str(read_only / "run"))
+    one_line_error(proc, "permission denied", str(read_only))
+    proc = run_unprivileged("export", "--run", str(default_run), "--format", "torchscript", "--out",
+                            str(read_only / "m.pt"))
+    one_line_error(proc, "Permission denied", str(read_only / "m.pt"))
+    proc = run_unprivileged("evaluate", "--run", str(read_only))  # no model there: the usual one line
+    one_line_error(proc, "no model.safetensors")
+    assert files_under(read_only) == []
+    read_only.chmod(0o755)
+
+
+def test_a_path_that_is_a_file(tmp_path, default_run):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    one_line_error(run_cli("train", "--out", str(blocker / "run")), "is a file, not a folder")
+    one_line_error(run_cli("train", "--out", str(blocker)), "exists and is not a folder")
+    proc = run_cli("export", "--run", str(default_run), "--format", "torchscript", "--out", str(blocker / "m.pt"))
+    one_line_error(proc, str(blocker), "a file of that name is in the way")
+    proc = run_cli("predict", "--run", str(default_run), str(blocker), "--save-preprocessed", str(blocker / "x"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert blocker.read_text() == "not a folder"
