@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # install-debian.sh PACKAGE GLOB: install Debian's PACKAGE unless a file matching GLOB
-# exists. Used for the real services the tests need: postgresql (the tuner's shared
-# study) and chromium (the drawing page's browser test; Playwright cannot download a
-# browser of its own here). Needs root and Debian's package lists; otherwise it says
+# exists. Used for the real services and data the tests need: postgresql (the tuner's
+# shared study), chromium (the drawing page's browser test; Playwright cannot download a
+# browser of its own here) and dataset-fashion-mnist (real data that is not digits). Needs root and Debian's package lists; otherwise it says
 # so and the tests that need the package skip with a message.
 set -euo pipefail
 package=$1

@@ -11,6 +11,15 @@ from mnist_logreg.data import load_dataset, write_idx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The tests' own cache folder (downloads, parsed datasets, features), never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["MNIST_LOGREG_CACHE"] = str(folder)
+    os.environ.pop("MNIST_LOGREG_NO_CACHE", None)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The bundled MNIST, loaded once for the whole session."""

@@ -101,3 +101,29 @@ def test_split_is_deterministic_and_disjoint():
     assert len(set(tr.tolist()) | set(va.tolist())) == 1000
     with pytest.raises(DataError, match="--val-size"):
         train_val_split(1000, 1000)
+
+
+def test_a_subset_of_a_published_set_is_the_users_data(tmp_path, mnist):
+    """Files of the published sizes are checked; the others (here the training files) are accepted."""
+    from conftest import write_small
+
+    ds = load_dataset(data_dir=write_small(tmp_path, mnist, 1000, 10000))
+    assert ds.verified == ("t10k-images", "t10k-labels") and ds.unverified == ("train-images", "train-labels")
+    assert "your own data (1,000 training images)" in ds.provenance
+    # A damaged test file of the published size is still caught.
+    import gzip
+
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    images = bytearray(gzip.decompress(path.read_bytes()))
+    images[5000] ^= 0xFF
+    path.write_bytes(gzip.compress(bytes(images)))
+    with pytest.raises(DataError, match="checksum mismatch for mnist"):
+        load_dataset(data_dir=tmp_path)
+
+
+def test_an_unknown_dataset_is_used_as_given(tmp_path, mnist):
+    from conftest import write_small
+
+    write_small(tmp_path, mnist, 300, 100)  # test labels are not the published ones: not MNIST
+    ds = load_dataset(data_dir=tmp_path)
+    assert ds.verified == () and "not a published dataset we know" in ds.provenance

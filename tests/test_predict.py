@@ -78,14 +78,26 @@ def test_predict_needs_a_run(tmp_path, image_dir):
     assert proc.returncode == 2 and "no model.safetensors" in proc.stderr
 
 
+@pytest.fixture(scope="module")
+def gamma_run(tmp_path_factory, small_dir):
+    """A run with the gamma rung (what the default chooses on Fashion-MNIST)."""
+    out = tmp_path_factory.mktemp("gamma") / "run"
+    proc = run_cli("train", "--data-dir", str(small_dir), "--out", str(out), "--preset", "normalized",
+                   "--gamma", "0.5", "--epochs", "2")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_matches_pytorch(default_run, mnist, tmp_path, fmt):
+@pytest.mark.parametrize("run", ["default_run", "gamma_run"])
+def test_export_matches_pytorch(run, mnist, tmp_path, fmt, request):
     from mnist_logreg.runs import load_run
 
+    run = request.getfixturevalue(run)
     out = tmp_path / f"model.{fmt}"
-    proc = run_cli("export", "--run", str(default_run), "--format", fmt, "--out", str(out))
+    proc = run_cli("export", "--run", str(run), "--format", fmt, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    ck = load_run(default_run)
+    ck = load_run(run)
     pixels = mnist.test_images.float() / 255
     expected = ck.predict_proba(mnist.test_images).numpy()
     if fmt == "onnx":
