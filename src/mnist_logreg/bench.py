@@ -88,8 +88,10 @@ def _ours(dataset: Dataset, preset: str, repeats: int, device: str, **overrides)
     last = results[-1]
     checkpoint = checkpoint_of(last, dataset)
     acc = test_metrics(checkpoint, dataset)["test_accuracy"]
-    row = BenchRow(f"mnist-logreg --preset {preset}", len(last.history), seconds,
-                   last.samples_processed / seconds, acc, repeats)
+    method = f"mnist-logreg --preset {preset}"
+    if last.selection is not None:  # the default trains one candidate per preprocessing
+        method += f" ({len(last.selection['val_accuracy'])} candidates, chose {last.selection['chosen']})"
+    row = BenchRow(method, len(last.history), seconds, last.samples_processed / seconds, acc, repeats)
     return row, checkpoint
 
 
