@@ -50,6 +50,15 @@ def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedP
                           cwd=cwd, timeout=timeout, env=env)
 
 
+def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit code 2 and one line on stderr naming the problem (each of ``needles``), no traceback."""
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory, mnist):
     """The default recipe trained on the real MNIST (a few seconds), saved as a run folder."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, write_small
+from conftest import ROOT, one_line_error, write_small
 
 BASE = Path(__file__).with_name("base_install.py")
 
@@ -24,12 +24,6 @@ def run_base(*args: str, cwd=None, timeout: float = 300) -> subprocess.Completed
                           cwd=cwd, timeout=timeout, env=env)
 
 
-def one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

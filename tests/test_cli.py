@@ -3,16 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli
-
-
-def _one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from conftest import one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +62,13 @@ def test_saved_normalisation_is_reused(small_run):
     ],
 )
 def test_bad_flags_are_one_line_errors(args, needles, tmp_path):
-    _one_line_error(run_cli(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else run_cli(*args), *needles)
+    one_line_error(run_cli(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else run_cli(*args), *needles)
     assert not (tmp_path / "o").exists()
 
 
 def test_evaluate_without_model(tmp_path):
-    _one_line_error(run_cli("evaluate", "--run", str(tmp_path)), "no model.safetensors")
-    _one_line_error(run_cli("evaluate", "--run", str(tmp_path / "missing")), "no such run folder")
+    one_line_error(run_cli("evaluate", "--run", str(tmp_path)), "no model.safetensors")
+    one_line_error(run_cli("evaluate", "--run", str(tmp_path / "missing")), "no such run folder")
 
 
 def test_model_of_the_wrong_shape(small_run, tmp_path):
@@ -93,7 +84,7 @@ def test_model_of_the_wrong_shape(small_run, tmp_path):
     tensors = load_file(str(small_run / "model.safetensors"))
     tensors["linear.weight"] = torch.zeros(10, 100)
     save_file(tensors, str(bad / "model.safetensors"), metadata=meta)
-    _one_line_error(run_cli("evaluate", "--run", str(bad)), "linear.weight has shape (10, 100), expected (10, 784)")
+    one_line_error(run_cli("evaluate", "--run", str(bad)), "linear.weight has shape (10, 100), expected (10, 784)")
 
 
 def test_corrupt_model_file(small_run, tmp_path):
@@ -103,7 +94,7 @@ def test_corrupt_model_file(small_run, tmp_path):
     shutil.copytree(small_run, bad)
     data = (bad / "model.safetensors").read_bytes()
     (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
-    _one_line_error(run_cli("evaluate", "--run", str(bad)), "model.safetensors")
+    one_line_error(run_cli("evaluate", "--run", str(bad)), "model.safetensors")
 
 
 def test_pickle_is_never_loaded(small_run, tmp_path):
@@ -114,7 +105,7 @@ def test_pickle_is_never_loaded(small_run, tmp_path):
     shutil.copytree(small_run, bad)
     marker = tmp_path / "pwned"
     torch.save({"x": torch.zeros(1)}, bad / "model.safetensors")
-    _one_line_error(run_cli("evaluate", "--run", str(bad)), "not a readable safetensors model file")
+    one_line_error(run_cli("evaluate", "--run", str(bad)), "not a readable safetensors model file")
     assert not marker.exists()
 
 
@@ -124,7 +115,7 @@ def test_corrupt_dataset(tmp_path, small_dir):
     data = tmp_path / "data"
     shutil.copytree(small_dir, data)
     (data / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip at all")
-    _one_line_error(run_cli("train", "--data-dir", str(data), "--out", str(tmp_path / "o")), "corrupt gzip")
+    one_line_error(run_cli("train", "--data-dir", str(data), "--out", str(tmp_path / "o")), "corrupt gzip")
     assert not (tmp_path / "o").exists()
 
 
@@ -132,7 +123,7 @@ def test_offline_empty_data_dir(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = run_cli("train", "--data-dir", str(empty), "--dataset", "fashion-mnist", "--out", str(tmp_path / "o"))
-    _one_line_error(proc, "cannot download fashion-mnist", str(empty))
+    one_line_error(proc, "cannot download fashion-mnist", str(empty))
 
 
 @pytest.mark.slow

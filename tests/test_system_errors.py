@@ -16,15 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-
-
-def one_line_error(proc, *needles):
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from conftest import one_line_error, run_cli
 
 
 def files_under(folder: Path) -> list[str]:
