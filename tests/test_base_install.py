@@ -7,6 +7,7 @@ from this checkout into a fresh virtual environment, without extras, and trains.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,13 +129,14 @@ def test_help_imports_neither_torch_nor_scikit_learn(level):
 
 
 @pytest.mark.slow
-def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path, mnist):
+def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path, mnist, request):
     """pip wheel from this checkout, a new venv, pip install of the wheel alone, then train (about a minute)."""
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(wheels), str(ROOT)], check=True, capture_output=True, timeout=600)
     (wheel,) = wheels.glob("mnist_logreg-*.whl")
     venv = tmp_path / "venv"
+    request.addfinalizer(lambda: shutil.rmtree(venv, ignore_errors=True))  # 5.5 GB with torch
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
                              capture_output=True, text=True, timeout=900)

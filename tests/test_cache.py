@@ -125,3 +125,14 @@ def test_two_runs_started_together_share_the_cache_safely(tmp_path, small_dir):
     assert proc.stderr.count("read from the cache") == 5
     third = json.loads((tmp_path / "run3" / "metrics.json").read_text())
     assert third["test_accuracy"] == metrics[0]["test_accuracy"] and third["test_loss"] == metrics[0]["test_loss"]
+
+
+def test_the_folder_is_kept_under_its_size_least_recently_used_first(cache_dir):
+    entry = {"x": torch.zeros(1000)}  # 4,000 bytes
+    paths = [disk_cache.store({"n": i}, entry) for i in range(3)]
+    for i, path in enumerate(paths):
+        os.utime(path, (1000 + i, 1000 + i))
+    assert disk_cache.load({"n": 0}) is not None  # used now: the most recent
+    newest = disk_cache.store({"n": 3}, entry)
+    disk_cache.prune(cache_dir, keep=newest, max_bytes=3 * newest.stat().st_size)
+    assert sorted(p.name for p in entries(cache_dir)) == sorted(p.name for p in (paths[0], paths[2], newest))
