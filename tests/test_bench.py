@@ -11,10 +11,29 @@ def tiny(mnist):
                    mnist.test_labels[:300])
 
 
-def test_tutorial_loop_runs_through_torchvision(tiny):
+def test_tutorial_loop_trains_and_reports_its_models_accuracy(tiny):
+    """The row's accuracy is a plain evaluation of the model it trained, and it did train."""
     pytest.importorskip("torchvision")
-    seconds, acc = tutorial_loop(tiny, epochs=1)
-    assert seconds > 0 and 0.0 <= acc <= 1.0
+    from mnist_logreg.metrics import accuracy
+
+    torch.manual_seed(0)
+    untrained = torch.nn.Linear(28 * 28, 10)  # the loop's own initialisation (same seed)
+    seconds, acc, model = tutorial_loop(tiny, epochs=1, seed=0)
+    assert seconds > 0
+    assert not torch.equal(model.weight, untrained.weight)
+    with torch.no_grad():
+        logits = model(tiny.test_images.reshape(-1, 28 * 28).float() / 255)
+    assert acc == accuracy(logits, tiny.test_labels)
+
+
+def test_our_rows_report_their_models_accuracy(tiny):
+    from mnist_logreg.api import test_metrics
+    from mnist_logreg.bench import _ours
+
+    row, checkpoint = _ours(tiny, "tutorial", 2, "cpu", epochs=2)
+    assert row.epochs == 2 and row.repeats == 2
+    assert row.test_accuracy == test_metrics(checkpoint, tiny)["test_accuracy"]
+    assert row.samples_per_second == pytest.approx(2 * 1000 / row.train_seconds)
 
 
 def test_floor_and_full_batch_figures(tiny):

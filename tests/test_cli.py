@@ -97,14 +97,30 @@ def test_corrupt_model_file(small_run, tmp_path):
     one_line_error(run_cli("evaluate", "--run", str(bad)), "model.safetensors")
 
 
+class _Payload:
+    """Unpickling this creates the folder ``path``: the proof that a pickle was loaded."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.path,)
+
+
 def test_pickle_is_never_loaded(small_run, tmp_path):
     """A pickle renamed to model.safetensors is refused, not executed."""
+    import pickle
     import shutil
 
+    live = tmp_path / "live"
+    pickle.loads(pickle.dumps(_Payload(live)))
+    assert live.is_dir()  # the payload runs code when unpickled
     bad = tmp_path / "bad"
     shutil.copytree(small_run, bad)
     marker = tmp_path / "pwned"
-    torch.save({"x": torch.zeros(1)}, bad / "model.safetensors")
+    (bad / "model.safetensors").write_bytes(pickle.dumps({"linear.weight": _Payload(marker)}))
     one_line_error(run_cli("evaluate", "--run", str(bad)), "not a readable safetensors model file")
     assert not marker.exists()
 
