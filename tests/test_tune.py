@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,7 +196,10 @@ def test_two_workers_finish_exactly_the_trials_asked(postgres, tmp_path, small_d
     assert _finished(study) == 12
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
-    # Both workers took part (each ran at least one of the finished trials).
+    # Both workers took part: each finished at least one trial (recorded per trial as host:pid).
+    ran = {t.user_attrs["worker"] for t in trials if t.state.name in ("COMPLETE", "PRUNED")}
+    assert ran == {f"{socket.gethostname()}:{w.pid}" for w in workers}
+    # ... and both used the shared study, not a journal file of their own.
     assert all(not (tmp_path / f"w{i}" / "study.journal").exists() for i in range(2))
 
 

@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -388,6 +389,8 @@ def make_objective(dataset: Dataset, space: dict[str, Param], n_trials: int, see
     from .train import Stop, train
 
     cache: dict = {}  # deskewed images and statistics, shared by this worker's trials
+    # Which worker ran a trial (machine:process), in trials.csv: a shared study's audit trail.
+    worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial) -> float:
         ahead = [t for t in trial.study.get_trials(deepcopy=False)
@@ -397,6 +400,7 @@ def make_objective(dataset: Dataset, space: dict[str, Param], n_trials: int, see
             trial.set_user_attr("dropped", "the study already had enough trials when this one started")
             raise _Surplus()
         config = sample_config(trial, space, seed, device, val_size)
+        trial.set_user_attr("worker", worker)
         best = {"val_accuracy": 0.0}
 
         def on_epoch(row: dict) -> None:
@@ -422,12 +426,12 @@ def trials_csv(study) -> str:
     names = sorted({k for t in trials for k in t.params})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["number", "state", "value", "seconds", *names])
+    writer.writerow(["number", "state", "value", "seconds", "worker", *names])
     for t in trials:
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and \
             t.datetime_start else ""
         writer.writerow([t.number, t.state.name, "" if t.value is None else t.value, seconds,
-                         *[t.params.get(n, "") for n in names]])
+                         t.user_attrs.get("worker", ""), *[t.params.get(n, "") for n in names]])
     return buf.getvalue()
 
 
