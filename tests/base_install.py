@@ -10,12 +10,18 @@ command line runs as ``python``'s.
 """
 
 import importlib.abc
+import os
 import runpy
 import sys
 
 OPTIONAL = ("matplotlib", "optuna", "psycopg2", "sqlalchemy", "fastapi", "starlette", "uvicorn", "multipart",
             "python_multipart", "onnx", "onnxruntime", "onnxscript", "tensorboard", "torchvision", "sklearn",
             "scipy", "psutil", "httpx", "playwright", "pytest")
+
+
+# ``BASE_INSTALL_HIDE=a,b`` hides only those packages (one extra missing, the others present).
+if os.environ.get("BASE_INSTALL_HIDE"):
+    OPTIONAL = tuple(os.environ["BASE_INSTALL_HIDE"].split(","))
 
 
 class _Hide(importlib.abc.MetaPathFinder):

@@ -19,8 +19,8 @@ from conftest import ROOT, one_line_error, write_small
 BASE = Path(__file__).with_name("base_install.py")
 
 
-def run_base(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+def run_base(*args: str, cwd=None, timeout: float = 300, hide: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore", BASE_INSTALL_HIDE=hide)
     return subprocess.run([sys.executable, str(BASE), "-m", "mnist_logreg", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
 
@@ -96,6 +96,13 @@ def test_extras_are_named_in_one_line(args, extra, base_run, tmp_path):
     proc = run_base(*args)
     one_line_error(proc, f"pip install 'mnist-logreg[{extra}]'")
     assert not (tmp_path / "out").exists() and not (tmp_path / "bench.json").exists()
+
+
+def test_a_postgresql_study_names_the_postgres_extra(tmp_path, small_dir):
+    """The tune extra without psycopg2: a PostgreSQL URL says to install mnist-logreg[postgres]."""
+    proc = run_base("tune", "--data-dir", str(small_dir), "--out", str(tmp_path / "t"), "--storage",
+                    "postgresql://me:s3cret@127.0.0.1:9/none", hide="psycopg2")
+    one_line_error(proc, "pip install 'mnist-logreg[postgres]'")
 
 
 def test_the_estimator_without_scikit_learn():

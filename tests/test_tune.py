@@ -117,6 +117,13 @@ def test_ctrl_c_then_resume(tmp_path, small_dir, space_file):
     assert _finished(_study(_journal(out))) == done + 2
 
 
+def test_storage_errors_hide_the_password():
+    from mnist_logreg.tune import _redact
+
+    assert _redact("postgresql://me:s3cret@db.example:5432/optuna") == "postgresql://me:***@db.example:5432/optuna"
+    assert _redact("sqlite:///study.db") == "sqlite:///study.db"
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [

@@ -97,14 +97,12 @@ class LogisticRegression(*_BASES):
         return self
 
     def decision_function(self, X):
-        from .train import predict_logits
-
         if not hasattr(self, "model_"):
             raise ValueError("this LogisticRegression is not fitted yet; call fit first")
         X = self._features(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}")
-        return predict_logits(self.model_, X).cpu().numpy()
+        return self.model_.logits(X).cpu().numpy()
 
     def predict_proba(self, X):
         import numpy as np

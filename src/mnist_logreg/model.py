@@ -7,6 +7,9 @@ import math
 import torch
 from torch import nn
 
+# Evaluation needs no gradient, so it can take big bites; this bounds its memory.
+EVAL_CHUNK = 16384
+
 
 class SoftmaxRegression(nn.Module):
     """Multinomial logistic regression: ``logits = x @ W.T + b``.
@@ -36,3 +39,10 @@ class SoftmaxRegression(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
+
+    @torch.no_grad()
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits [N, C] of features [N, D] for evaluation: no graph, in chunks of ``EVAL_CHUNK`` rows."""
+        w, b = self.linear.weight, self.linear.bias
+        # W @ x^T is the fast layout for 10 outputs (see train._minibatch_epoch); logits come back [N, C].
+        return torch.cat([torch.addmm(b.view(-1, 1), w, chunk.t()).t() for chunk in features.split(EVAL_CHUNK)])

@@ -51,9 +51,7 @@ class Checkpoint:
         if tuple(images.shape[1:]) != self.image_shape:
             raise UserError(f"the model expects {self.image_shape[0]}x{self.image_shape[1]} images, "
                             f"got {images.shape[1]}x{images.shape[2]}")
-        from .train import predict_logits
-
-        return predict_logits(self.model, self.preprocessor(images))
+        return self.model.logits(self.preprocessor(images))
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(images), dim=1)

@@ -33,8 +33,6 @@ from .preprocess import Preprocessor, augment, to_float
 
 log = logging.getLogger(__name__)
 
-# Evaluation needs no gradient, so it can take big bites; this bounds its memory.
-EVAL_CHUNK = 16384
 # Batches up to this size train single-threaded on the CPU (see ``fit``).
 SMALL_BATCH = 1024
 # Training accuracy per epoch is measured on this many (clean) training images.
@@ -92,13 +90,6 @@ def softmax_xent_grad(
         gw.addmm_(g, xc)
         gb.add_(g.sum(dim=1, keepdim=True))
     return loss, gw.div_(n), gb.view(-1).div_(n)
-
-
-@torch.no_grad()
-def predict_logits(model: SoftmaxRegression, features: torch.Tensor) -> torch.Tensor:
-    w, b = model.linear.weight, model.linear.bias
-    # W @ x^T is the fast layout for 10 outputs (see _minibatch_epoch); logits come back [N, C].
-    return torch.cat([torch.addmm(b.view(-1, 1), w, chunk.t()).t() for chunk in features.split(EVAL_CHUNK)])
 
 
 @dataclass
@@ -191,11 +182,11 @@ def fit(
                 torch.set_num_threads(threads)
             _sync(device)
             elapsed += time.perf_counter() - t0
-            logits = predict_logits(model, probe[0])
+            logits = model.logits(probe[0])
             row = {"epoch": epoch, "lr": lr, "train_loss": log_loss(logits, probe[1]),
                    "train_accuracy": accuracy(logits, probe[1])}
             if val is not None and val[1].numel():
-                logits = predict_logits(model, val[0])
+                logits = model.logits(val[0])
                 row["val_loss"] = log_loss(logits, val[1])
                 row["val_accuracy"] = accuracy(logits, val[1])
             row["seconds"] = elapsed

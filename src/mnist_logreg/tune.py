@@ -29,6 +29,7 @@ from .atomic import atomic_write_json, atomic_write_text
 from .config import build_config, flat_fields
 from .data import Dataset, load_dataset, train_val_split
 from .errors import ConfigError, UserError
+from .extras import require
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,10 @@ def open_storage(storage: str | None, out: Path):
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    scheme = storage.split("://", 1)[0]
+    if scheme in ("postgresql", "postgresql+psycopg2"):  # SQLAlchemy's default PostgreSQL driver
+        require(f"tune --storage {scheme}://...", "postgres", "psycopg2")
+
     for attempt in range(6):
         try:
             # A heartbeat lets surviving workers notice a killed worker's trial and fail it
@@ -253,12 +258,14 @@ def open_storage(storage: str | None, out: Path):
 
 
 def _redact(url: str) -> str:
-    """The URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
-    return url
+    """The URL with its password hidden (SQLAlchemy's own rendering); only the scheme if it does not parse."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("://", 1)[0] + "://..."
 
 
 def _counts(study) -> tuple[int, int]:
