@@ -123,3 +123,14 @@ def test_full_batch_works_in_a_forked_child():
         # Without the at-fork reset this waits forever on threads the child does not have.
         got = pool.apply_async(softmax_xent_grad, (w, b, x, y)).get(timeout=60)[1]
     assert torch.equal(got, expected)
+
+
+def test_a_bad_class_count_is_an_error_not_a_divergence():
+    """The kernel's errors are raised as what they are, not a NaN loss that reads as "lower --lr"."""
+    if not kernels.available():
+        pytest.skip("the C kernel is not built or this CPU lacks AVX-512")
+    c = kernels._LIB.max_classes + 1
+    w, b, x = torch.zeros(c, 16), torch.zeros(c), torch.zeros(4, 16)
+    labels = torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(ValueError, match=f"takes 1 to {c - 1} classes, got {c}"):
+        kernels.grad_sums(w, b, x, labels, torch.empty(c, 16), torch.empty(c))

@@ -27,6 +27,11 @@
 
 int mlr_max_classes(void) { return MLR_MAX_CLASSES; }
 
+/* Errors are negative returns: a summed cross-entropy is >= 0, and NaN or infinity mean
+ * that training diverged, which the caller reports as such. */
+#define MLR_BAD_CLASSES (-1.0)
+#define MLR_NO_MEMORY (-2.0)
+
 int mlr_has_avx512(void) {
 #ifdef MLR_X86
     __builtin_cpu_init();
@@ -127,7 +132,7 @@ TARGET void mlr_u8_to_f32(const uint8_t *u, int64_t n, float *out) { u8_row_to_f
 TARGET static double grad_body(const float *xf, const uint8_t *xu, const int64_t *idx, int64_t n, int64_t d,
                                const float *w, const float *b, int64_t C, const int64_t *y, float *gw,
                                float *gb, float *buf) {
-    if (C < 1 || C > MLR_MAX_CLASSES) return NAN;
+    if (C < 1 || C > MLR_MAX_CLASSES) return MLR_BAD_CLASSES;
     memset(gw, 0, sizeof(float) * (size_t)(C * d));
     /* The bias sums stay local until the end: callers hand each thread a row of one [T, C]
      * tensor, and updating those rows in place would bounce a shared cache line. */
@@ -197,7 +202,8 @@ TARGET static double grad_body(const float *xf, const uint8_t *xu, const int64_t
 /* Summed cross-entropy of the rows i in [0, n) (row idx[i] of x when idx is given, else
  * row i), and its gradient *sums* over those rows: gw [C x d] = sum_i (p_i - y_i) x_i^T,
  * gb [C] = sum_i (p_i - y_i), both overwritten. x is row-major [*, d]; y[i] is the label
- * of the i-th row taken. Returns NaN when C is out of range. */
+ * of the i-th row taken. Returns MLR_BAD_CLASSES (negative, which no sum of
+ * cross-entropies is) when C is out of range. */
 TARGET double mlr_softmax_xent_grad(const float *x, const int64_t *idx, int64_t n, int64_t d, const float *w,
                              const float *b, int64_t C, const int64_t *y, float *gw, float *gb) {
     return grad_body(x, NULL, idx, n, d, w, b, C, y, gw, gb, NULL);
@@ -205,11 +211,11 @@ TARGET double mlr_softmax_xent_grad(const float *x, const int64_t *idx, int64_t 
 
 /* The same for uint8 rows whose features are pixel / 255 (no other preprocessing): a
  * quarter of the bytes to fetch. Each block's rows are converted into R * d floats of
- * scratch. Returns NaN if that scratch cannot be had. */
+ * scratch. Returns MLR_NO_MEMORY (negative) if that scratch cannot be had. */
 TARGET double mlr_softmax_xent_grad_u8(const uint8_t *x, const int64_t *idx, int64_t n, int64_t d, const float *w,
                                 const float *b, int64_t C, const int64_t *y, float *gw, float *gb) {
     float *buf = malloc(sizeof(float) * (size_t)(R * d));
-    if (!buf) return NAN;
+    if (!buf) return MLR_NO_MEMORY;
     const double loss = grad_body(NULL, x, idx, n, d, w, b, C, y, gw, gb, buf);
     free(buf);
     return loss;

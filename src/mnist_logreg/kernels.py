@@ -24,6 +24,7 @@ from .preprocess import PIXEL_MAX
 # The full-batch gradient goes in this many equal row ranges (fixed, so the sum's order
 # does not depend on the thread count): enough for any thread count to share evenly.
 PARTS = 16
+_BAD_CLASSES = -1.0  # MLR_BAD_CLASSES in _kernels.c (MLR_NO_MEMORY is -2)
 
 
 class _Lib:
@@ -113,7 +114,12 @@ def grad_sums(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, labels:
     n = labels.numel() if idx is None else idx.numel()
     args = (x.data_ptr(), None if idx is None else idx.data_ptr(), n, x.shape[1], weight.data_ptr(),
             bias.data_ptr(), weight.shape[0], labels.data_ptr(), gw.data_ptr(), gb.data_ptr())
-    return (_LIB.grad_u8 if x.dtype == torch.uint8 else _LIB.grad)(*args)
+    loss = (_LIB.grad_u8 if x.dtype == torch.uint8 else _LIB.grad)(*args)
+    if loss < 0:  # the kernel's errors (_kernels.c); NaN or inf is divergence, for the caller to report
+        if loss == _BAD_CLASSES:
+            raise ValueError(f"the C kernel takes 1 to {_LIB.max_classes} classes, got {weight.shape[0]}")
+        raise MemoryError("the C kernel could not allocate its scratch buffer")
+    return loss
 
 
 def softmax_xent_grad(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,
