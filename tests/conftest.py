@@ -34,6 +34,15 @@ def small_dir(tmp_path_factory, mnist):
     return folder
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_small(folder: Path, mnist, n_train: int, n_test: int, gz: bool = True) -> Path:
     ext = ".gz" if gz else ""
     write_idx(folder / f"train-images-idx3-ubyte{ext}", mnist.train_images[:n_train])

@@ -34,3 +34,10 @@ def photo(digit: np.ndarray, rng: np.random.Generator, polarity: str = "dark-on-
     buf = io.BytesIO()
     pil.save(buf, format=fmt, **({"quality": int(rng.integers(60, 90))} if fmt == "JPEG" else {}))
     return buf.getvalue()
+
+
+def png_bytes(arr, mode=None) -> bytes:
+    """An array as the bytes of a PNG file (``mode`` as Pillow's, e.g. "RGBA"; default from the array)."""
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,17 +19,13 @@ def _bin_dir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:
     def __init__(self, folder: Path):
         self.folder = folder
         self.proc = None
-        self.port = _free_port()
+        self.port = free_port()
 
     def _as_user(self, cmd: list[str]) -> list[str]:
         # PostgreSQL refuses to run as root: use the postgres account the package made.

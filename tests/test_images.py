@@ -5,15 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from digits import photo
+from digits import photo, png_bytes
 from mnist_logreg.images import ImageError, load_digit, otsu_threshold
 from mnist_logreg.runs import load_run
-
-
-def _png(arr, mode="L"):
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode=mode).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def test_mnist_digit_comes_back_like_itself(mnist):
@@ -21,7 +15,7 @@ def test_mnist_digit_comes_back_like_itself(mnist):
     agree = 0
     for i in range(50):
         d = mnist.test_images[i].numpy()
-        out = load_digit(_png(d)).double() / 255
+        out = load_digit(png_bytes(d)).double() / 255
         ref = torch.from_numpy(d).double() / 255
         agree += torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0) > 0.8
     assert agree >= 40
@@ -64,8 +58,8 @@ def test_transparency_is_flattened_onto_white(mnist):
     d = mnist.test_images[3].numpy()
     rgba = np.zeros((28, 28, 4), dtype=np.uint8)
     rgba[..., 3] = d  # black ink whose opacity is the digit; the rest transparent
-    from_alpha = load_digit(_png(rgba, "RGBA"))
-    on_white = load_digit(_png(255 - d))
+    from_alpha = load_digit(png_bytes(rgba, "RGBA"))
+    on_white = load_digit(png_bytes(255 - d))
     assert torch.equal(from_alpha, on_white)
 
 
@@ -82,7 +76,7 @@ def test_other_formats(mnist, fmt):
         (b"hello, not an image", "not an image in a supported format"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "not an image"),
         (b"%PDF-1.4 fake", "not an image"),
-        (_png(np.full((28, 28), 255, dtype=np.uint8)), "no digit found"),
+        (png_bytes(np.full((28, 28), 255, dtype=np.uint8)), "no digit found"),
     ],
 )
 def test_bad_images(data, match):
@@ -91,7 +85,7 @@ def test_bad_images(data, match):
 
 
 def test_truncated_image(mnist):
-    data = _png(mnist.test_images[0].numpy())
+    data = png_bytes(mnist.test_images[0].numpy())
     with pytest.raises(ImageError, match="malformed|cannot read|not an image"):
         load_digit(data[: len(data) // 2])
 

@@ -13,7 +13,8 @@ from PIL import Image
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
-from digits import photo  # noqa: E402
+from conftest import free_port  # noqa: E402
+from digits import photo, png_bytes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +28,6 @@ def client(default_run):
         yield c
 
 
-def _png(arr) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _alive(client):
@@ -88,7 +85,7 @@ def test_over_40_megapixels_is_400(client):
         (dict(content=b"{not json", headers={"content-type": "application/json"}), "invalid JSON"),
         (dict(content=b"raw bytes", headers={"content-type": "application/octet-stream"}), "multipart"),
         (dict(content=b"--xx\r\nbroken", headers={"content-type": "multipart/form-data; boundary=xx"}), ""),
-        (dict(json={"image": base64.b64encode(_png(np.full((40, 40), 255, np.uint8))).decode()}), "no digit"),
+        (dict(json={"image": base64.b64encode(png_bytes(np.full((40, 40), 255, np.uint8))).decode()}), "no digit"),
     ],
 )
 def test_bad_requests_are_400_and_the_server_lives(client, kwargs, needle):
@@ -101,15 +98,11 @@ def test_bad_requests_are_400_and_the_server_lives(client, kwargs, needle):
 # --- A real server and a real browser -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(default_run):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", str(default_run), "--port",
                              str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
