@@ -7,6 +7,7 @@ from mnist_logreg import LogisticRegression, SoftmaxRegression
 sklearn = pytest.importorskip("sklearn")
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,10 @@ def test_bad_parameters():
         LogisticRegression(solver="newton").fit(np.zeros((4, 2)), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="not fitted"):
         LogisticRegression().predict(np.zeros((1, 2)))
+
+
+# scikit-learn's own estimator checks, every one of them: no check is exempt. A short
+# max_iter keeps the 55 checks to a few seconds; the checks' data are small and easy.
+@parametrize_with_checks([LogisticRegression(max_iter=20)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)

@@ -1,29 +1,56 @@
 """A scikit-learn-style estimator over our training loop; scikit-learn itself is optional.
 
 Kept apart from ``model.py`` so that training never imports scikit-learn (most of a
-second at startup): only ``from mnist_logreg import LogisticRegression`` does.
+second at startup): only ``from mnist_logreg import LogisticRegression`` does. Where
+scikit-learn is installed the estimator is one of its own: ``BaseEstimator``'s
+``get_params``/``set_params``, its input validation (``validate_data``), target checks and
+``check_is_fitted``, and it passes scikit-learn's estimator checks (``tests/test_model.py``).
+Without it, the same class stands alone with plain equivalents of those.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-try:  # scikit-learn is optional: with it, the estimator gets its mixins (tags, clone, is_classifier)
+try:
     from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data
 
-    _BASES: tuple[type, ...] = (ClassifierMixin, BaseEstimator)
-except ImportError:  # a base install: the class stands alone (get_params, set_params, score are its own)
-    _BASES = ()
+    SKLEARN = True
+except ImportError:  # a base install
+    SKLEARN = False
+
+PARAMS = ("C", "solver", "max_iter", "lr", "batch_size", "device", "dtype", "random_state")
 
 
-class LogisticRegression(*_BASES):
+class _Standalone:
+    """What scikit-learn's base classes give, for a base install without it."""
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in PARAMS}
+
+    def set_params(self, **params):
+        for key, value in params.items():
+            if key not in PARAMS:
+                raise ValueError(f"invalid parameter {key!r} for LogisticRegression")
+            setattr(self, key, value)
+        return self
+
+    def score(self, X, y, sample_weight=None) -> float:
+        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
+
+
+class LogisticRegression(*((ClassifierMixin, BaseEstimator) if SKLEARN else (_Standalone,))):
     """A scikit-learn-style multinomial logistic regression trained by our ``fit`` loop.
 
     ``C`` is scikit-learn's inverse regularisation strength: the objective is
     ``C * sum(cross-entropy) + ||W||^2 / 2`` (intercept not penalised), which is our mean
     cross-entropy with ``weight_decay = 1 / (C * n_samples)``. ``solver`` is ``lbfgs``
     (full batch, the optimum), ``sgd`` or ``adam``; ``max_iter`` is L-BFGS iterations or
-    epochs. Works in ``cross_val_score`` and ``GridSearchCV`` (``get_params``/``set_params``).
+    epochs. X is [n_samples, n_features]; with two classes ``decision_function`` is 1-D
+    (the second class's score), as scikit-learn's classifiers give it.
     """
 
     def __init__(self, C: float = 1.0, solver: str = "lbfgs", max_iter: int = 100, lr: float = 0.1,
@@ -37,91 +64,91 @@ class LogisticRegression(*_BASES):
         self.dtype = dtype
         self.random_state = random_state
 
-    # Our own get_params/set_params: the same with or without scikit-learn (clone and GridSearchCV use them).
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in ("C", "solver", "max_iter", "lr", "batch_size", "device", "dtype",
-                                              "random_state")}
+    def _validate(self, X, y=None, reset: bool = False):
+        """X as a finite float array [n_samples, n_features] (and y, when given, checked as class labels)."""
+        if SKLEARN:
+            kw = dict(reset=reset, dtype=(np.float64, np.float32), accept_sparse=False)
+            if y is None:
+                return validate_data(self, X, **kw), None
+            X, y = validate_data(self, X, y, **kw)
+            check_classification_targets(y)
+            return X, y
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"X must be 2-D [n_samples, n_features] with at least one sample, got shape {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}")
+        if y is not None:
+            y = np.asarray(y)
+            if y.ndim != 1 or y.shape[0] != X.shape[0]:
+                raise ValueError(f"y must be 1-D with one label per sample of X, got shape {y.shape}")
+        return X, y
 
-    def set_params(self, **params):
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"invalid parameter {key!r} for LogisticRegression")
-            setattr(self, key, value)
-        return self
-
-    def _features(self, X) -> torch.Tensor:
-        import numpy as np
-
+    def _tensor(self, X: np.ndarray) -> torch.Tensor:
         from .train import resolve_device
 
-        dtype = getattr(torch, self.dtype)
-        X = torch.as_tensor(np.asarray(X), dtype=dtype)
-        if X.dim() == 3:  # images [N, H, W]
-            X = X.reshape(X.shape[0], -1)
-        if X.dim() != 2:
-            raise ValueError(f"X must be 2-D [n_samples, n_features], got shape {tuple(X.shape)}")
-        return X.to(resolve_device(self.device))
+        return torch.as_tensor(np.ascontiguousarray(X), dtype=getattr(torch, self.dtype)).to(
+            resolve_device(self.device))
 
     def fit(self, X, y):
-        import numpy as np
-
         from .config import OptimConfig
         from .train import fit_features
 
         if not (isinstance(self.C, (int, float)) and self.C > 0):
             raise ValueError(f"C must be a positive number, got {self.C!r}")
-        X = self._features(X)
-        y = np.asarray(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
+        if self.solver not in ("lbfgs", "sgd", "adam"):
+            raise ValueError(f"solver must be one of lbfgs, sgd, adam, got {self.solver!r}")
+        if y is None:
+            raise ValueError("LogisticRegression requires y to be passed, but the target y is None")
+        X, y = self._validate(X, y, reset=True)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError("y must hold at least two classes")
-        labels = torch.as_tensor(encoded, dtype=torch.long, device=X.device)
-        wd = 1.0 / (self.C * X.shape[0])
+            # scikit-learn's words, which its estimator checks look for
+            raise ValueError("this solver needs samples of at least 2 classes in the data, but the data contains "
+                             f"only one class: {self.classes_[0]!r}")
+        features = self._tensor(X)
+        labels = torch.as_tensor(encoded.reshape(-1), dtype=torch.long, device=features.device)
+        wd = 1.0 / (self.C * features.shape[0])
         if self.solver == "lbfgs":
             optim = OptimConfig(optimizer="lbfgs", epochs=1, lbfgs_iters=self.max_iter, weight_decay=wd,
                                 lbfgs_history=20)
-        elif self.solver in ("sgd", "adam"):
+        else:
             optim = OptimConfig(optimizer=self.solver, epochs=self.max_iter, lr=self.lr, batch_size=self.batch_size,
                                 weight_decay=wd, momentum=0.9 if self.solver == "sgd" else 0.0,
                                 schedule="cosine")
-        else:
-            raise ValueError(f"solver must be one of lbfgs, sgd, adam, got {self.solver!r}")
-        model, history, _ = fit_features(X, labels, optim, n_classes=len(self.classes_), seed=self.random_state)
+        model, history, _ = fit_features(features, labels, optim, n_classes=len(self.classes_),
+                                         seed=self.random_state)
         self.model_ = model
-        self.n_features_in_ = X.shape[1]
         self.n_iter_ = np.array([history[-1].get("iterations", len(history))])
         self.coef_ = model.linear.weight.detach().cpu().numpy().copy()
         self.intercept_ = model.linear.bias.detach().cpu().numpy().copy()
         return self
 
-    def decision_function(self, X):
-        if not hasattr(self, "model_"):
+    def _logits(self, X) -> np.ndarray:
+        if SKLEARN:
+            check_is_fitted(self)
+        elif not hasattr(self, "model_"):
             raise ValueError("this LogisticRegression is not fitted yet; call fit first")
-        X = self._features(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}")
-        return self.model_.logits(X).cpu().numpy()
+        X, _ = self._validate(X)
+        return self.model_.logits(self._tensor(X)).cpu().numpy()
 
-    def predict_proba(self, X):
-        import numpy as np
+    def decision_function(self, X) -> np.ndarray:
+        z = self._logits(X)
+        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
-        z = self.decision_function(X)
+    def predict_proba(self, X) -> np.ndarray:
+        z = self._logits(X)
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
 
-    def predict_log_proba(self, X):
-        import numpy as np
-
+    def predict_log_proba(self, X) -> np.ndarray:
         return np.log(self.predict_proba(X))
 
-    def predict(self, X):
-        scores = self.decision_function(X)
-        return self.classes_[scores.argmax(axis=1)]
-
-    def score(self, X, y, sample_weight=None):
-        import numpy as np
-
-        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
+    def predict(self, X) -> np.ndarray:
+        best = self._logits(X).argmax(axis=1)  # first: an unfitted estimator says so
+        return self.classes_[best]
