@@ -499,12 +499,18 @@ def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochC
         return train(candidates[name], dataset, cache=cache)
 
     order = list(reversed(candidates))
-    workers = min(len(order), torch.get_num_threads())
+    threads = torch.get_num_threads()
+    workers = min(len(order), threads)
     if workers <= 1 or resolve_device(config.device).type != "cpu":
         done = [run(name) for name in order]
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(run, order))
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                done = list(pool.map(run, order))
+        finally:
+            # ``fit`` lowers and restores the thread count around small-batch epochs; two
+            # of them interleaved could restore each other's lowered value.
+            torch.set_num_threads(threads)
     results = {name: done[order.index(name)] for name in candidates}
     scores = {name: r.history[-1]["val_accuracy"] for name, r in results.items()}
     chosen = max(scores, key=scores.get)  # max keeps the first of equal scores
