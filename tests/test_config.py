@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mnist_logreg.config import PRESETS, TrainConfig, build_config
+from mnist_logreg.config import PRESETS, TrainConfig, build_config, flat_fields
 from mnist_logreg.errors import ConfigError
 
 
@@ -69,3 +69,19 @@ def test_bad_values_name_the_flag(overrides, match):
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="unknown preset 'fastest'; choose from " + ", ".join(PRESETS)):
         build_config("fastest")
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_flat_settings_rebuild_the_config(preset):
+    cfg = build_config(preset, lr=0.25, gamma=0.5)
+    flat = cfg.flat()
+    assert flat["lr"] == 0.25 and flat["preset"] == preset and set(flat) == set(flat_fields())
+    assert build_config(flat.pop("preset"), **flat) == cfg
+
+
+def test_field_kinds_come_from_the_annotations():
+    from mnist_logreg.config import kind_of
+
+    assert kind_of("val_size") is int  # int | None
+    assert kind_of("data_dir") is str and kind_of("deskew") is bool and kind_of("lr") is float
+    assert kind_of("seed") is int and kind_of("device") is str

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, build_config, flat_fields
+from .config import PRESETS, build_config, flat_fields, kind_of
 from .errors import UserError
 from .extras import install_hint, require
 
@@ -25,24 +24,13 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _flag_type(f: dataclasses.Field):
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    if "bool" in kind:
-        return bool
-    if "int" in kind:
-        return int
-    if "float" in kind:
-        return float
-    return str
-
-
 def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field, generated from the dataclasses (default None = preset's)."""
     for name, (_, f) in flat_fields().items():
         if name in skip:
             continue
         flag = "--" + name.replace("_", "-")
-        kind = _flag_type(f)
+        kind = kind_of(name)
         help_text = f.metadata.get("help", "")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)

@@ -8,7 +8,9 @@ Presets are named sets of overrides on top of the field defaults.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +172,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def flat(self) -> dict[str, Any]:
+        """Every setting by its flat name (``lr``, ``deskew``, ``seed``): what ``build_config`` takes."""
+        sections = (self.data, self.preprocess, self.augment, self.optim)
+        out = {f.name: getattr(s, f.name) for s in sections for f in dataclasses.fields(s)}
+        return {**out, **{name: getattr(self, name) for name in TOP_LEVEL}}
+
     def candidates(self) -> dict[str, TrainConfig]:
         """The fixed recipes ``--select`` chooses among: this config with each candidate's preprocessing."""
         return {name: dataclasses.replace(self, preprocess=dataclasses.replace(self.preprocess, select=False, **kw))
@@ -226,6 +234,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "augmented": dict(_FIXED, augment="affine", rotate=3.0, translate=0.5, scale_min=0.97, scale_max=1.03,
                       shear=3.0, weight_decay=3e-4),
 }
+
+
+@functools.cache
+def kind_of(name: str) -> type:
+    """The type of flat field ``name`` (bool, int, float or str) from its annotation, ``X | None`` as X."""
+    section_cls, f = flat_fields()[name]
+    hint = typing.get_type_hints(section_cls or TrainConfig)[f.name]
+    return next((a for a in typing.get_args(hint) if a is not type(None)), hint)
 
 
 def flat_fields() -> dict[str, tuple[type | None, dataclasses.Field]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_json, atomic_write_text
-from .config import build_config, flat_fields
+from .config import build_config, flat_fields, kind_of
 from .data import Dataset, load_dataset, train_val_split
 from .errors import ConfigError, UserError
 from .extras import require
@@ -122,15 +122,11 @@ def parse_space(spec: dict[str, Any], where: str = "space") -> dict[str, Param]:
             if log_scale and low <= 0:
                 raise ConfigError(f"{where}: {name}: a log-scale range needs low > 0, got {low}")
             integer = bool(entry.get("integer", isinstance(low, int) and isinstance(high, int)
-                                     and _flag_is_int(fields.get(name))))
+                                     and name in fields and kind_of(name) is int))
             param = Param(name, low=low, high=high, log=log_scale, integer=integer)
         space[name] = param
     _check_values(space)
     return space
-
-
-def _flag_is_int(entry) -> bool:
-    return entry is not None and "int" in str(entry[1].type)
 
 
 def _check_values(space: dict[str, Param]) -> None:
@@ -140,7 +136,7 @@ def _check_values(space: dict[str, Param]) -> None:
             name = "lr"
         candidates = [p.value] if p.value is not None else list(p.choices) if p.choices else [p.low, p.high]
         for v in candidates:
-            if name in ("epochs", "batch_size", "lbfgs_iters", "lbfgs_history") and isinstance(v, float):
+            if kind_of(name) is int and isinstance(v, float):
                 v = int(v)
             # Check each value on its own: a base where the other knobs cannot object.
             base = {} if name == "nesterov" else {"nesterov": False}
@@ -200,9 +196,7 @@ def sample_config(trial, space: dict[str, Param], seed: int, device: str, val_si
 
 def default_params(space: dict[str, Param]) -> dict[str, Any]:
     """The default recipe as trial parameters (for the parameters the space samples)."""
-    cfg = build_config()
-    flat = {k: v for section in (cfg.data, cfg.preprocess, cfg.augment, cfg.optim)
-            for k, v in section.__dict__.items()}
+    flat = build_config().flat()
     params = {}
     for name, p in space.items():
         if name.startswith("lr") or p.value is not None or name not in flat:
@@ -542,10 +536,9 @@ def final_run(best, dataset: Dataset, out: Path, seed: int, device: str) -> dict
     from .api import train_run
     from .config import TrainConfig
 
-    config = TrainConfig.from_dict(best.user_attrs["config"])
-    values = {name: getattr(section, name) for section in (config.data, config.preprocess, config.augment,
-                                                             config.optim) for name in section.__dataclass_fields__}
+    values = TrainConfig.from_dict(best.user_attrs["config"]).flat()
     values.update(val_size=0, seed=seed, device=device)
+    del values["preset"]  # the trial's settings, all of them, on top of the default preset
     final_config = build_config("default", **values)
     _, _, metrics = train_run(final_config, out / "best-run", dataset=dataset)
     return {"test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
