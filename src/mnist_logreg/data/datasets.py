@@ -18,7 +18,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -45,37 +45,27 @@ FILE_STEMS = [file_stem(split, kind) for split in SPLITS for kind in KINDS]
 class DatasetSpec:
     """A named dataset: where to download it and how to check what we got.
 
-    ``md5`` maps a file stem to (what the digest covers, hex digest) for downloads; what it
-    covers is ``"idx"`` (the decompressed bytes, which is independent of how it was
-    gzipped) or ``"gz"`` (the published ``.gz`` file, where only that digest is published).
-    ``idx_md5`` maps a file stem to the digest of its decompressed bytes: what a copy on
-    disk is checked against, however it was (re)compressed. ``sizes``: the published
-    files' decompressed sizes, by which a file claims to be the published one.
+    ``idx_md5`` maps a file stem to the digest of its decompressed bytes, independent of
+    how it was (re)compressed: what every copy is checked against. ``gz_md5``, where a
+    dataset publishes only digests of its ``.gz`` files, maps a stem to that digest:
+    what a download from the dataset's own mirrors is checked against.
     """
 
     name: str
     mirrors: tuple[str, ...]
-    md5: dict
     attribution: str
     idx_md5: dict
-    sizes: dict
+    gz_md5: dict = field(default_factory=dict)
 
 
 # Decompressed IDX sizes of the published files (60,000 training and 10,000 test images of
-# 28x28); MNIST and Fashion-MNIST share them.
+# 28x28), which MNIST and Fashion-MNIST share: a file of this size claims to be published.
 PUBLISHED_SIZES = {
     "train-images-idx3-ubyte": 16 + 60000 * 28 * 28,
     "train-labels-idx1-ubyte": 8 + 60000,
     "t10k-images-idx3-ubyte": 16 + 10000 * 28 * 28,
     "t10k-labels-idx1-ubyte": 8 + 10000,
 }
-_MNIST_IDX_MD5 = {
-    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-}
-
 
 MNIST = DatasetSpec(
     name="mnist",
@@ -83,31 +73,33 @@ MNIST = DatasetSpec(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "http://yann.lecun.com/exdb/mnist/",
     ),
-    md5={stem: ("idx", digest) for stem, digest in _MNIST_IDX_MD5.items()},
     attribution="MNIST by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, CC BY-SA 3.0",
-    idx_md5=_MNIST_IDX_MD5,
-    sizes=PUBLISHED_SIZES,
+    idx_md5={
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
 )
 
 FASHION_MNIST = DatasetSpec(
     name="fashion-mnist",
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-    md5={
-        "train-images-idx3-ubyte": ("gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-        "train-labels-idx1-ubyte": ("gz", "25c81989df183df01b3e8a0aad5dffbe"),
-        "t10k-images-idx3-ubyte": ("gz", "bef4ecab320f06d8554ea6380940ec79"),
-        "t10k-labels-idx1-ubyte": ("gz", "bb300cfdad3c16e7a12a480ee83cd310"),
-    },
     attribution="Fashion-MNIST by Zalando Research, MIT licence",
-    # Of the decompressed files: Debian's package dataset-fashion-mnist ships the same IDX
-    # bytes recompressed (its .gz digests differ from the published ones above).
+    # Computed from Debian's package dataset-fashion-mnist, which ships the IDX bytes
+    # recompressed (its .gz digests differ from the published ones below).
     idx_md5={
         "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
         "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
         "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
         "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
     },
-    sizes=PUBLISHED_SIZES,
+    gz_md5={
+        "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
 )
 
 DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
@@ -179,13 +171,13 @@ def _md5(data: bytes) -> str:
 
 
 def verify_checksum(spec: DatasetSpec, stem: str, gz_bytes: bytes | None, idx_bytes: bytes, where: str) -> None:
-    covers, expected = spec.md5[stem]
-    if covers == "gz":
-        if gz_bytes is None:
-            return  # a raw file: the published digest is of the .gz, nothing to compare
-        actual = _md5(gz_bytes)
+    """Raise ``DataError`` unless the file is the published one: by its published ``.gz``
+    digest where there is one and the ``.gz`` bytes are given (a download), else by the
+    digest of its decompressed bytes."""
+    if gz_bytes is not None and stem in spec.gz_md5:
+        covers, expected, actual = "gz", spec.gz_md5[stem], _md5(gz_bytes)
     else:
-        actual = _md5(idx_bytes)
+        covers, expected, actual = "idx", spec.idx_md5[stem], _md5(idx_bytes)
     if actual != expected:
         raise DataError(
             f"{where}: checksum mismatch for {spec.name} ({covers} md5 {actual}, expected {expected}); "
@@ -217,12 +209,12 @@ def _load_folder(folder: Path, spec: DatasetSpec | None, strict: bool = False) -
     def build() -> dict:
         entry: dict = {"verified": [], "unverified": []}
         for stem, path in paths.items():
-            idx_bytes = decompress(raw[stem], str(path)) if raw[stem][:2] == GZIP_MAGIC else raw[stem]
-            if spec is not None and (strict or len(idx_bytes) == spec.sizes[stem]):
-                actual = _md5(idx_bytes)
-                if actual != spec.idx_md5[stem]:
-                    raise DataError(f"{path}: checksum mismatch for {spec.name} (md5 {actual}, expected "
-                                    f"{spec.idx_md5[stem]}); the file is corrupt or not the published one")
+            gz = raw[stem] if raw[stem][:2] == GZIP_MAGIC else None
+            idx_bytes = decompress(gz, str(path)) if gz is not None else raw[stem]
+            if spec is not None and (strict or len(idx_bytes) == PUBLISHED_SIZES[stem]):
+                # A download is checked as published (.gz digest where that is all there is);
+                # a user's copy by its content, however it was recompressed.
+                verify_checksum(spec, stem, gz if strict else None, idx_bytes, str(path))
                 entry["verified"].append(stem)
             else:
                 entry["unverified"].append(stem)
