@@ -73,7 +73,7 @@ def train_run(config: TrainConfig, out_dir: str | os.PathLike | None = None, dat
     metrics = run_metrics(result, test_metrics(checkpoint, dataset), time.perf_counter() - t0)
     metrics["data"] = dataset.provenance
     if out_dir is not None:
-        save_run(Path(out_dir), checkpoint, result.history, metrics, selection=result.selection)
+        save_run(Path(out_dir), checkpoint, result.history, metrics)
     return checkpoint, result.history, metrics
 
 

@@ -98,11 +98,8 @@ def atomic_write_files(files: dict[Path, bytes]) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-
-    return atomic_write(path, write)
+    atomic_write_files({Path(path): data})
+    return Path(path)
 
 
 def json_bytes(obj: Any) -> bytes:

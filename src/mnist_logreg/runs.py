@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write_bytes, atomic_write_files, json_bytes
+from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import UserError
 from .model import SoftmaxRegression
@@ -78,10 +78,6 @@ def model_bytes(model: SoftmaxRegression, preprocessor: Preprocessor, config: Tr
     # that names the file, not a SafetensorError from inside the Rust writer.
     return save(tensors, metadata=metadata)
 
-
-def save_model(path: str | os.PathLike, model: SoftmaxRegression, preprocessor: Preprocessor,
-               config: TrainConfig, classes: list[int] | None = None) -> Path:
-    return atomic_write_bytes(path, model_bytes(model, preprocessor, config, classes))
 
 
 def load_model(path: str | os.PathLike) -> Checkpoint:
@@ -162,17 +158,16 @@ def read_json(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: invalid JSON ({exc})") from None
 
 
-def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[dict], metrics: dict,
-             selection: dict | None = None) -> Path:
+def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[dict], metrics: dict) -> Path:
     """Write a run folder. Model first, metrics last: a run with metrics.json is complete.
 
-    ``selection`` (how ``--select`` chose the preprocessing) is recorded in config.json
-    beside the settings it chose.
+    How ``--select`` chose the preprocessing (``metrics["selection"]``) is also recorded in
+    config.json, beside the settings it chose.
     """
     run_dir = Path(run_dir)
     config = checkpoint.config.to_dict()
-    if selection is not None:
-        config["selection"] = selection
+    if "selection" in metrics:
+        config["selection"] = metrics["selection"]
     created = not run_dir.exists()
     try:
         # All four or none: a full disk half-way leaves no model without its metrics.

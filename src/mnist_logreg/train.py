@@ -511,7 +511,8 @@ def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochC
             # ``fit`` lowers and restores the thread count around small-batch epochs; two
             # of them interleaved could restore each other's lowered value.
             torch.set_num_threads(threads)
-    results = {name: done[order.index(name)] for name in candidates}
+    finished = dict(zip(order, done))
+    results = {name: finished[name] for name in candidates}  # in the ladder's order
     scores = {name: r.history[-1]["val_accuracy"] for name, r in results.items()}
     chosen = max(scores, key=scores.get)  # max keeps the first of equal scores
     best = results[chosen]
