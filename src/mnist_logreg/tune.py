@@ -18,7 +18,9 @@ import io
 import logging
 import math
 import os
+import signal
 import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -287,22 +289,15 @@ class CtrlC:
         self._previous = None
 
     def __enter__(self) -> CtrlC:
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        import signal
-
         self.requested = True
         signal.signal(signal.SIGINT, self._previous)
 
     def __exit__(self, *exc) -> None:
-        import signal
-
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 
@@ -503,8 +498,6 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
         if n_jobs == 1:
             run_worker(study, objective, trials, timeout, stop=ctrl_c)
         else:
-            import threading
-
             workers = [threading.Thread(target=run_worker, args=(study, objective, trials, timeout),
                                         kwargs={"stop": ctrl_c}) for _ in range(n_jobs)]
             for w in workers:
