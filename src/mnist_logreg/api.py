@@ -13,6 +13,7 @@ from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .errors import UserError
 from .metrics import accuracy, log_loss
+from .model import Classifier
 from .runs import METRICS_FILE, Checkpoint, load_run, read_json, save_run
 from .train import TrainResult, train
 
@@ -59,7 +60,7 @@ def run_metrics(result: TrainResult, test: dict, wall_seconds: float | None = No
 
 
 def checkpoint_of(result: TrainResult, dataset: Dataset) -> Checkpoint:
-    return Checkpoint(model=result.model, preprocessor=result.preprocessor, config=result.config,
+    return Checkpoint(classifier=Classifier(result.preprocessor, result.model).eval(), config=result.config,
                       classes=list(range(dataset.n_classes)))
 
 

@@ -44,10 +44,20 @@ ALIGN = 64  # every tensor starts on a 64-byte boundary of the file (and so of t
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "uint8": torch.uint8, "int64": torch.int64}
 
 
-def cache_root() -> Path:
-    """``$MNIST_LOGREG_CACHE`` or ``$XDG_CACHE_HOME/mnist-logreg`` (``~/.cache/mnist-logreg``)."""
-    from .data.datasets import cache_dir
+def cache_dir() -> Path:
+    """``$MNIST_LOGREG_CACHE`` or ``$XDG_CACHE_HOME/mnist-logreg`` (``~/.cache/mnist-logreg``).
 
+    Downloaded datasets go there too (``data.datasets``), each in a folder of its name.
+    """
+    env = os.environ.get("MNIST_LOGREG_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-logreg"
+
+
+def cache_root() -> Path:
+    """Where the entries live: ``cache_dir()/cache``."""
     return cache_dir() / "cache"
 
 

@@ -1,4 +1,5 @@
-"""The model: exactly one linear layer from pixels to class logits."""
+"""The model: exactly one linear layer from features to class logits, and the whole
+recogniser (``Classifier``: the run's preprocessing in front of that layer)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import math
 
 import torch
 from torch import nn
+
+from .preprocess import Preprocessor
 
 # Evaluation needs no gradient, so it can take big bites; this bounds its memory.
 EVAL_CHUNK = 16384
@@ -46,3 +49,28 @@ class SoftmaxRegression(nn.Module):
         w, b = self.linear.weight, self.linear.bias
         # W @ x^T is the fast layout for 10 outputs (see train._minibatch_epoch); logits come back [N, C].
         return torch.cat([torch.addmm(b.view(-1, 1), w, chunk.t()).t() for chunk in features.split(EVAL_CHUNK)])
+
+
+class Classifier(nn.Module):
+    """A run's ``Preprocessor`` in front of its ``SoftmaxRegression``: images [N, H, W] -> logits.
+
+    The one inference path. ``evaluate``, ``predict`` and ``serve`` call ``logits``; the
+    exported ONNX and TorchScript graphs are ``forward`` with a softmax on top. (Training
+    preprocesses the whole training set once instead, through the same ``Preprocessor``.)
+    """
+
+    def __init__(self, preprocess: Preprocessor, model: SoftmaxRegression):
+        super().__init__()
+        self.preprocess = preprocess
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self.preprocess(images))
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for evaluation: no graph, the linear layer in chunks (``SoftmaxRegression.logits``)."""
+        return self.model.logits(self.preprocess(images))
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(images), dim=1)

@@ -2,9 +2,10 @@
 
 Data flows: uint8 images [N, H, W] -> float in [0, 1] -> (deskew, moment normalisation)
 -> (augment, training only) -> flatten -> (gamma) -> (standardise) -> features [N, H*W].
-``Preprocessor`` holds the fitted state (normalisation statistics) and is saved inside the
-model file, so evaluation and prediction preprocess exactly as training did. Augmentation
-is a separate function that only the trainer calls.
+``Preprocessor`` is the fitted part, an ``nn.Module`` whose buffers (normalisation and
+moment statistics) are saved inside the model file; ``model.Classifier`` puts it in front
+of the linear layer, so training, evaluation, prediction, ``serve`` and the exported graphs
+all run this one code. Augmentation is a separate function that only the trainer calls.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .config import AugmentConfig, PreprocessConfig
 
@@ -151,20 +153,24 @@ def warp_affine(images: torch.Tensor, gx: tuple, gy: tuple) -> torch.Tensor:
                          align_corners=False).squeeze(1)
 
 
-class Preprocessor:
-    """Fitted pixel preprocessing: to float, optional deskew, flatten, standardise.
+class Preprocessor(nn.Module):
+    """Fitted pixel preprocessing: to float, optional deskew and size, flatten, gamma, standardise.
 
-    The statistics are computed from the (deskewed) training split only; ``state_dict``
-    holds them so a saved model preprocesses new images exactly as in training.
+    images [N, H, W] (uint8, or float in [0, 1]) -> features [N, H*W]. The statistics
+    (buffers ``mean``, ``std``, ``target_std``) come from the training split only. The
+    settings are plain attributes, fixed at construction: a traced or exported graph
+    contains only the steps this run uses.
     """
 
     def __init__(self, config: PreprocessConfig, image_shape: tuple[int, int]):
+        super().__init__()
         self.config = config
         self.image_shape = tuple(image_shape)
         n_pixels = self.image_shape[0] * self.image_shape[1]
-        self.mean = torch.zeros(n_pixels)
-        self.std = torch.ones(n_pixels)
-        self.target_std = torch.zeros(2)  # (y, x) spreads for --moment-norm, from the training set
+        self.register_buffer("mean", torch.zeros(n_pixels))
+        self.register_buffer("std", torch.ones(n_pixels))
+        # (y, x) spreads for --moment-norm, from the training set
+        self.register_buffer("target_std", torch.zeros(2))
 
     @property
     def n_features(self) -> int:
@@ -213,7 +219,7 @@ class Preprocessor:
         self._fit_features(x)
         return self._scale(x)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.standardize(self.images(images))
 
     def fit(self, images: torch.Tensor) -> Preprocessor:
@@ -240,15 +246,6 @@ class Preprocessor:
             self.mean, self.std = mean, std.clamp_min(self.config.std_floor)
         self.mean = self.mean.float().cpu()
         self.std = self.std.float().cpu()
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"preprocess.mean": self.mean.contiguous(), "preprocess.std": self.std.contiguous(),
-                "preprocess.target_std": self.target_std.contiguous()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.mean = state["preprocess.mean"].float()
-        self.std = state["preprocess.std"].float()
-        self.target_std = state.get("preprocess.target_std", torch.zeros(2)).float()
 
 
 def smooth_noise(n: int, h: int, w: int, sigma: float, generator: torch.Generator, device) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import UserError
-from .model import SoftmaxRegression
+from .model import Classifier, SoftmaxRegression
 from .preprocess import Preprocessor
 
 MODEL_FILE = "model.safetensors"
@@ -36,22 +36,28 @@ FORMAT = "mnist-logreg/1"
 class Checkpoint:
     """A trained classifier ready to use: model, preprocessing, config, class labels."""
 
-    model: SoftmaxRegression
-    preprocessor: Preprocessor
+    classifier: Classifier
     config: TrainConfig
     classes: list[int]
+
+    @property
+    def model(self) -> SoftmaxRegression:
+        return self.classifier.model
+
+    @property
+    def preprocessor(self) -> Preprocessor:
+        return self.classifier.preprocess
 
     @property
     def image_shape(self) -> tuple[int, int]:
         return self.preprocessor.image_shape
 
-    @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8/float images [N, H, W] -> logits [N, n_classes]."""
+        """uint8/float images [N, H, W] -> logits [N, n_classes], by ``Classifier.logits``."""
         if tuple(images.shape[1:]) != self.image_shape:
             raise UserError(f"the model expects {self.image_shape[0]}x{self.image_shape[1]} images, "
                             f"got {images.shape[1]}x{images.shape[2]}")
-        return self.model.logits(self.preprocessor(images))
+        return self.classifier.logits(images)
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(images), dim=1)
@@ -61,18 +67,22 @@ def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
-def model_bytes(model: SoftmaxRegression, preprocessor: Preprocessor, config: TrainConfig,
-                classes: list[int] | None = None) -> bytes:
+# The file names the classifier's tensors as format 1 did, before the classifier was one
+# module: "linear.weight" for its "model.linear.weight".
+_MODEL_PREFIX = "model."
+
+
+def model_bytes(classifier: Classifier, config: TrainConfig, classes: list[int]) -> bytes:
     """The model file's contents (safetensors: raw tensors and string metadata, no pickle)."""
     from safetensors.torch import save
 
-    tensors = {"linear.weight": model.linear.weight.detach().cpu().contiguous(),
-               "linear.bias": model.linear.bias.detach().cpu().contiguous(), **preprocessor.state_dict()}
+    tensors = {k.removeprefix(_MODEL_PREFIX): v.detach().cpu().contiguous()
+               for k, v in classifier.state_dict().items()}
     metadata = {
         "format": FORMAT,
         "config": json.dumps(config.to_dict()),
-        "image_shape": json.dumps(list(preprocessor.image_shape)),
-        "classes": json.dumps(classes if classes is not None else list(range(model.n_classes))),
+        "image_shape": json.dumps(list(classifier.preprocess.image_shape)),
+        "classes": json.dumps(classes),
     }
     # Serialised in memory (31 KB), then written by Python: a full disk is then an OSError
     # that names the file, not a SafetensorError from inside the Rust writer.
@@ -111,13 +121,10 @@ def load_model(path: str | os.PathLike) -> Checkpoint:
         if tuple(tensors[name].shape) != shape:
             raise UserError(f"{path}: {name} has shape {tuple(tensors[name].shape)}, expected {shape} "
                             f"for {len(classes)} classes of {image_shape[0]}x{image_shape[1]} images")
-    model = SoftmaxRegression(n_features, len(classes))
-    model.load_state_dict({"linear.weight": tensors["linear.weight"].float(),
-                           "linear.bias": tensors["linear.bias"].float()})
-    model.eval()
-    preprocessor = Preprocessor(config.preprocess, image_shape)
-    preprocessor.load_state_dict(tensors)
-    return Checkpoint(model=model, preprocessor=preprocessor, config=config, classes=classes)
+    classifier = Classifier(Preprocessor(config.preprocess, image_shape), SoftmaxRegression(n_features, len(classes)))
+    classifier.load_state_dict({(_MODEL_PREFIX + k if k.startswith("linear.") else k): tensors[k].float()
+                                for k in expected})
+    return Checkpoint(classifier=classifier.eval(), config=config, classes=classes)
 
 
 def load_run(run_dir: str | os.PathLike) -> Checkpoint:
@@ -172,8 +179,7 @@ def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[d
     try:
         # All four or none: a full disk half-way leaves no model without its metrics.
         atomic_write_files({
-            run_dir / MODEL_FILE: model_bytes(checkpoint.model, checkpoint.preprocessor, checkpoint.config,
-                                              checkpoint.classes),
+            run_dir / MODEL_FILE: model_bytes(checkpoint.classifier, checkpoint.config, checkpoint.classes),
             run_dir / CONFIG_FILE: json_bytes(config),
             run_dir / HISTORY_FILE: history_csv(history).encode("utf-8"),
             run_dir / METRICS_FILE: json_bytes(metrics),

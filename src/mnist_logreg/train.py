@@ -388,7 +388,8 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
         p = Preprocessor(pre, dataset.image_shape)
         p.target_std = geo["target_std"].cpu()
         features = p.fit_standardize(geo["train"])
-        return {"features": features, "val_features": p.standardize(geo["val"]), **p.state_dict()}
+        return {"features": features, "val_features": p.standardize(geo["val"]),
+                **{f"preprocess.{k}": v for k, v in p.state_dict().items()}}
 
     plain = not preprocessor.geometric and pre.normalize == "none" and pre.gamma == 1
     geometric = None
@@ -399,7 +400,8 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
         feature_key = {**disk_key, "what": "features", "normalize": pre.normalize, "std_floor": pre.std_floor,
                        "gamma": pre.gamma}
         tensors = {k: v.to(device) for k, v in disk_cache.cached(feature_key, lambda: fitted(geometry())).items()}
-    preprocessor.load_state_dict({k: v.cpu() for k, v in tensors.items() if k.startswith("preprocess.")})
+    preprocessor.load_state_dict({k.removeprefix("preprocess."): v.cpu() for k, v in tensors.items()
+                                  if k.startswith("preprocess.")})
     val = (tensors["val_features"], val_labels) if val_labels.numel() else None
     prepared = Prepared(preprocessor, images, geometric, tensors["features"], labels, val)
     if cache is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .. import cache
 from ..atomic import atomic_write_bytes
 from ..errors import DataError
 from .idx import GZIP_MAGIC, decompress, parse_idx, read_idx_bytes
@@ -145,15 +146,6 @@ class Dataset:
         return hashlib.blake2b(self.train_images.contiguous().numpy().data, digest_size=20).hexdigest()
 
 
-def cache_dir() -> Path:
-    """Where downloads go when no ``--data-dir`` is given."""
-    env = os.environ.get("MNIST_LOGREG_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-logreg"
-
-
 def bundled_dir() -> Path:
     """The folder of MNIST files shipped inside the package (checkout and wheel alike)."""
     return Path(str(resources.files("mnist_logreg.data") / "mnist"))
@@ -194,8 +186,6 @@ def _load_folder(folder: Path, spec: DatasetSpec | None, strict: bool = False) -
     must be the published one. The parsed result is cached on disk by the digests of the
     files' bytes, so a second load skips the gunzip and the checksums (``cache.py``).
     """
-    from .. import cache
-
     paths = {}
     for stem in FILE_STEMS:
         path = _find_file(folder, stem)
@@ -343,7 +333,7 @@ def load_dataset(
     elif spec is MNIST:
         return _load_folder(bundled_dir(), MNIST, strict=True)
     else:
-        folder = cache_dir() / spec.name
+        folder = cache.cache_dir() / spec.name
         if folder.is_dir() and all(_find_file(folder, s) for s in FILE_STEMS):
             return _load_folder(folder, spec, strict=True)
     if not allow_download:

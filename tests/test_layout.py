@@ -1,0 +1,93 @@
+"""The package's structure: data flows one way, and inference has one path.
+
+Imports are read from the source (``ast``), function-local ones included: a lazy import
+is still an edge of the design.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mnist_logreg"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_module(name: str) -> bool:
+    path = PACKAGE.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file() or any(
+        path.parent.glob(path.name + ".*.so")) or path.with_suffix(".c").is_file()
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package's modules it imports (relative imports; the package has no absolute ones)."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        package = [p for p in package if p]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}".strip(".")
+                    deps.add(sub if is_module(sub) else target)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("mnist_logreg") for a in node.names), f"{path}: absolute import"
+        deps.discard(name)
+        graph[name] = deps
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep] if dep in path else [node, dep]
+            if dep not in state and (cycle := visit(dep, path + [dep])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_the_reader_sees_the_imports():
+    graph = import_graph()
+    assert {"preprocess", "model", "runs", "train", "export", "serve", "data.datasets", "cache"} <= set(graph)
+    assert "preprocess" in graph["model"] and "data.datasets" in graph["data"]
+    assert "_kernels" in graph["kernels"]  # the C extension, imported as ``from . import _kernels``
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    # The package's facade imports its public names lazily, by string; nothing imports it back.
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_find_cycle_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("module", ["runs", "export", "predict", "serve", "report"])
+def test_saving_and_inference_do_not_reach_into_training(module):
+    assert "train" not in import_graph()[module]
+
+
+@pytest.mark.parametrize("module", ["export", "predict", "serve", "api", "report"])
+def test_no_consumer_preprocesses_images_by_itself(module):
+    """Each one runs ``model.Classifier`` (through ``runs.Checkpoint``), which owns the preprocessing."""
+    assert "preprocess" not in import_graph()[module]
