@@ -7,8 +7,11 @@ by the best configuration retrained on train + validation.
 
 Storage: a journal file in ``--out`` (so the same command resumes the study) or any
 SQLAlchemy URL (``postgresql://...``), which any number of workers on any number of
-machines can share. Workers coordinate through the study itself so that exactly
-``--trials`` trials finish (complete or pruned), however many workers run.
+machines can share. Coordination is Optuna's own: ``MaxTrialsCallback`` stops every
+worker once the study holds ``--trials`` finished trials (complete or pruned); trials
+already running then finish too, so a study of W workers may end with up to W - 1 more.
+A killed worker's trial is failed by its stopped heartbeat and retried once
+(``RetryFailedTrialCallback``). The search space is ``search_space.py``.
 """
 
 from __future__ import annotations
@@ -16,210 +19,27 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import os
 import signal
 import socket
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .atomic import atomic_write_json, atomic_write_text
-from .config import build_config, flat_fields, kind_of
+from .config import build_config
 from .data import Dataset, load_dataset, train_val_split
 from .errors import ConfigError, UserError
 from .extras import require
+from .search_space import VAL_SIZE, Param, default_params, load_space, sample_config
 
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "study.journal"
-VAL_SIZE = None  # the default split: 1/12 of the training images (5,000 of MNIST's), see data.default_val_size
-# Parameters that only mean something for some optimisers / augmentations.
-CONDITIONS = {
-    "momentum": ("optimizer", ("sgd",)),
-    "nesterov": ("optimizer", ("sgd",)),
-    "lbfgs_iters": ("optimizer", ("lbfgs",)),
-    "rotate": ("augment", ("affine", "affine,elastic")),
-    "translate": ("augment", ("affine", "affine,elastic")),
-    "shear": ("augment", ("affine", "affine,elastic")),
-    "elastic_alpha": ("augment", ("elastic", "affine,elastic")),
-}
-
-
-@dataclass(frozen=True)
-class Param:
-    """One dimension of the search space: fixed ``value``, ``choices``, or a ``low``..``high`` range."""
-
-    name: str
-    choices: tuple | None = None
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-    value: Any = None
-
-    def sample(self, trial):
-        if self.value is not None:
-            return self.value
-        if self.choices is not None:
-            return trial.suggest_categorical(self.name, list(self.choices))
-        if self.integer:
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
-
-
-# Learning-rate ranges differ by optimiser, so ``lr`` is sampled under a per-optimiser name.
-LR_RANGES = {"sgd": (1e-3, 0.5), "adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lbfgs": (0.1, 1.0)}
-
-DEFAULT_SPACE: dict[str, dict] = {
-    "optimizer": {"choices": ["sgd", "adam"]},
-    "momentum": {"low": 0.0, "high": 0.95},
-    "nesterov": {"choices": [True, False]},
-    "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
-    "batch_size": {"choices": [64, 128, 256, 512, 1024]},
-    "epochs": {"low": 2, "high": 12, "integer": True},
-    "schedule": {"choices": ["constant", "cosine", "step"]},
-    "normalize": {"choices": ["none", "global", "per-pixel"]},
-    "deskew": {"choices": [True, False]},
-    "moment_norm": {"choices": [True, False]},
-    "augment": {"choices": ["none", "affine"]},
-    "rotate": {"low": 0.0, "high": 8.0},
-    "translate": {"low": 0.0, "high": 1.5},
-    "shear": {"low": 0.0, "high": 8.0},
-}
-
-
-def parse_space(spec: dict[str, Any], where: str = "space") -> dict[str, Param]:
-    """Validate a space description (the TOML file's tables) into ``Param`` objects."""
-    fields = flat_fields()
-    space: dict[str, Param] = {}
-    for name, entry in spec.items():
-        if name not in fields and not name.startswith("lr"):
-            raise ConfigError(f"{where}: unknown parameter {name!r} (a train flag name such as 'lr' or 'batch_size')")
-        if not isinstance(entry, dict):
-            entry = {"value": entry}  # `epochs = 5` fixes a value
-        unknown = set(entry) - {"choices", "low", "high", "log", "integer", "value", "step"}
-        if unknown:
-            raise ConfigError(f"{where}: {name}: unknown key(s) {', '.join(sorted(unknown))}")
-        kinds = [k for k in ("choices", "value") if k in entry] + (["range"] if "low" in entry or "high" in entry
-                                                                   else [])
-        if len(kinds) != 1:
-            raise ConfigError(f"{where}: {name}: give exactly one of choices = [...], low/high, or value")
-        if "choices" in entry:
-            choices = entry["choices"]
-            if not isinstance(choices, list) or not choices:
-                raise ConfigError(f"{where}: {name}: choices must be a non-empty list")
-            param = Param(name, choices=tuple(choices))
-        elif "value" in entry:
-            param = Param(name, value=entry["value"])
-        else:
-            low, high = entry.get("low"), entry.get("high")
-            ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
-            if not ok or low > high:
-                raise ConfigError(f"{where}: {name}: low and high must be numbers with low <= high, got {low}, {high}")
-            log_scale = bool(entry.get("log", False))
-            if log_scale and low <= 0:
-                raise ConfigError(f"{where}: {name}: a log-scale range needs low > 0, got {low}")
-            integer = bool(entry.get("integer", isinstance(low, int) and isinstance(high, int)
-                                     and name in fields and kind_of(name) is int))
-            param = Param(name, low=low, high=high, log=log_scale, integer=integer)
-        space[name] = param
-    _check_values(space)
-    return space
-
-
-def _check_values(space: dict[str, Param]) -> None:
-    """Every fixed value, choice and range end must be a valid setting for its flag."""
-    for name, p in space.items():
-        if name.startswith("lr"):
-            name = "lr"
-        candidates = [p.value] if p.value is not None else list(p.choices) if p.choices else [p.low, p.high]
-        for v in candidates:
-            if kind_of(name) is int and isinstance(v, float):
-                v = int(v)
-            # Check each value on its own: a base where the other knobs cannot object.
-            base = {} if name == "nesterov" else {"nesterov": False}
-            try:
-                build_config("default", **{**base, name: v})
-            except ConfigError as exc:
-                raise ConfigError(f"space: {p.name}: {exc}") from None
-
-
-def load_space(path: str | os.PathLike | None) -> dict[str, Param]:
-    """The default space, with the tables of a TOML file (if given) replacing its entries."""
-    spec = {k: dict(v) for k, v in DEFAULT_SPACE.items()}
-    where = "space"
-    if path is not None:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib
-        path = Path(path)
-        where = str(path)
-        try:
-            user = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"--space {path}: file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--space {path}: invalid TOML ({exc})") from None
-        spec.update(user)
-    return parse_space(spec, where)
-
-
-def sample_config(trial, space: dict[str, Param], seed: int, device: str, val_size: int | None = VAL_SIZE):
-    """Draw one configuration for ``trial``: only the parameters that apply are sampled."""
-    default = build_config()
-    values: dict[str, Any] = {}
-    for name in ("optimizer", "augment"):
-        if name in space:
-            values[name] = space[name].sample(trial)
-    optimizer = values.get("optimizer", default.optim.optimizer)
-    lr_param = space.get(f"lr_{optimizer}") or space.get("lr")
-    if lr_param is None:
-        low, high = LR_RANGES[optimizer]
-        lr_param = Param(f"lr_{optimizer}", low=low, high=high, log=True)
-    values["lr"] = lr_param.sample(trial)
-    for name, param in space.items():
-        if name in values or name.startswith("lr"):
-            continue
-        cond = CONDITIONS.get(name)
-        fallback = {"optimizer": default.optim.optimizer, "augment": default.augment.augment}
-        if cond and values.get(cond[0], fallback[cond[0]]) not in cond[1]:
-            continue
-        values[name] = param.sample(trial)
-    if not values.get("momentum"):
-        values["nesterov"] = False
-    # The search samples the preprocessing itself: no --select inside a trial.
-    return build_config("default", **values, val_size=val_size, seed=seed, device=device, select=False)
-
-
-def default_params(space: dict[str, Param]) -> dict[str, Any]:
-    """The default recipe as trial parameters (for the parameters the space samples)."""
-    flat = build_config().flat()
-    params = {}
-    for name, p in space.items():
-        if name.startswith("lr") or p.value is not None or name not in flat:
-            continue
-        v = flat[name]
-        if p.choices is not None and v not in p.choices:
-            continue
-        if p.choices is None and not (p.low <= v <= p.high):
-            continue
-        cond = CONDITIONS.get(name)
-        if cond and flat[cond[0]] not in cond[1]:
-            continue
-        params[name] = v
-    params[f"lr_{flat['optimizer']}"] = flat["lr"]
-    return params
-
-
-class _Surplus(Exception):
-    """This trial started after the study already had enough trials: it is dropped."""
-
-
+# A worker's heartbeat every HEARTBEAT seconds; a RUNNING trial whose last one is older
+# than HEARTBEAT_GRACE is a dead worker's, failed (and retried) by the next trial to start.
+HEARTBEAT, HEARTBEAT_GRACE = 2, 6
 def open_storage(storage: str | None, out: Path):
     import optuna
 
@@ -239,7 +59,7 @@ def open_storage(storage: str | None, out: Path):
         try:
             # A heartbeat lets surviving workers notice a killed worker's trial and fail it
             # (then retry it once), instead of waiting for it forever.
-            return RDBStorage(storage, heartbeat_interval=2, grace_period=6,
+            return RDBStorage(storage, heartbeat_interval=HEARTBEAT, grace_period=HEARTBEAT_GRACE,
                               failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
                               engine_kwargs={"pool_pre_ping": True})
         except (IntegrityError, ProgrammingError):
@@ -264,14 +84,14 @@ def _redact(url: str) -> str:
         return url.split("://", 1)[0] + "://..."
 
 
-def _counts(study) -> tuple[int, int]:
-    """(finished, running) trials: finished means complete or pruned."""
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def finished_trials(study) -> int:
+    """Trials that count towards ``--trials``: complete or pruned."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
-    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    return finished, running
+    return len(study.get_trials(deepcopy=False, states=tuple(TrialState[s] for s in FINISHED)))
 
 
 class CtrlC:
@@ -302,85 +122,9 @@ class CtrlC:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def run_worker(study, objective, n_trials: int, timeout: float | None, poll: float = 0.5,
-               stop: CtrlC | None = None) -> None:
-    """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` passes, or ``stop``).
-
-    Several workers (threads, processes, machines) may run this on one study: a worker
-    starts a trial only while finished + running < n_trials, and a trial that still finds
-    the study full when it starts is dropped (see ``objective``), so exactly ``n_trials``
-    finish. Trials of killed workers are failed by the heartbeat and redone.
-    """
-    from optuna.storages import fail_stale_trials
-
-    start = time.monotonic()
-    while True:
-        if timeout is not None and time.monotonic() - start > timeout:
-            return
-        if stop is not None and stop.requested:
-            return
-        try:
-            fail_stale_trials(study)
-            _fail_orphans(study)
-        except Exception as exc:  # storages without a heartbeat
-            log.debug("stale-trial check skipped: %s", exc)
-        finished, running = _counts(study)
-        if finished >= n_trials:
-            return
-        if finished + running >= n_trials:
-            time.sleep(poll)  # other workers hold the remaining trials; wait for them
-            continue
-        # Runs a WAITING trial first if there is one (e.g. a killed worker's trial, retried).
-        study.optimize(objective, n_trials=1, catch=(_Surplus,))
-
-
-ORPHAN_SECONDS = 30.0
-
-
-def _fail_orphans(study) -> None:
-    """Fail RUNNING trials that never recorded a heartbeat and started long ago.
-
-    Optuna's stale-trial check skips a trial without any heartbeat row: a worker killed
-    between creating its trial and its first heartbeat would leave that trial RUNNING
-    forever, and the other workers waiting for it. This uses Optuna's SQL models (there is
-    no public query for it) and is a no-op for other storages.
-    """
-    from datetime import datetime, timedelta
-
-    import sqlalchemy
-    from optuna.storages import RDBStorage
-    from optuna.storages._rdb import models
-    from optuna.trial import TrialState
-
-    storage = study._storage
-    storage = getattr(storage, "_backend", storage)  # unwrap a cached storage
-    if not isinstance(storage, RDBStorage):
-        return
-    session = storage.scoped_session()
-    try:
-        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
-        orphans = [t.trial_id for t in session.query(models.TrialModel)
-                   .filter(models.TrialModel.state == TrialState.RUNNING)
-                   .filter(models.TrialModel.study_id == study._study_id).all()
-                   if not t.heartbeats and t.datetime_start is not None
-                   and now - t.datetime_start > timedelta(seconds=ORPHAN_SECONDS)]
-    finally:
-        session.close()
-    callback = storage.get_heartbeat_stale_trial_callback()
-    for trial_id in orphans:
-        try:
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                log.warning("trial id %d never sent a heartbeat since %s: failed", trial_id, datetime.now())
-                if callback is not None:
-                    callback(study, storage.get_trial(trial_id))
-        except Exception as exc:  # another worker got there first
-            log.debug("orphan %d: %s", trial_id, exc)
-
-
-def make_objective(dataset: Dataset, space: dict[str, Param], n_trials: int, seed: int, device: str,
+def make_objective(dataset: Dataset, space: dict[str, Param], seed: int, device: str,
                    val_size: int | None = VAL_SIZE):
     import optuna
-    from optuna.trial import TrialState
 
     from .train import Stop, train
 
@@ -389,12 +133,6 @@ def make_objective(dataset: Dataset, space: dict[str, Param], n_trials: int, see
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial) -> float:
-        ahead = [t for t in trial.study.get_trials(deepcopy=False)
-                 if t.number < trial.number and t.state in (TrialState.COMPLETE, TrialState.PRUNED,
-                                                             TrialState.RUNNING)]
-        if len(ahead) >= n_trials:
-            trial.set_user_attr("dropped", "the study already had enough trials when this one started")
-            raise _Surplus()
         config = sample_config(trial, space, seed, device, val_size)
         trial.set_user_attr("worker", worker)
         best = {"val_accuracy": 0.0}
@@ -492,22 +230,27 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
     if not study.get_trials(deepcopy=False):
         # Start from the known-good default recipe: the search can only improve on it.
         study.enqueue_trial(default_params(space), skip_if_exists=True)
-    objective = make_objective(dataset, space, trials, seed, device, val_size)
+    objective = make_objective(dataset, space, seed, device, val_size)
     t0 = time.perf_counter()
     with CtrlC() as ctrl_c:
-        if n_jobs == 1:
-            run_worker(study, objective, trials, timeout, stop=ctrl_c)
-        else:
-            workers = [threading.Thread(target=run_worker, args=(study, objective, trials, timeout),
-                                        kwargs={"stop": ctrl_c}) for _ in range(n_jobs)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
+        remaining = trials - finished_trials(study)
+        if remaining > 0:
+            from optuna.study import MaxTrialsCallback
+            from optuna.trial import TrialState
+
+            def stop_on_ctrl_c(study, trial) -> None:
+                if ctrl_c.requested:
+                    study.stop()
+
+            # n_trials=remaining makes one process exact; MaxTrialsCallback stops this worker
+            # when other workers on the same study have brought it to ``trials``.
+            enough = MaxTrialsCallback(trials, states=tuple(TrialState[s] for s in FINISHED))
+            study.optimize(objective, n_trials=remaining, timeout=timeout, n_jobs=n_jobs,
+                           callbacks=[enough, stop_on_ctrl_c])
     if ctrl_c.requested:
         raise KeyboardInterrupt  # the study holds every finished trial: the same command resumes it
     search_seconds = time.perf_counter() - t0
-    finished, _ = _counts(study)
+    finished = finished_trials(study)
     summary = {"study": study_name, "finished_trials": finished, "search_seconds": search_seconds,
                "trials_per_minute": 60 * finished / search_seconds if search_seconds > 0 else None}
     try:
