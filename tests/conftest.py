@@ -59,6 +59,29 @@ def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedP
                           cwd=cwd, timeout=timeout, env=env)
 
 
+def run_main(*args: str) -> subprocess.CompletedProcess:
+    """The CLI's ``main`` in this process, output captured, as ``run_cli`` reports it.
+
+    Each ``run_cli`` starts a Python that imports torch again (about 2 s here); the tests
+    that are about what a command does or says use this, and a few keep the real entry
+    point (and the ones whose failure could take the process down, like a SIGABRT).
+    """
+    import contextlib
+    import io
+    import warnings
+
+    from mnist_logreg.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # as PYTHONWARNINGS=ignore does for run_cli
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return subprocess.CompletedProcess(["mnist-logreg", *args], code, out.getvalue(), err.getvalue())
+
+
 def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     """Exit code 2 and one line on stderr naming the problem (each of ``needles``), no traceback."""
     assert proc.returncode == 2, (proc.stdout, proc.stderr)

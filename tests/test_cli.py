@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, run_cli, run_main
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_train_writes_the_run_folder(small_run):
 
 
 def test_evaluate_reproduces_the_metrics(small_run, small_dir):
-    proc = run_cli("evaluate", "--run", str(small_run), "--data-dir", str(small_dir), "--no-report")
+    proc = run_main("evaluate", "--run", str(small_run), "--data-dir", str(small_dir), "--no-report")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     saved = json.loads((small_run / "metrics.json").read_text())
@@ -62,13 +62,13 @@ def test_saved_normalisation_is_reused(small_run):
     ],
 )
 def test_bad_flags_are_one_line_errors(args, needles, tmp_path):
-    one_line_error(run_cli(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else run_cli(*args), *needles)
+    one_line_error(run_main(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else run_main(*args), *needles)
     assert not (tmp_path / "o").exists()
 
 
 def test_evaluate_without_model(tmp_path):
-    one_line_error(run_cli("evaluate", "--run", str(tmp_path)), "no model.safetensors")
-    one_line_error(run_cli("evaluate", "--run", str(tmp_path / "missing")), "no such run folder")
+    one_line_error(run_main("evaluate", "--run", str(tmp_path)), "no model.safetensors")
+    one_line_error(run_main("evaluate", "--run", str(tmp_path / "missing")), "no such run folder")
 
 
 def test_model_of_the_wrong_shape(small_run, tmp_path):
@@ -84,7 +84,7 @@ def test_model_of_the_wrong_shape(small_run, tmp_path):
     tensors = load_file(str(small_run / "model.safetensors"))
     tensors["linear.weight"] = torch.zeros(10, 100)
     save_file(tensors, str(bad / "model.safetensors"), metadata=meta)
-    one_line_error(run_cli("evaluate", "--run", str(bad)), "linear.weight has shape (10, 100), expected (10, 784)")
+    one_line_error(run_main("evaluate", "--run", str(bad)), "linear.weight has shape (10, 100), expected (10, 784)")
 
 
 def test_corrupt_model_file(small_run, tmp_path):
@@ -94,7 +94,7 @@ def test_corrupt_model_file(small_run, tmp_path):
     shutil.copytree(small_run, bad)
     data = (bad / "model.safetensors").read_bytes()
     (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
-    one_line_error(run_cli("evaluate", "--run", str(bad)), "model.safetensors")
+    one_line_error(run_main("evaluate", "--run", str(bad)), "model.safetensors")
 
 
 class _Payload:
@@ -121,7 +121,7 @@ def test_pickle_is_never_loaded(small_run, tmp_path):
     shutil.copytree(small_run, bad)
     marker = tmp_path / "pwned"
     (bad / "model.safetensors").write_bytes(pickle.dumps({"linear.weight": _Payload(marker)}))
-    one_line_error(run_cli("evaluate", "--run", str(bad)), "not a readable safetensors model file")
+    one_line_error(run_main("evaluate", "--run", str(bad)), "not a readable safetensors model file")
     assert not marker.exists()
 
 
@@ -131,20 +131,20 @@ def test_corrupt_dataset(tmp_path, small_dir):
     data = tmp_path / "data"
     shutil.copytree(small_dir, data)
     (data / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip at all")
-    one_line_error(run_cli("train", "--data-dir", str(data), "--out", str(tmp_path / "o")), "corrupt gzip")
+    one_line_error(run_main("train", "--data-dir", str(data), "--out", str(tmp_path / "o")), "corrupt gzip")
     assert not (tmp_path / "o").exists()
 
 
 def test_offline_empty_data_dir(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run_cli("train", "--data-dir", str(empty), "--dataset", "fashion-mnist", "--out", str(tmp_path / "o"))
+    proc = run_main("train", "--data-dir", str(empty), "--dataset", "fashion-mnist", "--out", str(tmp_path / "o"))
     one_line_error(proc, "cannot download fashion-mnist", str(empty))
 
 
 @pytest.mark.slow
 def test_tutorial_preset_on_real_mnist(tmp_path):
-    proc = run_cli("train", "--preset", "tutorial", "--out", str(tmp_path / "t"))
+    proc = run_main("train", "--preset", "tutorial", "--out", str(tmp_path / "t"))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert 0.815 <= metrics["test_accuracy"] <= 0.835  # the tutorial's ~82.5%

@@ -33,6 +33,22 @@ def test_a_preprocessing_flag_fixes_the_preprocessing():
     assert build_config(lr=0.1).preprocess.select is True  # other flags leave the choice on
 
 
+def test_the_field_defaults_are_the_default_recipe():
+    assert TrainConfig() == build_config() == build_config("default")
+    o = TrainConfig().optim
+    assert (o.optimizer, o.lr, o.momentum, o.nesterov, o.batch_size, o.schedule) == (
+        "sgd", 0.05, 0.9, True, 256, "cosine")
+
+
+def test_a_saved_config_lacking_newer_fields_keeps_them_off():
+    """config.json of a run trained before moment normalisation, gamma and --select existed."""
+    old = build_config("deskewed").to_dict()
+    for key in ("moment_norm", "gamma", "select"):
+        del old["preprocess"][key]
+    pre = TrainConfig.from_dict(old).preprocess
+    assert (pre.deskew, pre.moment_norm, pre.gamma, pre.select) == (True, False, 1.0, False)
+
+
 def test_config_round_trips_through_json():
     cfg = build_config("default", lr=0.3, deskew=True, augment="affine")
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_main
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -27,7 +27,7 @@ def test_debians_copy_is_recognised_and_verified():
 def test_the_default_beats_published_logistic_regression(tmp_path):
     """Fashion-MNIST's benchmark table: 84.2% for scikit-learn's LogisticRegression. MNIST's own
     choice (moment normalisation) scores about 81.5% here; the default chooses on the data."""
-    proc = run_cli("train", "--data-dir", str(FASHION), "--out", str(tmp_path / "run"))
+    proc = run_main("train", "--data-dir", str(FASHION), "--out", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     print(f"Fashion-MNIST, default recipe: {metrics['test_accuracy'] * 100:.2f}% "

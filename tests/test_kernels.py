@@ -92,7 +92,7 @@ def test_not_used_where_it_cannot_run():
 def test_training_with_the_kernel_matches_the_pytorch_path(monkeypatch, momentum, nesterov, wd):
     x, y, _, _ = _problem(500, 40, 6, seed=2)
     optim = OptimConfig(optimizer="sgd", lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd,
-                        batch_size=64, epochs=3)
+                        batch_size=64, epochs=3, schedule="constant")
     fast, _, _ = fit_features(x, y, optim, seed=4)
     monkeypatch.setattr(kernels, "_LIB", None)
     slow, _, _ = fit_features(x, y, optim, seed=4)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 from digits import photo
 
 
@@ -40,7 +40,7 @@ def test_predict_files_and_folder(default_run, image_dir, tmp_path):
 
 def test_predict_json(default_run, image_dir):
     files = sorted(image_dir.glob("*.jpg"))[:2]
-    proc = run_cli("predict", "--run", str(default_run), *map(str, files), "--json", "--top", "3")
+    proc = run_main("predict", "--run", str(default_run), *map(str, files), "--json", "--top", "3")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["file"] for r in rows] == list(map(str, files))
@@ -55,7 +55,7 @@ def test_predict_matches_the_model(default_run, mnist, tmp_path):
 
     path = tmp_path / "d.png"
     Image.fromarray(mnist.test_images[7].numpy()).save(path)
-    proc = run_cli("predict", "--run", str(default_run), str(path), "--json")
+    proc = run_main("predict", "--run", str(default_run), str(path), "--json")
     out = json.loads(proc.stdout)
     probs = load_run(default_run).predict_proba(load_digit(path).unsqueeze(0))[0]
     assert out["label"] == int(probs.argmax()) and out["probability"] == pytest.approx(float(probs.max()))
@@ -65,7 +65,7 @@ def test_bad_files_are_one_line_errors(default_run, image_dir, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     good = sorted(image_dir.glob("*.jpg"))[0]
-    proc = run_cli("predict", "--run", str(default_run), str(bad), str(good), str(tmp_path / "missing.png"))
+    proc = run_main("predict", "--run", str(default_run), str(bad), str(good), str(tmp_path / "missing.png"))
     assert proc.returncode == 2
     errors = proc.stderr.strip().splitlines()
     assert len(errors) == 2 and "Traceback" not in proc.stderr
@@ -74,7 +74,7 @@ def test_bad_files_are_one_line_errors(default_run, image_dir, tmp_path):
 
 
 def test_predict_needs_a_run(tmp_path, image_dir):
-    proc = run_cli("predict", "--run", str(tmp_path), str(image_dir))
+    proc = run_main("predict", "--run", str(tmp_path), str(image_dir))
     assert proc.returncode == 2 and "no model.safetensors" in proc.stderr
 
 
@@ -82,7 +82,7 @@ def test_predict_needs_a_run(tmp_path, image_dir):
 def gamma_run(tmp_path_factory, small_dir):
     """A run with the gamma rung (what the default chooses on Fashion-MNIST)."""
     out = tmp_path_factory.mktemp("gamma") / "run"
-    proc = run_cli("train", "--data-dir", str(small_dir), "--out", str(out), "--preset", "normalized",
+    proc = run_main("train", "--data-dir", str(small_dir), "--out", str(out), "--preset", "normalized",
                    "--gamma", "0.5", "--epochs", "2")
     assert proc.returncode == 0, proc.stderr
     return out
@@ -95,7 +95,7 @@ def test_export_matches_pytorch(run, mnist, tmp_path, fmt, request):
 
     run = request.getfixturevalue(run)
     out = tmp_path / f"model.{fmt}"
-    proc = run_cli("export", "--run", str(run), "--format", fmt, "--out", str(out))
+    proc = run_main("export", "--run", str(run), "--format", fmt, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     ck = load_run(run)
     pixels = mnist.test_images.float() / 255
@@ -114,5 +114,5 @@ def test_export_matches_pytorch(run, mnist, tmp_path, fmt, request):
 
 
 def test_export_bad_format(default_run):
-    proc = run_cli("export", "--run", str(default_run), "--format", "pickle")
+    proc = run_main("export", "--run", str(default_run), "--format", "pickle")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr

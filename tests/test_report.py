@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_main
 
 pytest.importorskip("matplotlib")
 
@@ -12,7 +12,7 @@ pytest.importorskip("matplotlib")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, small_dir):
     out = tmp_path_factory.mktemp("rep") / "run"
-    proc = run_cli("train", "--data-dir", str(small_dir), "--out", str(out), "--optimizer", "sgd", "--lr", "0.1",
+    proc = run_main("train", "--data-dir", str(small_dir), "--out", str(out), "--optimizer", "sgd", "--lr", "0.1",
                    "--epochs", "3", "--val-size", "200", "--deskew", "--normalize", "per-pixel", "--report",
                    "--tensorboard")
     assert proc.returncode == 0, proc.stderr
@@ -83,20 +83,20 @@ def test_other_image_size_is_refused(run, tmp_path, mnist):
     small = Dataset(mnist.train_images[:200, 4:24, 4:24].contiguous(), mnist.train_labels[:200],
                     mnist.test_images[:50, 4:24, 4:24].contiguous(), mnist.test_labels[:50])
     folder = write_small(tmp_path, small, 200, 50)
-    proc = run_cli("evaluate", "--run", str(run), "--data-dir", str(folder))
+    proc = run_main("evaluate", "--run", str(run), "--data-dir", str(folder))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "trained on 28x28 images but this dataset has 20x20" in proc.stderr
 
 
 def test_compare(run, tmp_path, small_dir):
     other = tmp_path / "other"
-    proc = run_cli("train", "--data-dir", str(small_dir), "--out", str(other), "--optimizer", "adam", "--lr", "0.01",
+    proc = run_main("train", "--data-dir", str(small_dir), "--out", str(other), "--optimizer", "adam", "--lr", "0.01",
                    "--epochs", "2", "--val-size", "200")
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("compare", str(run), str(other), "--out", str(tmp_path / "cmp.csv"))
+    proc = run_main("compare", str(run), str(other), "--out", str(tmp_path / "cmp.csv"))
     assert proc.returncode == 0, proc.stderr
     assert "optim.optimizer" in proc.stdout and "test_accuracy" in proc.stdout
     rows = (tmp_path / "cmp.csv").read_text().splitlines()
     assert len(rows) == 3 and "sgd" in rows[1] and "adam" in rows[2]
-    proc = run_cli("compare", str(tmp_path))
+    proc = run_main("compare", str(tmp_path))
     assert proc.returncode == 2 and "not a finished run" in proc.stderr

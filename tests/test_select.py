@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli, write_small
+from conftest import run_main, write_small
 from mnist_logreg import build_config, train
 from mnist_logreg.config import PREPROCESS_CANDIDATES
 from mnist_logreg.data import Dataset, default_val_size, load_dataset
@@ -21,7 +21,7 @@ def test_default_split_is_a_fraction_with_a_floor():
 @pytest.fixture(scope="module")
 def selected_run(tmp_path_factory, small_dir):
     out = tmp_path_factory.mktemp("select") / "run"
-    proc = run_cli("train", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "3")
+    proc = run_main("train", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "3")
     assert proc.returncode == 0, proc.stderr
     return out, proc.stdout
 
@@ -66,7 +66,7 @@ def test_the_choice_never_looks_at_the_test_set(small_dir):
 
 def test_a_fixed_preset_means_exactly_that_recipe(tmp_path, small_dir):
     out = tmp_path / "run"
-    proc = run_cli("train", "--preset", "deskewed", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "1")
+    proc = run_main("train", "--preset", "deskewed", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "1")
     assert proc.returncode == 0, proc.stderr
     config = json.loads((out / "config.json").read_text())
     assert "selection" not in config and "selection" not in json.loads((out / "metrics.json").read_text())
@@ -79,7 +79,7 @@ def test_a_thousand_images_of_a_published_set_train_with_the_defaults(tmp_path, 
     """The first 1,000 MNIST training images beside the full MNIST test set: a user's dataset."""
     data = write_small(tmp_path / "data", mnist, 1000, 10000)
     out = tmp_path / "run"
-    proc = run_cli("train", "--data-dir", str(data), "--out", str(out))
+    proc = run_main("train", "--data-dir", str(data), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     data_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("data: "))
     assert "t10k-images, t10k-labels match the published checksums" in data_line
@@ -90,7 +90,7 @@ def test_a_thousand_images_of_a_published_set_train_with_the_defaults(tmp_path, 
 
 
 def test_no_validation_split_no_choice(tmp_path, small_dir):
-    proc = run_cli("train", "--data-dir", str(small_dir), "--val-size", "0", "--out", str(tmp_path / "o"))
+    proc = run_main("train", "--data-dir", str(small_dir), "--val-size", "0", "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--select chooses the preprocessing on a validation split" in proc.stderr
     assert not (tmp_path / "o").exists()
@@ -101,9 +101,9 @@ def test_gamma_raises_the_pixels_to_a_power():
     from mnist_logreg.preprocess import Preprocessor
 
     images = torch.arange(0, 256, dtype=torch.uint8).repeat(4).reshape(1, 32, 32)
-    p = Preprocessor(PreprocessConfig(gamma=0.5), (32, 32))
+    p = Preprocessor(PreprocessConfig(gamma=0.5, normalize="none", deskew=False, moment_norm=False), (32, 32))
     expected = (images.double() / 255).sqrt().reshape(1, -1)
     assert torch.allclose(p(images).double(), expected, atol=1e-7)
-    q = Preprocessor(PreprocessConfig(gamma=0.5, normalize="per-pixel"), (32, 32))
+    q = Preprocessor(PreprocessConfig(gamma=0.5, normalize="per-pixel", deskew=False, moment_norm=False), (32, 32))
     features = q.fit_standardize(q.images(images.repeat(3, 1, 1)))
     assert torch.equal(features, q.standardize(q.images(images.repeat(3, 1, 1))))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, run_cli, run_main
 
 
 def files_under(folder: Path) -> list[str]:
@@ -69,7 +69,7 @@ def test_a_file_size_limit_while_saving_a_run(tmp_path, small_dir):
 def test_a_failed_save_over_an_earlier_run_leaves_it_as_it_was(tmp_path, small_dir):
     """No new model beside old metrics, no old model half overwritten."""
     out = tmp_path / "run"
-    assert run_cli("train", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "1").returncode == 0
+    assert run_main("train", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "1").returncode == 0
     before = {name: (out / name).read_bytes() for name in files_under(out)}
     env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
     proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "train", "--data-dir", str(small_dir), "--out",
@@ -113,10 +113,10 @@ def test_permission_denied(tmp_path, default_run):
 def test_a_path_that_is_a_file(tmp_path, default_run):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    one_line_error(run_cli("train", "--out", str(blocker / "run")), "is a file, not a folder")
-    one_line_error(run_cli("train", "--out", str(blocker)), "exists and is not a folder")
-    proc = run_cli("export", "--run", str(default_run), "--format", "torchscript", "--out", str(blocker / "m.pt"))
+    one_line_error(run_main("train", "--out", str(blocker / "run")), "is a file, not a folder")
+    one_line_error(run_main("train", "--out", str(blocker)), "exists and is not a folder")
+    proc = run_main("export", "--run", str(default_run), "--format", "torchscript", "--out", str(blocker / "m.pt"))
     one_line_error(proc, str(blocker), "a file of that name is in the way")
-    proc = run_cli("predict", "--run", str(default_run), str(blocker), "--save-preprocessed", str(blocker / "x"))
+    proc = run_main("predict", "--run", str(default_run), str(blocker), "--save-preprocessed", str(blocker / "x"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert blocker.read_text() == "not a folder"

@@ -35,7 +35,7 @@ def test_lbfgs_optimum_matches_scikit_learn():
     sklearn = pytest.importorskip("sklearn.linear_model")
     x, y = _problem(n=400, d=15, c=3)
     C = 0.5
-    ours, _, _ = fit_features(x, y, OptimConfig(optimizer="lbfgs", epochs=10, lbfgs_iters=50,
+    ours, _, _ = fit_features(x, y, OptimConfig(optimizer="lbfgs", lr=1.0, epochs=10, lbfgs_iters=50,
                                                 weight_decay=1.0 / (C * len(y))))
     ref = sklearn.LogisticRegression(C=C, tol=1e-10, max_iter=10000).fit(x.numpy(), y.numpy())
     np.testing.assert_allclose(ours.linear.weight.detach().numpy(), ref.coef_, atol=2e-4)
@@ -52,7 +52,7 @@ def test_sgd_equals_torch_optim_sgd(momentum, nesterov, wd):
     """Our fused/hand-written SGD is torch.optim.SGD's maths (bias not decayed)."""
     x, y = _problem(n=200)
     optim = OptimConfig(optimizer="sgd", lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd,
-                        batch_size=32, epochs=3)
+                        batch_size=32, epochs=3, schedule="constant")
     ours, _, _ = fit_features(x, y, optim, seed=3)
 
     ref = SoftmaxRegression(20, 4)
@@ -75,7 +75,8 @@ def test_sgd_equals_torch_optim_sgd(momentum, nesterov, wd):
 
 def test_adam_reduces_loss():
     x, y = _problem()
-    model, history, _ = fit_features(x, y, OptimConfig(optimizer="adam", lr=0.05, epochs=5, batch_size=50))
+    optim = OptimConfig(optimizer="adam", lr=0.05, epochs=5, batch_size=50, weight_decay=0.0, schedule="constant")
+    model, history, _ = fit_features(x, y, optim)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["train_accuracy"] > 0.8
 
@@ -125,3 +126,29 @@ def test_cuda_unavailable_is_a_user_error():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="CUDA is not available"):
         resolve_device("cuda")
+
+
+def test_training_leaves_the_thread_count_to_the_caller(monkeypatch, small_dir):
+    """PyTorch's thread count is process-wide (tune --n-jobs threads share it): the library
+    never sets it; the application picks it with ``threads_for`` and ``torch_threads``."""
+    from mnist_logreg.config import build_config
+    from mnist_logreg.data import load_dataset
+    from mnist_logreg.train import threads_for, torch_threads, train
+
+    small = load_dataset(data_dir=small_dir)
+
+    def refuse(n):
+        raise AssertionError(f"the library set the thread count to {n}")
+
+    config = build_config("normalized", epochs=1, val_size=200)
+    with monkeypatch.context() as m:
+        m.setattr(torch, "set_num_threads", refuse)
+        train(config, small)
+        train(build_config(epochs=1, val_size=200), small)  # --select trains candidates in threads
+    assert threads_for(config) == 1 and threads_for(build_config("raw")) is None
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_main
 
 optuna = pytest.importorskip("optuna")
 
@@ -79,7 +79,7 @@ def test_bad_space(spec, match):
 
 def test_tune_writes_results_and_resumes(tmp_path, small_dir, space_file):
     out = tmp_path / "tune"
-    proc = run_cli(*_tune(out, small_dir, space_file, "--trials", "5"))
+    proc = run_main(*_tune(out, small_dir, space_file, "--trials", "5"))
     assert proc.returncode == 0, proc.stderr
     assert "5 trials finished" in proc.stdout and "test accuracy" in proc.stdout
     best = json.loads((out / "best.json").read_text())
@@ -88,7 +88,7 @@ def test_tune_writes_results_and_resumes(tmp_path, small_dir, space_file):
     assert len((out / "trials.csv").read_text().splitlines()) == 1 + 5
     assert (out / "optimization_history.png").stat().st_size > 1000
     # The same command with more trials continues the same study.
-    proc = run_cli(*_tune(out, small_dir, space_file, "--trials", "8", "--no-final"))
+    proc = run_main(*_tune(out, small_dir, space_file, "--trials", "8", "--no-final"))
     assert proc.returncode == 0, proc.stderr
     study = _study(_journal(out))
     assert _finished(study) == 8
@@ -114,7 +114,7 @@ def test_ctrl_c_then_resume(tmp_path, small_dir, space_file):
     assert err.strip().splitlines()[-1] == "mnist-logreg: interrupted"
     done = _finished(_study(_journal(out)))
     assert 3 <= done < 1000000
-    proc = run_cli(*_tune(out, small_dir, space_file, "--trials", str(done + 2), "--no-final"))
+    proc = run_main(*_tune(out, small_dir, space_file, "--trials", str(done + 2), "--no-final"))
     assert proc.returncode == 0, proc.stderr
     assert _finished(_study(_journal(out))) == done + 2
 
@@ -137,7 +137,7 @@ def test_storage_errors_hide_the_password():
 )
 def test_bad_input_writes_nothing(tmp_path, small_dir, space_file, args, needle):
     out = tmp_path / "tune"
-    proc = run_cli(*_tune(out, small_dir, space_file, *args))
+    proc = run_main(*_tune(out, small_dir, space_file, *args))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
@@ -146,17 +146,17 @@ def test_bad_input_writes_nothing(tmp_path, small_dir, space_file, args, needle)
 
 def test_invalid_space_file_breaks_nothing(tmp_path, small_dir, space_file):
     out = tmp_path / "tune"
-    assert run_cli(*_tune(out, small_dir, space_file, "--trials", "2", "--no-final")).returncode == 0
+    assert run_main(*_tune(out, small_dir, space_file, "--trials", "2", "--no-final")).returncode == 0
     before = (out / "study.journal").read_bytes()
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = {low = 3, high = 1}\n")
-    proc = run_cli(*_tune(out, small_dir, bad, "--trials", "4"))
+    proc = run_main(*_tune(out, small_dir, bad, "--trials", "4"))
     assert proc.returncode == 2 and "low <= high" in proc.stderr
     bad.write_text("epochs = {low = 3, high = \n")
-    proc = run_cli(*_tune(out, small_dir, bad, "--trials", "4"))
+    proc = run_main(*_tune(out, small_dir, bad, "--trials", "4"))
     assert proc.returncode == 2 and "invalid TOML" in proc.stderr
     assert (out / "study.journal").read_bytes() == before
-    assert run_cli(*_tune(out, small_dir, space_file, "--trials", "3", "--no-final")).returncode == 0
+    assert run_main(*_tune(out, small_dir, space_file, "--trials", "3", "--no-final")).returncode == 0
     assert _finished(_study(_journal(out))) == 3
 
 

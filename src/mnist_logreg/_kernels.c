@@ -1,12 +1,24 @@
 /* The CPU hot path of softmax regression: logits, softmax and gradient in one pass.
  *
+ * This header is the one place that says why the kernel exists and how it is fast (the
+ * README, kernels.py and train.py point here).
+ *
  * Why C: the model has only ~10 outputs, so the two matmuls of a step are [10 x d] by
  * [d x n] shapes that general BLAS libraries handle badly (they pack the big operand and
- * reach a third of the machine's rate). Here each block of R rows is read from memory
- * once, kept in L1 while its logits, its softmax and its share of the gradient are
- * computed, and the weights stay in cache throughout. mnist_logreg/kernels.py loads this
- * with ctypes (which releases the GIL, so row ranges run on several threads) and falls
- * back to PyTorch where the CPU lacks AVX-512 or the library was not built.
+ * reach a third of the machine's rate). Here each block of R = 5 rows is read from
+ * memory once, kept in L1 while its logits, its softmax and its share of the gradient
+ * are computed, and the weights stay in cache throughout. A minibatch's rows are read in
+ * place from the training tensor through their indices (prefetched a few blocks ahead),
+ * not gathered into a copy first. Where the features are pixel / 255 (the tutorial's
+ * recipe) the kernel reads the uint8 images, a quarter of the bytes, and converts them
+ * exactly as torch.div does (tests/test_kernels.py checks all 256 values).
+ *
+ * mnist_logreg/kernels.py loads this with ctypes, which releases the GIL: full-batch
+ * work (L-BFGS, the benchmark's epoch) splits the rows into 16 fixed ranges shared by
+ * threads, and their sums are added in a fixed order, so results do not depend on the
+ * thread count. Where the CPU lacks AVX-512, or the library was not built, or on CUDA
+ * or float64, train.py runs the same maths as PyTorch ops instead; both paths are
+ * checked against autograd and against each other.
  *
  * The file is also a (method-less) Python extension module so that setuptools builds it
  * and installs it next to the package.

@@ -21,7 +21,7 @@ from . import kernels
 from .api import checkpoint_of, test_metrics
 from .config import build_config
 from .data import Dataset, load_dataset, train_val_split, write_idx
-from .train import resolve_device, softmax_xent_grad, train
+from .train import resolve_device, softmax_xent_grad, threads_for, torch_threads, train
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def tutorial_loop(dataset: Dataset, epochs: int = 5, seed: int = 0,
 
 def _ours(dataset: Dataset, preset: str, repeats: int, device: str, **overrides) -> tuple[BenchRow, object]:
     config = build_config(preset, device=device, **overrides)
-    results = [train(config, dataset) for _ in range(repeats)]
+    with torch_threads(threads_for(config)):
+        results = [train(config, dataset) for _ in range(repeats)]
     seconds = statistics.median(r.train_seconds for r in results)
     last = results[-1]
     checkpoint = checkpoint_of(last, dataset)

@@ -61,6 +61,7 @@ def _print_summary(metrics: dict, run_dir: Path | None) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import train_run
     from .runs import default_run_dir
+    from .train import threads_for, torch_threads
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir()
@@ -72,7 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         logger = TensorBoardLogger(out)
         on_epoch = logger.log_epoch
-    checkpoint, _, metrics = train_run(config, out, on_epoch=on_epoch)
+    with torch_threads(threads_for(config)):
+        checkpoint, _, metrics = train_run(config, out, on_epoch=on_epoch)
     if args.tensorboard:
         logger.close(checkpoint)
     _print_summary(metrics, out)

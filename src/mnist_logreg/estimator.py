@@ -114,12 +114,12 @@ class LogisticRegression(*((ClassifierMixin, BaseEstimator) if SKLEARN else (_St
         labels = torch.as_tensor(encoded.reshape(-1), dtype=torch.long, device=features.device)
         wd = 1.0 / (self.C * features.shape[0])
         if self.solver == "lbfgs":
-            optim = OptimConfig(optimizer="lbfgs", epochs=1, lbfgs_iters=self.max_iter, weight_decay=wd,
+            optim = OptimConfig(optimizer="lbfgs", lr=1.0, epochs=1, lbfgs_iters=self.max_iter, weight_decay=wd,
                                 lbfgs_history=20)
         else:
             optim = OptimConfig(optimizer=self.solver, epochs=self.max_iter, lr=self.lr, batch_size=self.batch_size,
                                 weight_decay=wd, momentum=0.9 if self.solver == "sgd" else 0.0,
-                                schedule="cosine")
+                                nesterov=False, schedule="cosine")
         model, history, _ = fit_features(features, labels, optim, n_classes=len(self.classes_),
                                          seed=self.random_state)
         self.model_ = model

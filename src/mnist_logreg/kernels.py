@@ -1,12 +1,7 @@
-"""The fused C kernel for the CPU (``_kernels.c``), loaded with ctypes.
+"""The fused C kernel for the CPU (``_kernels.c``, whose header says why and how), loaded
+with ctypes.
 
-``train.py`` asks ``usable()`` and otherwise computes the same gradient with PyTorch ops
-(on CUDA, for float64, without AVX-512, or when the extension was not built). Both paths
-are checked against autograd in ``tests/test_kernels.py``.
-
-ctypes drops the GIL for the duration of a call, so the full-batch gradient runs row
-ranges on a thread pool. The ranges depend only on the number of rows and their sums are
-added in a fixed order, so the result does not depend on the number of threads.
+``train.py`` asks ``usable()`` and otherwise computes the same gradient with PyTorch ops.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ optimum.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -33,12 +35,38 @@ from .preprocess import Preprocessor, augment, to_float
 
 log = logging.getLogger(__name__)
 
-# Batches up to this size train single-threaded on the CPU (see ``fit``).
+# Batches up to this size train fastest single-threaded on the CPU (see ``threads_for``).
 SMALL_BATCH = 1024
 # Training accuracy per epoch is measured on this many (clean) training images.
 PROBE_SIZE = 10000
 # Rows per chunk of the full-batch gradient: 2048 x 784 floats (6 MB) stay in cache.
 GRAD_CHUNK = 2048
+
+
+def threads_for(config: TrainConfig) -> int | None:
+    """The intra-op thread count that trains ``config`` fastest, or None for PyTorch's own.
+
+    Small per-step matmuls of the PyTorch path run faster on one core than split across
+    two (the hand-off costs more than the work): 1.3-1.7x here without the C kernel, the
+    same with it. Big batches and L-BFGS use every core. The thread count is the process's
+    global state, so the library never sets it: the application does (``torch_threads``),
+    the CLI, the benchmark and the tuner around their training.
+    """
+    o = config.optim
+    small = o.optimizer != "lbfgs" and o.batch_size <= SMALL_BATCH
+    return 1 if small and resolve_device(config.device).type == "cpu" else None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """PyTorch's intra-op thread count set to ``n`` (None: unchanged) for the block."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -165,21 +193,12 @@ def fit(
         step_epoch, counter = _lbfgs_epoch(model, optim, labels, full)
     else:
         step_epoch, counter = _minibatch_epoch(model, optim, n_train, labels, batch, table, generator)
-    # Small per-step matmuls run faster on one core than split across two (thread
-    # hand-off costs more than the work); big batches and L-BFGS use every core.
-    threads = torch.get_num_threads()
-    single = device.type == "cpu" and optim.optimizer != "lbfgs" and optim.batch_size <= SMALL_BATCH
 
     with _progress(optim.epochs, "train") as bar, torch.no_grad():
         for epoch in range(1, optim.epochs + 1):
             _sync(device)
             t0 = time.perf_counter()
-            if single:
-                torch.set_num_threads(1)
-            try:
-                lr = step_epoch(epoch)
-            finally:
-                torch.set_num_threads(threads)
+            lr = step_epoch(epoch)
             _sync(device)
             elapsed += time.perf_counter() - t0
             logits = model.logits(probe[0])
@@ -325,7 +344,7 @@ def _lbfgs_epoch(model, optim: OptimConfig, labels, full):
             return loss
 
         opt.step(closure)
-        counter["iterations"] = counter.get("iterations", 0) + opt.state[opt._params[0]].get("n_iter", 0)
+        counter["iterations"] = counter.get("iterations", 0) + opt.state[w].get("n_iter", 0)
         return optim.lr
 
     return step_epoch, counter
@@ -501,18 +520,12 @@ def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochC
         return train(candidates[name], dataset, cache=cache)
 
     order = list(reversed(candidates))
-    threads = torch.get_num_threads()
-    workers = min(len(order), threads)
+    workers = min(len(order), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     if workers <= 1 or resolve_device(config.device).type != "cpu":
         done = [run(name) for name in order]
     else:
-        try:
-            with ThreadPoolExecutor(workers) as pool:
-                done = list(pool.map(run, order))
-        finally:
-            # ``fit`` lowers and restores the thread count around small-batch epochs; two
-            # of them interleaved could restore each other's lowered value.
-            torch.set_num_threads(threads)
+        with ThreadPoolExecutor(workers) as pool:
+            done = list(pool.map(run, order))
     finished = dict(zip(order, done))
     results = {name: finished[name] for name in candidates}  # in the ladder's order
     scores = {name: r.history[-1]["val_accuracy"] for name, r in results.items()}

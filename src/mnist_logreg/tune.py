@@ -123,10 +123,12 @@ class CtrlC:
 
 
 def make_objective(dataset: Dataset, space: dict[str, Param], seed: int, device: str,
-                   val_size: int | None = VAL_SIZE):
+                   val_size: int | None = VAL_SIZE, own_threads: bool = True):
+    """The trial function. ``own_threads``: this worker runs one trial at a time, so each
+    trial may set PyTorch's (process-wide) thread count to what its recipe trains best with."""
     import optuna
 
-    from .train import Stop, train
+    from .train import Stop, threads_for, torch_threads, train
 
     cache: dict = {}  # deskewed images and statistics, shared by this worker's trials
     # Which worker ran a trial (machine:process), in trials.csv: a shared study's audit trail.
@@ -144,7 +146,8 @@ def make_objective(dataset: Dataset, space: dict[str, Param], seed: int, device:
                 raise Stop()
 
         try:
-            result = train(config, dataset, on_epoch=on_epoch, cache=cache)
+            with torch_threads(threads_for(config) if own_threads else None):
+                result = train(config, dataset, on_epoch=on_epoch, cache=cache)
         except Stop:
             raise optuna.TrialPruned() from None
         trial.set_user_attr("train_seconds", result.train_seconds)
@@ -230,9 +233,12 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
     if not study.get_trials(deepcopy=False):
         # Start from the known-good default recipe: the search can only improve on it.
         study.enqueue_trial(default_params(space), skip_if_exists=True)
-    objective = make_objective(dataset, space, seed, device, val_size)
+    # With --n-jobs K the trials are the parallelism: one core each, set once for all of them.
+    objective = make_objective(dataset, space, seed, device, val_size, own_threads=n_jobs == 1)
     t0 = time.perf_counter()
-    with CtrlC() as ctrl_c:
+    from .train import torch_threads
+
+    with CtrlC() as ctrl_c, torch_threads(1 if n_jobs > 1 else None):
         remaining = trials - finished_trials(study)
         if remaining > 0:
             from optuna.study import MaxTrialsCallback
@@ -271,12 +277,14 @@ def final_run(best, dataset: Dataset, out: Path, seed: int, device: str) -> dict
     """Retrain the best configuration on train + validation; the one look at the test set."""
     from .api import train_run
     from .config import TrainConfig
+    from .train import threads_for, torch_threads
 
     values = TrainConfig.from_dict(best.user_attrs["config"]).flat()
     values.update(val_size=0, seed=seed, device=device)
     del values["preset"]  # the trial's settings, all of them, on top of the default preset
     final_config = build_config("default", **values)
-    _, _, metrics = train_run(final_config, out / "best-run", dataset=dataset)
+    with torch_threads(threads_for(final_config)):
+        _, _, metrics = train_run(final_config, out / "best-run", dataset=dataset)
     return {"test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
             "final_train_seconds": metrics["train_seconds"], "best_run": str(out / "best-run")}
 
