@@ -100,3 +100,24 @@ def test_too_many_pixels():
 def test_otsu_separates_two_levels():
     values = np.concatenate([np.full(100, 0.2), np.full(50, 0.8)])
     assert 0.2 <= otsu_threshold(values) < 0.8
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "L"), ("JPEG", "L"), ("PNG", "I;16"), ("PNG", "P")])
+def test_a_huge_image_is_decoded_at_reduced_size(mnist, default_run, monkeypatch, fmt, mode):
+    """A 31-megapixel photo of a digit reaches the per-pixel work at most WORK_SIDE a side
+    (JPEG decodes at reduced scale, the others are reduced right after decoding) and is
+    still read as the digit it shows."""
+    import mnist_logreg.images as images
+
+    seen = []
+    real = images.to_grayscale
+    monkeypatch.setattr(images, "to_grayscale", lambda img: seen.append(img.size) or real(img))
+    digit = 255 - np.kron(mnist.test_images[0].numpy(), np.ones((200, 200), np.uint8))  # 5600 x 5600
+    pil = Image.fromarray(digit)
+    pil = pil.convert(mode) if mode != "I;16" else Image.fromarray(digit.astype(np.uint16) * 257)
+    assert pil.mode == mode
+    buf = io.BytesIO()
+    pil.save(buf, format=fmt)
+    out = load_digit(buf.getvalue())
+    assert max(seen[-1]) <= 1024, seen  # WORK_SIDE, written out: the test must not follow a change of it
+    assert int(load_run(default_run).logits(out.unsqueeze(0)).argmax()) == int(mnist.test_labels[0])

@@ -104,8 +104,10 @@ def test_bad_requests_are_400_and_the_server_lives(client, kwargs, needle):
 def server(default_run):
     port = free_port()
     env = dict(os.environ, PYTHONWARNINGS="ignore")
+    # Two worker processes (uvicorn's): the page and the API work the same through either.
     proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", str(default_run), "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -188,3 +190,124 @@ def test_busy_port_is_a_one_line_error(default_run):
         proc = run_cli("serve", "--run", str(default_run), "--port", str(port))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_bad_workers_is_a_one_line_error(default_run):
+    from conftest import one_line_error, run_main
+
+    one_line_error(run_main("serve", "--run", str(default_run), "--workers", "0"), "--workers must be")
+
+
+# --- Under load: the event loop never does the heavy work ----------------------------------
+
+
+def _blocking_answer(monkeypatch, release):
+    """Make the pool's work wait for ``release`` (ordinary images only): a slot held on demand."""
+    import mnist_logreg.serve as serve_module
+
+    real = serve_module._answer
+
+    def answer(checkpoint, img):
+        if img.size[0] * img.size[1] <= serve_module.BIG_PIXELS:
+            assert release.wait(30)
+        return real(checkpoint, img)
+
+    monkeypatch.setattr(serve_module, "_answer", answer)
+
+
+def test_over_the_cap_is_503_while_health_and_big_lane_answer(default_run, mnist, monkeypatch):
+    import asyncio
+    import threading
+
+    from mnist_logreg.runs import load_run
+    from mnist_logreg.serve import BIG_PIXELS, create_app
+
+    release = threading.Event()
+    _blocking_answer(monkeypatch, release)
+    app = create_app(load_run(default_run), slots=1, big_slots=1, queue_seconds=0.3)
+    digit = png_bytes(255 - np.kron(mnist.test_images[0].numpy(), np.ones((10, 10), np.uint8)))
+    side = int(BIG_PIXELS ** 0.5) + 10
+    big = png_bytes(255 - np.kron(mnist.test_images[1].numpy(), np.ones((side // 28 + 1,) * 2, np.uint8)))
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            held = asyncio.create_task(c.post("/api/predict", files={"image": ("a.png", digit, "image/png")}))
+            await asyncio.sleep(0.1)  # the first request holds the only ordinary slot
+            over = await c.post("/api/predict", files={"image": ("b.png", digit, "image/png")})
+            health = await c.get("/healthz")
+            huge = await c.post("/api/predict", files={"image": ("c.png", big, "image/png")})
+            release.set()
+            return await held, over, health, huge
+
+    held, over, health, huge = asyncio.run(scenario())
+    assert over.status_code == 503 and over.headers["retry-after"] == "1", over.text
+    assert "busy" in over.json()["error"]
+    assert health.status_code == 200
+    assert huge.status_code == 200 and huge.json()["label"] == int(mnist.test_labels[1])  # its own lane
+    assert held.status_code == 200 and held.json()["label"] == int(mnist.test_labels[0])
+
+
+@pytest.fixture()
+def live(default_run):
+    """``create_app(...)`` served by uvicorn in a thread of this process, on a free port."""
+    import contextlib
+    import threading
+
+    import uvicorn
+
+    from mnist_logreg.runs import load_run
+    from mnist_logreg.serve import create_app, uvicorn_options
+
+    checkpoint = load_run(default_run)
+
+    @contextlib.contextmanager
+    def run(**kwargs):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(checkpoint, **kwargs), **uvicorn_options("127.0.0.1", port)))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.05)
+        try:
+            yield port
+        finally:
+            server.should_exit = True
+            thread.join(10)
+
+    return run
+
+
+def _raw(port, data: bytes, wait: float = 5.0) -> bytes:
+    """Send ``data`` and read what the server answers within ``wait`` seconds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    break
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def test_a_slow_body_is_cut_off(live):
+    with live(body_seconds=0.5) as port:
+        t0 = time.monotonic()
+        # 1,000 bytes promised, 10 sent: the server must not wait for the rest forever.
+        answer = _raw(port, b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 1000\r\n\r\n{\"image\": ", wait=10)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert time.monotonic() - t0 < 5
+        assert _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
+
+
+def test_oversized_headers_are_refused(live):
+    with live() as port:
+        answer = _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 200_000 + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 4"), answer[:200]  # 400 or 431, never a 200 after buffering it all
+        assert _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")

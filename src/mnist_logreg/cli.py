@@ -190,13 +190,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .runs import load_run
-    from .serve import serve
-
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     require("serve", "serve", "fastapi", "uvicorn", "python_multipart")
-    serve(load_run(args.run), host=args.host, port=args.port)
+    from .serve import serve
+
+    serve(args.run, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
@@ -237,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes (default 1); more for machines with more cores")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", help="export a run to ONNX or TorchScript (preprocessing included)")

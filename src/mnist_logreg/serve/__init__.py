@@ -2,29 +2,60 @@
 
 ``POST /api/predict`` takes a multipart upload (field ``image``) or JSON
 ``{"image": "<base64 PNG, optionally a data: URL>"}``. Limits: bodies over 5 MB get 413;
-images over 40 megapixels, malformed ones and non-image formats get 400 with a message.
-Every request is independent: a bad one never takes the server down.
+a body that has not arrived within ``BODY_SECONDS`` gets 408; images over 40 megapixels,
+malformed ones and non-image formats get 400 with a message. Every request is
+independent: a bad one never takes the server down.
+
+The event loop only moves bytes. Decoding, preprocessing and the model run on a thread
+pool, in two lanes: images over ``BIG_PIXELS`` (by their header) get at most half the
+cores, so a few huge photos never hold up ordinary digits, and ordinary digits get one
+slot per core. A request waits up to ``QUEUE_SECONDS`` for a slot in its lane, then gets
+503 with ``Retry-After``. ``/healthz`` and the page never wait for a slot.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's annotations
 # (``request: Request``) at definition time, and Request is imported inside create_app.
+import asyncio
 import base64
 import binascii
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
+import torch
+
 from ..errors import UserError
-from ..images import ImageError, load_digit
+from ..images import ImageError, decode_image, peek_image, to_mnist
 from ..predict import predict_digits
 from ..runs import Checkpoint
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 5 * 1024 * 1024
+# A client has this long to send its whole body (a slow-body client holds a connection,
+# never a worker thread; this bounds how long).
+BODY_SECONDS = 10.0
+# How long a request waits for a free slot before it gets 503.
+QUEUE_SECONDS = 2.0
+# Images over this many pixels (by their header) take the big lane.
+BIG_PIXELS = 4_000_000
+# Request line and headers together; larger ones get 400 from the HTTP parser.
+HEADER_BYTES = 16 * 1024
+# Where the workers of ``serve --workers N`` find the run to load.
+RUN_ENV = "MNIST_LOGREG_SERVE_RUN"
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Busy(Exception):
     pass
 
 
@@ -71,12 +102,41 @@ async def _image_bytes(request, body: bytes) -> bytes:
     raise ImageError("send multipart/form-data with an 'image' file, or JSON {\"image\": \"<base64>\"}")
 
 
-def create_app(checkpoint: Checkpoint):
+def _answer(checkpoint: Checkpoint, img) -> dict:
+    """Decode, preprocess and classify one image: the work that runs on the pool."""
+    digit = torch.from_numpy(to_mnist(decode_image(img, "image")))
+    pred = predict_digits(checkpoint, digit.unsqueeze(0), top_k=3)[0]
+    return {"label": pred["label"], "probability": pred["probability"],
+            "probabilities": pred["probabilities"], "classes": checkpoint.classes,
+            "top": [{"label": c, "probability": p} for c, p in pred["top"]],
+            "preprocessed": digit.tolist()}
+
+
+def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int | None = None,
+               queue_seconds: float = QUEUE_SECONDS, body_seconds: float = BODY_SECONDS):
+    """The app. ``slots``: concurrent ordinary images (default: one per core); ``big_slots``:
+    concurrent images over ``BIG_PIXELS`` (default: half the cores, at least one)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
+    slots = slots or cores()
+    big_slots = big_slots or max(1, cores() // 2)
+    pool = ThreadPoolExecutor(slots + big_slots, thread_name_prefix="mnist-logreg-serve")
+    # Created here, bound to the server's loop at first use (Python >= 3.10).
+    lanes = {False: asyncio.Semaphore(slots), True: asyncio.Semaphore(big_slots)}
     app = FastAPI(title="mnist-logreg", docs_url=None, redoc_url=None)
     page = (resources.files(__package__) / "page.html").read_text()
+
+    async def work(img) -> dict:
+        lane = lanes[img.size[0] * img.size[1] > BIG_PIXELS]
+        try:
+            await asyncio.wait_for(lane.acquire(), queue_seconds)
+        except asyncio.TimeoutError:
+            raise _Busy() from None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, _answer, checkpoint, img)
+        finally:
+            lane.release()
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -89,30 +149,50 @@ def create_app(checkpoint: Checkpoint):
     @app.post("/api/predict")
     async def predict(request: Request):
         try:
-            body = await _read_body(request)
+            body = await asyncio.wait_for(_read_body(request), body_seconds)
             data = await _image_bytes(request, body)
-            digit = load_digit(data, "image")
+            return await work(peek_image(data, "image"))  # the header only, here on the loop
+        except asyncio.TimeoutError:
+            return JSONResponse({"error": f"request body not received within {body_seconds:g} s"}, status_code=408)
         except _TooLarge:
             return JSONResponse({"error": f"request body over {MAX_BODY // (1024 * 1024)} MB"}, status_code=413)
+        except _Busy:
+            return JSONResponse({"error": "the server is busy; try again in a second"}, status_code=503,
+                                headers={"Retry-After": "1"})
         except ImageError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            msg = str(exc)
+            return JSONResponse({"error": msg if msg.startswith("image") else f"image: {msg}"}, status_code=400)
         except Exception as exc:  # a malformed multipart body, a decoder bug: still a 400, never a crash
             log.warning("bad request: %r", exc)
             return JSONResponse({"error": f"could not read the request ({type(exc).__name__})"}, status_code=400)
-        pred = predict_digits(checkpoint, digit.unsqueeze(0), top_k=3)[0]
-        return {"label": pred["label"], "probability": pred["probability"],
-                "probabilities": pred["probabilities"], "classes": checkpoint.classes,
-                "top": [{"label": c, "probability": p} for c, p in pred["top"]],
-                "preprocessed": digit.tolist()}
 
     return app
 
 
-def serve(checkpoint: Checkpoint, host: str = "127.0.0.1", port: int = 8000) -> None:
+def app_from_env():
+    """The app of the run named by ``$MNIST_LOGREG_SERVE_RUN``: each ``--workers`` process calls this."""
+    from ..runs import load_run
+
+    torch.set_num_threads(1)
+    return create_app(load_run(os.environ[RUN_ENV]))
+
+
+def uvicorn_options(host: str, port: int) -> dict:
+    """How uvicorn runs the app: quiet, headers bounded, idle connections closed after 5 s."""
+    return dict(host=host, port=port, log_level="warning", h11_max_incomplete_event_size=HEADER_BYTES,
+                timeout_keep_alive=5)
+
+
+def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     import socket
 
     import uvicorn
 
+    from ..runs import load_run
+
+    if not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise UserError(f"--workers must be an integer between 1 and 64, got {workers!r}")
+    checkpoint = load_run(run_dir)  # a bad run folder is one line here, not one per worker
     # uvicorn reports a busy port over several log lines and exits; check first, so the
     # user gets one line naming the problem.
     try:
@@ -122,5 +202,14 @@ def serve(checkpoint: Checkpoint, host: str = "127.0.0.1", port: int = 8000) -> 
             probe.bind(infos[0][4])
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    print(f"serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    uvicorn.run(create_app(checkpoint), host=host, port=port, log_level="warning")
+    print(f"serving on http://{host}:{port}/ with {workers} worker process{'es' * (workers > 1)} "
+          "(Ctrl-C to stop)", flush=True)
+    # One image's tensors are tiny: PyTorch's own threads would only add hand-offs; the
+    # parallelism is the pool's threads (and the worker processes).
+    torch.set_num_threads(1)
+    options = uvicorn_options(host, port)
+    if workers == 1:
+        uvicorn.run(create_app(checkpoint), **options)
+    else:
+        os.environ[RUN_ENV] = str(os.path.abspath(run_dir))
+        uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
