@@ -311,3 +311,39 @@ def test_oversized_headers_are_refused(live):
         answer = _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 200_000 + b"\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 4"), answer[:200]  # 400 or 431, never a 200 after buffering it all
         assert _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
+
+
+def test_every_connection_gets_tcp_nodelay():
+    """uvicorn's --workers socket is made with proto 0, where asyncio leaves Nagle's algorithm
+    on (a response's body then waits 40 ms for the client's delayed ACK): our protocol turns
+    it off on each connection."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from mnist_logreg.serve import uvicorn_options
+
+    protocol_class = uvicorn_options("127.0.0.1", 0)["http"]
+    config = uvicorn.Config(app=lambda scope, receive, send: None, http=protocol_class)
+    config.load()
+    listener = socket.socket(socket.AF_INET)  # proto 0, as uvicorn's bind_socket makes it
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        transport, protocol = await loop.connect_accepted_socket(
+            lambda: protocol_class(config=config, server_state=ServerState(), app_state={}), conn)
+        try:
+            return conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        finally:
+            transport.close()
+            client.close()
+
+    try:
+        assert asyncio.run(scenario()) != 0
+    finally:
+        listener.close()
