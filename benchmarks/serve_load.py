@@ -165,7 +165,32 @@ async def phase(port: int, seconds: float, valid: list[bytes], mix: dict[str, in
     return stats
 
 
-def report(title: str, seconds: float, stats: Stats, expected: list[dict], labels: list[int]) -> None:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and its children (the workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in os.listdir("/proc"):
+        if not stat.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def measured(port: int, server_pid: int, seconds: float, valid: list[bytes], mix: dict) -> tuple[Stats, dict]:
+    """Run a phase; also the CPU time it cost the server's processes and this client."""
+    s0, c0 = cpu_seconds(server_pid), os.times()
+    stats = asyncio.run(phase(port, seconds, valid, mix))
+    s1, c1 = cpu_seconds(server_pid), os.times()
+    return stats, {"server": s1 - s0, "client": (c1.user + c1.system) - (c0.user + c0.system)}
+
+
+def report(title: str, seconds: float, stats: Stats, expected: list[dict], labels: list[int],
+           cpu: dict | None = None) -> None:
     print(f"\n## {title}\n")
     print("| requests | count | per second | p50 ms | p99 ms | statuses |")
     print("|---|---|---|---|---|---|")
@@ -181,6 +206,11 @@ def report(title: str, seconds: float, stats: Stats, expected: list[dict], label
     n = max(1, len(stats.answers))
     print(f"\nvalid answers: {len(stats.answers)}; the same as `predict` gives for the file: {same} "
           f"({same / n:.2%}); correct digit: {right / n:.2%}")
+    if cpu is not None:
+        done = sum(len(v) for v in stats.latency.values())
+        print(f"CPU: server {cpu['server']:.1f} s, this client {cpu['client']:.1f} s over {seconds:g} s "
+              f"({os.cpu_count()} CPUs); per request: server {cpu['server'] / done * 1000:.2f} ms, "
+              f"client {cpu['client'] / done * 1000:.2f} ms")
 
 
 def main() -> None:
@@ -217,12 +247,12 @@ def main() -> None:
         time.sleep(1.0)  # every worker process up
         asyncio.run(phase(port, 2.0, valid, {"valid": 8}))  # warm-up
         print(f"serve --workers {args.workers}, {os.cpu_count()} CPUs, {args.seconds:g} s per phase")
-        stats = asyncio.run(phase(port, args.seconds, valid, {"valid": 4, "huge": 8, "oversized": 1,
-                                                                 "malformed": 1, "slow": 1, "health": 1}))
+        stats, cpu = measured(port, server.pid, args.seconds, valid, {"valid": 4, "huge": 8, "oversized": 1,
+                                                                        "malformed": 1, "slow": 1, "health": 1})
         report("abuse: 8 clients of 38 MP images, oversized, malformed and slow bodies, 4 clients of valid digits",
-               args.seconds, stats, expected, labels)
-        stats = asyncio.run(phase(port, args.seconds, valid, {"valid": 32}))
-        report("throughput: 32 clients of valid digits", args.seconds, stats, expected, labels)
+               args.seconds, stats, expected, labels, cpu)
+        stats, cpu = measured(port, server.pid, args.seconds, valid, {"valid": 32})
+        report("throughput: 32 clients of valid digits", args.seconds, stats, expected, labels, cpu)
     finally:
         server.terminate()
         server.wait(timeout=20)
