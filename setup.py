@@ -7,4 +7,4 @@ PyTorch's own ops (see src/mnist_logreg/kernels.py).
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("mnist_logreg._kernels", ["src/mnist_logreg/_kernels.c"], extra_compile_args=["-O3"],
-                             optional=True)])
+                             depends=["src/mnist_logreg/_kernel_body.h"], optional=True)])

@@ -41,6 +41,7 @@ def run_metrics(result: TrainResult, test: dict, wall_seconds: float | None = No
         "samples_per_second": result.samples_per_second,
         "epochs": len(result.history),
         "device": result.device,
+        "kernel": result.kernel,
         "seed": result.config.seed,
         "preset": result.config.preset,
         "n_train": result.n_train,

@@ -176,21 +176,26 @@ def full_batch_epoch(dataset: Dataset, device: torch.device, rounds: int = 3, re
     w = torch.zeros(n_classes, x.shape[1], device=device)
     b = torch.zeros(n_classes, device=device)
     kernel = kernels.usable(x, w)
-    floors, seconds, pytorch_seconds = [], [], []
+    # Every kernel path this CPU runs, and PyTorch's ops ("off").
+    paths = [p for p in kernels.RUNNABLE if kernel] + ["off"]
+    floors, times = [], {p: [] for p in paths}
     for _ in range(rounds):
         floors.append(machine_floor(device))
-        seconds.append(_best_full_batch(w, b, x, labels, device, repeats))
-        if kernel:
-            with kernels.disabled():
-                pytorch_seconds.append(_best_full_batch(w, b, x, labels, device, repeats))
+        for p in paths:
+            with kernels.using(p):
+                times[p].append(_best_full_batch(w, b, x, labels, device, repeats))
     floor = {key: max(f[key] for f in floors) for key in floors[0]}
-    seconds = min(seconds)
+    per_path = {p: min(t) for p, t in times.items()}
+    seconds = per_path[kernels.active() if kernel else "off"]
+    pytorch_seconds = [per_path["off"]]
     bytes_moved = x.numel() * 4  # each block of rows is read once; the backward reuses it from cache
     flops = 2 * 2 * x.numel() * n_classes  # forward and weight-gradient matmuls
     floor_s = max(bytes_moved / (floor["read_bandwidth_gb_s"] * 1e9), flops / (floor["matmul_gflop_s"] * 1e9))
     return floor, {"epoch_seconds": seconds, "floor_seconds": floor_s, "multiple_of_floor": seconds / floor_s,
-                   "bytes": bytes_moved, "flops": flops, "path": "C kernel" if kernel else "PyTorch ops",
-                   "pytorch_ops_epoch_seconds": min(pytorch_seconds) if kernel else seconds,
+                   "bytes": bytes_moved, "flops": flops,
+                   "path": f"C kernel, {kernels.active()}" if kernel else "PyTorch ops",
+                   "pytorch_ops_epoch_seconds": min(pytorch_seconds),
+                   "per_path": {p: {"epoch_seconds": s, "multiple_of_floor": s / floor_s} for p, s in per_path.items()},
                    "shape": list(x.shape)}
 
 
@@ -217,17 +222,22 @@ def run_bench(quick: bool = False, device: str = "cpu", repeats: int = 3, data_d
     seconds, acc, _ = tutorial_loop(dataset, epochs=epochs, device=str(dev))
     n = dataset.train_images.shape[0]
     rows.append(BenchRow("tutorial loop (DataLoader + autograd)", epochs, seconds, n * epochs / seconds, acc, 1))
-    tut, _ = _ours(dataset, "tutorial", repeats, device, epochs=epochs)
-    rows.append(tut)
-    if kernels.available() and dev.type == "cpu":
-        # The same recipe with PyTorch's own ops: what the C kernel adds.
-        with kernels.disabled():
-            plain, _ = _ours(dataset, "tutorial", repeats, device, epochs=epochs)
-        plain.method += " (PyTorch ops, no C kernel)"
-        rows.append(plain)
-    default, checkpoint = _ours(dataset, "default", 1 if quick else repeats, device,
-                                **({"epochs": 2} if quick else {}))
-    rows.append(default)
+    # The tutorial recipe on every kernel path this CPU runs, best first (the one used by
+    # default), then on PyTorch's own ops: what each path adds.
+    paths = [*kernels.RUNNABLE, "off"] if kernels.available() and dev.type == "cpu" else [kernels.active()]
+    for p in paths:
+        with kernels.using(p):
+            row, _ = _ours(dataset, "tutorial", repeats, device, epochs=epochs)
+        row.method += " (PyTorch ops, no C kernel)" if p == "off" else f" (kernel {p})"
+        rows.append(row)
+    checkpoint = None  # the default recipe's model on the first (default) path: the inference figure
+    for p in paths:  # the default recipe: the same accuracy on every path; timed once on the others
+        with kernels.using(p):
+            row, ck = _ours(dataset, "default", 1 if quick or p != paths[0] else repeats, device,
+                            **({"epochs": 2} if quick else {}))
+        row.method += " (PyTorch ops, no C kernel)" if p == "off" else f" (kernel {p})"
+        rows.append(row)
+        checkpoint = checkpoint or ck
     floor, full = full_batch_epoch(dataset, dev)
     rows += sklearn_rows(dataset, ("sag",) if quick else ("sag", "lbfgs"), max_iter=10 if quick else 100)
     base = rows[0].train_seconds
@@ -256,6 +266,9 @@ def format_table(result: dict) -> str:
         f"{f['epoch_seconds'] * 1000:.1f} ms ({f['path']}; "
         f"PyTorch ops {f['pytorch_ops_epoch_seconds'] * 1000:.1f} ms), "
         f"floor {f['floor_seconds'] * 1000:.1f} ms -> {f['multiple_of_floor']:.2f}x the floor",
+        "full-batch epoch by path: " + ", ".join(
+            f"{p} {v['epoch_seconds'] * 1000:.1f} ms ({v['multiple_of_floor']:.2f}x the floor)"
+            for p, v in f.get("per_path", {}).items()),
         f"inference: {result['inference_images_per_second']:,.0f} images/s (test set, with preprocessing)",
         f"peak RSS: {result['peak_rss_mb']:.0f} MB",
     ]

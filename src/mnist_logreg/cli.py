@@ -16,6 +16,12 @@ from .extras import install_hint, require
 PROG = "mnist-logreg"
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem, exit code 2."""
 
@@ -199,9 +205,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from . import __version__, kernels
+
+    print(f"mnist-logreg {__version__}, Python {platform.python_version()}, torch {torch.__version__}, "
+          f"{platform.machine()}, {torch.get_num_threads()} threads")
+    print(f"kernel: {kernels.active()} ({kernels.WHY})")
+    print(f"kernel paths this CPU runs: {', '.join(kernels.RUNNABLE) or 'none (the C kernel was not built)'}; "
+          f"choose one with {kernels.ENV}=auto|{'|'.join(kernels.PATHS)}|off")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description="Handwritten digit recognition with one linear layer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("train", help="train a model and score it on the test set")
@@ -270,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: the bundled copy)")
     p.add_argument("--out", default="bench.json", help="where to save the results (default bench.json)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("info", help="versions, and which path of the C kernel trains here and why")
+    p.set_defaults(func=cmd_info)
     return parser
 
 

@@ -2,6 +2,9 @@
 with ctypes.
 
 ``train.py`` asks ``usable()`` and otherwise computes the same gradient with PyTorch ops.
+The path (AVX-512, AVX2, NEON, generic) is the best this CPU runs, or the one
+``$MNIST_LOGREG_KERNEL`` names (``auto``, a path, or ``off`` for PyTorch ops); ``active()``
+and ``WHY`` say which and why.
 """
 
 from __future__ import annotations
@@ -22,41 +25,92 @@ PARTS = 16
 _BAD_CLASSES = -1.0  # MLR_BAD_CLASSES in _kernels.c (MLR_NO_MEMORY is -2)
 
 
+# Path numbers of _kernels.c, and the order ``auto`` prefers them in. ``auto`` never takes
+# the generic path: measured here, PyTorch's own ops are faster (0.37 s against 0.51 s on
+# the tutorial recipe: this CPU's BLAS uses AVX-512, the generic path SSE2). It is there
+# to be asked for (``MNIST_LOGREG_KERNEL=generic``), and as the reference the others are
+# checked against.
+PATHS = ("generic", "avx2", "avx512", "neon")
+PREFERENCE = ("avx512", "neon", "avx2", "generic")
+AUTO = ("avx512", "neon", "avx2")
+ENV = "MNIST_LOGREG_KERNEL"  # auto (default), one of PATHS, or off (PyTorch ops)
+_NO_PATH = -3.0  # MLR_NO_PATH
+
+
 class _Lib:
-    def __init__(self, path: str):
-        lib = ctypes.CDLL(path)
-        self.ok = bool(lib.mlr_has_avx512())
-        if not self.ok:
-            return
-        p, i64 = ctypes.c_void_p, ctypes.c_int64
-        self.grad = lib.mlr_softmax_xent_grad
-        self.grad.argtypes = [p, p, i64, i64, p, p, i64, p, p, p]
+    """The compiled library, bound to one path."""
+
+    def __init__(self, cdll: ctypes.CDLL, path: str):
+        p, i32, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
+        self.path, self.code = path, PATHS.index(path)
+        self.grad = cdll.mlr_softmax_xent_grad
+        self.grad.argtypes = [i32, p, p, i64, i64, p, p, i64, p, p, p]
         self.grad.restype = ctypes.c_double
-        self.grad_u8 = lib.mlr_softmax_xent_grad_u8
-        self.grad_u8.argtypes = [p, p, i64, i64, p, p, i64, p, p, p]
+        self.grad_u8 = cdll.mlr_softmax_xent_grad_u8
+        self.grad_u8.argtypes = [i32, p, p, i64, i64, p, p, i64, p, p, p]
         self.grad_u8.restype = ctypes.c_double
-        self.max_classes = lib.mlr_max_classes()
+        self.max_classes = cdll.mlr_max_classes()
         # The uint8 path must give exactly the features the PyTorch path makes
         # (``to_float``); it is used only if it does, for all 256 pixel values.
         u = torch.arange(256, dtype=torch.uint8)
         out = torch.empty(256)
-        lib.mlr_u8_to_f32.argtypes = [p, i64, p]
-        lib.mlr_u8_to_f32(u.data_ptr(), 256, out.data_ptr())
+        cdll.mlr_u8_to_f32.argtypes = [i32, p, i64, p]
+        cdll.mlr_u8_to_f32.restype = ctypes.c_double
+        cdll.mlr_u8_to_f32(self.code, u.data_ptr(), 256, out.data_ptr())
         self.u8_exact = torch.equal(out, torch.div(u, PIXEL_MAX))
 
 
-def _load() -> _Lib | None:
-    if os.environ.get("MNIST_LOGREG_NO_KERNELS"):  # the PyTorch path, for comparisons
-        return None
+def _open() -> ctypes.CDLL | None:
     try:
         from . import _kernels
     except ImportError:
         return None
-    lib = _Lib(_kernels.__file__)
-    return lib if lib.ok else None
+    return ctypes.CDLL(_kernels.__file__)
 
 
-_LIB = _load()
+_CDLL = _open()
+# The paths this CPU runs (empty without the compiled library), best first.
+RUNNABLE: tuple[str, ...] = () if _CDLL is None else tuple(
+    p for p in PREFERENCE if _CDLL.mlr_paths() >> PATHS.index(p) & 1)
+
+
+def _choose() -> tuple[str, str]:
+    """(path, why) from ``$MNIST_LOGREG_KERNEL`` and what this CPU runs; path "off": PyTorch ops."""
+    from .errors import ConfigError
+
+    asked = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if os.environ.get("MNIST_LOGREG_NO_KERNELS"):  # the older switch, kept
+        asked = "off"
+    if asked not in ("auto", "off", *PATHS):
+        raise ConfigError(f"{ENV}={asked}: must be auto, off or one of {', '.join(PATHS)}")
+    if asked == "off":
+        return "off", f"{ENV}=off"
+    if _CDLL is None or (asked == "auto" and not set(RUNNABLE) & set(AUTO)):
+        if _CDLL is not None:
+            return "off", f"this CPU runs no vector path ({', '.join(RUNNABLE)}): PyTorch ops, faster than generic"
+        if asked != "auto":
+            raise ConfigError(f"{ENV}={asked}: the C kernel was not built (no C compiler at install time)")
+        return "off", "the C kernel was not built (no C compiler at install time): PyTorch ops"
+    if asked == "auto":
+        return RUNNABLE[0], f"the fastest path this CPU runs (it runs: {', '.join(RUNNABLE)})"
+    if asked not in RUNNABLE:
+        raise ConfigError(f"{ENV}={asked}: this CPU cannot run it (it runs: {', '.join(RUNNABLE)})")
+    return asked, f"{ENV}={asked}"
+
+
+_ACTIVE, WHY = _choose()
+_LIBS: dict[str, _Lib] = {}
+
+
+def _bind(path: str) -> _Lib | None:
+    if path == "off":
+        return None
+    if path not in _LIBS:
+        _LIBS[path] = _Lib(_CDLL, path)
+    return _LIBS[path]
+
+
+_LIB = _bind(_ACTIVE)
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 
@@ -69,19 +123,32 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+def active() -> str:
+    """The path training uses now: one of ``PATHS``, or "off" (PyTorch ops)."""
+    return "off" if _LIB is None else _LIB.path
+
+
 @contextlib.contextmanager
-def disabled():
-    """Within the block, everything runs on the PyTorch path (the benchmark's comparison row)."""
+def using(path: str):
+    """Within the block, the kernel runs ``path`` ("off": PyTorch ops). For the tests and
+    the benchmark, which compare the paths in one process."""
     global _LIB
-    saved, _LIB = _LIB, None
+    if path != "off" and path not in RUNNABLE:
+        raise ValueError(f"this CPU cannot run the {path} path (it runs: {', '.join(RUNNABLE) or 'none'})")
+    saved, _LIB = _LIB, _bind(path)
     try:
         yield
     finally:
         _LIB = saved
 
 
+def disabled():
+    """Within the block, everything runs on the PyTorch path (the benchmark's comparison row)."""
+    return using("off")
+
+
 def available() -> bool:
-    """Whether the C kernel was built and this CPU can run it."""
+    """Whether training uses the C kernel now (built, and a path this CPU runs)."""
     return _LIB is not None
 
 
@@ -109,8 +176,10 @@ def grad_sums(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, labels:
     n = labels.numel() if idx is None else idx.numel()
     args = (x.data_ptr(), None if idx is None else idx.data_ptr(), n, x.shape[1], weight.data_ptr(),
             bias.data_ptr(), weight.shape[0], labels.data_ptr(), gw.data_ptr(), gb.data_ptr())
-    loss = (_LIB.grad_u8 if x.dtype == torch.uint8 else _LIB.grad)(*args)
+    loss = (_LIB.grad_u8 if x.dtype == torch.uint8 else _LIB.grad)(_LIB.code, *args)
     if loss < 0:  # the kernel's errors (_kernels.c); NaN or inf is divergence, for the caller to report
+        if loss == _NO_PATH:
+            raise RuntimeError(f"the C kernel's {_LIB.path} path cannot run on this CPU")
         if loss == _BAD_CLASSES:
             raise ValueError(f"the C kernel takes 1 to {_LIB.max_classes} classes, got {weight.shape[0]}")
         raise MemoryError("the C kernel could not allocate its scratch buffer")

@@ -134,6 +134,8 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     device: str = "cpu"
+    # The C kernel's path that computed the gradients (kernels.PATHS), or "off": PyTorch ops.
+    kernel: str = "off"
     # With ``--select``: every candidate's validation accuracy and the one chosen.
     selection: dict | None = None
 
@@ -486,13 +488,16 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     model = SoftmaxRegression(preprocessor.n_features, dataset.n_classes)
     model.reset_parameters(init_generator)
     model.to(device)
+    kernel = kernels.active() if kernels.usable(table if table is not None else features, model.linear.weight) \
+        else "off"
     probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
     history, seconds, samples = fit(model, config.optim, labels, batch, full, generator, probe,
                                     val=data.val, on_epoch=on_epoch, table=table)
     model.cpu()
     return TrainResult(model=model, preprocessor=preprocessor, config=config, history=history,
                        train_seconds=seconds, preprocess_seconds=preprocess_seconds, samples_processed=samples,
-                       n_train=labels.numel(), n_val=data.val[1].numel() if data.val else 0, device=str(device))
+                       n_train=labels.numel(), n_val=data.val[1].numel() if data.val else 0, device=str(device),
+                       kernel=kernel)
 
 
 def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None = None,
