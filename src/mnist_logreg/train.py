@@ -29,9 +29,11 @@ from . import kernels
 from .config import OptimConfig, TrainConfig
 from .data import Dataset, train_val_split
 from .errors import ConfigError
+from .gradients import engine_for
 from .metrics import accuracy, log_loss
 from .model import SoftmaxRegression
 from .preprocess import Preprocessor, augment, to_float
+from .updates import make_update
 
 log = logging.getLogger(__name__)
 
@@ -226,94 +228,26 @@ def fit(
 
 
 def _minibatch_epoch(model, optim: OptimConfig, n_train, labels, batch, table, generator):
-    """One epoch of minibatch SGD/Adam.
-
-    The gradient of a step comes from the fused C kernel on the CPU (reading the rows of
-    ``table`` in place when there is one), else from PyTorch ops in the transposed layout
-    ``logits^T = W x^T``: with only 10 outputs, ``W @ x.T`` ([10, 784] x [784, B]) runs
-    about twice as fast as ``x @ W.T``, so the per-step tensors are class-major ([C, B]).
-    """
+    """One epoch of minibatch SGD/Adam: a permutation, then per batch its gradient sums
+    (``gradients.py``: the C kernel or PyTorch's ops) and the update (``updates.py``)."""
     w, b = model.linear.weight, model.linear.bias
-    b_col = b.view(-1, 1)  # shares storage: in-place updates reach the bias
-    # ``batch`` gives contiguous rows in the model's dtype and device (made so below).
-    use_kernel = kernels.usable(table if table is not None else w.new_empty(0, w.shape[1]), w)
-    # The kernel takes labels; the PyTorch path subtracts one-hot rows (class-major).
-    onehot_t = None if use_kernel else F.one_hot(labels, model.n_classes).to(w.dtype).t().contiguous()
+    engine = engine_for(w, labels, batch, table, model.n_classes)
+    update = make_update(optim, w, b)
     bs = optim.batch_size
-    steps_per_epoch = math.ceil(n_train / bs)
-    total_steps = steps_per_epoch * optim.epochs
+    total_steps = math.ceil(n_train / bs) * optim.epochs
     counter = {"samples": 0, "step": 0}
-    torch_opt = None
-    if optim.optimizer in ("adam", "adamw"):
-        cls = torch.optim.Adam if optim.optimizer == "adam" else torch.optim.AdamW
-        # The bias is not penalised (as in scikit-learn), so it gets its own group.
-        torch_opt = cls([{"params": [w], "weight_decay": optim.weight_decay},
-                         {"params": [b], "weight_decay": 0.0}], lr=optim.lr)
-    plain_sgd = torch_opt is None and optim.momentum == 0
-    buf_w = torch.zeros_like(w) if optim.momentum else None
-    buf_b = torch.zeros_like(b_col) if optim.momentum else None
-    gw_sum, gb_sum = torch.empty_like(w), torch.empty_like(b)  # the kernel's outputs
-    wd = optim.weight_decay
-
-    def sgd_momentum(param, grad, buf, lr, step):
-        # torch.optim.SGD's momentum update, written out (no per-step optimizer dispatch).
-        if step == 0:
-            buf.copy_(grad)
-        else:
-            buf.mul_(optim.momentum).add_(grad)
-        param.sub_(grad.add(buf, alpha=optim.momentum) if optim.nesterov else buf, alpha=lr)
-
-    def update(gw, gb, n, lr, step):
-        """Apply the optimiser to gradient *sums* over a batch of ``n`` (both may be scaled in place)."""
-        if plain_sgd:
-            if wd:
-                w.mul_(1 - lr * wd)
-            w.sub_(gw, alpha=lr / n)
-            b_col.sub_(gb, alpha=lr / n)
-            return
-        gw, gb = gw.div_(n), gb.div_(n)
-        if torch_opt is None:
-            if wd:
-                gw.add_(w, alpha=wd)
-            sgd_momentum(w, gw, buf_w, lr, step)
-            sgd_momentum(b_col, gb, buf_b, lr, step)
-        else:
-            for group in torch_opt.param_groups:
-                group["lr"] = lr
-            w.grad, b.grad = gw, gb.view(-1)
-            torch_opt.step()
 
     def step_epoch(epoch: int) -> float:
         perm = torch.randperm(n_train, generator=generator, device=labels.device)
-        # One gather per epoch for the labels; per step they are then a free slice.
-        targets = labels.index_select(0, perm) if use_kernel else onehot_t.index_select(1, perm)
+        engine.start_epoch(perm)
         lr = optim.lr
         step = counter["step"]
-        constant = optim.schedule == "constant"
-        softmax, addmm = torch.softmax, torch.addmm
-        # The hot loop. The loss is not tracked here (``fit`` scores a fixed sample after
-        # the epoch): at batch size 100 every extra op costs about as much as the arithmetic.
         for start in range(0, n_train, bs):
             idx = perm[start:start + bs]
-            n = idx.numel()
-            if not constant:
+            if optim.schedule != "constant":
                 lr = lr_at(step, total_steps, optim.lr, optim.schedule)
-            if use_kernel:
-                # Logits, softmax and gradient sums in one pass over the batch's rows.
-                if table is not None:
-                    kernels.grad_sums(w, b, table, targets[start:start + bs], gw_sum, gb_sum, idx=idx)
-                else:
-                    kernels.grad_sums(w, b, batch(idx).contiguous(), targets[start:start + bs], gw_sum, gb_sum)
-                update(gw_sum, gb_sum.view(-1, 1), n, lr, step)
-            else:
-                x = batch(idx)
-                g = softmax(addmm(b_col, w, x.t()), dim=0).sub_(targets[:, start:start + bs])  # n * dL/dlogits^T
-                if plain_sgd and not wd:
-                    # W <- W - lr (g x / n): SGD's update fused into one matmul.
-                    w.addmm_(g, x, alpha=-lr / n)
-                    b_col.sub_(g.sum(dim=1, keepdim=True), alpha=lr / n)
-                else:
-                    update(torch.mm(g, x), g.sum(dim=1, keepdim=True), n, lr, step)
+            gw, gb = engine.sums(w, b, idx, start)
+            update.step(gw, gb, idx.numel(), lr)
             step += 1
         counter["step"] = step
         counter["samples"] += n_train
