@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -158,5 +159,12 @@ def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path
                            str(tmp_path / "run")], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy" in proc.stdout and (tmp_path / "run" / "metrics.json").is_file()
+    # The wheel carries the compiled kernel: the installed package trains on it, with no
+    # compiler involved on the target.
+    from mnist_logreg import kernels
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["kernel"] == kernels.active() != "off"
+    assert any(name.startswith("mnist_logreg/_kernels") for name in zipfile.ZipFile(wheel).namelist())
     proc = subprocess.run([str(venv / "bin" / "mnist-logreg"), "tune"], capture_output=True, text=True, cwd=tmp_path)
     one_line_error(proc, "pip install 'mnist-logreg[tune]'")
