@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean notebooks notebooks-html
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/mnist-logreg bench
+
+# The notebooks in Jupyter Lab (installed on first use: the tests run the notebooks
+# without it).
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install --quiet jupyterlab
+	$(BIN)/jupyter lab notebooks
+
+# The notebooks executed, figures included, as HTML in build/notebooks/ (they are
+# committed without outputs: see README, Notebooks).
+notebooks-html: $(STAMP)
+	$(BIN)/jupyter nbconvert --to html --execute --output-dir build/notebooks notebooks/*.ipynb
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,0 +1,33 @@
+"""The notebooks run top to bottom in a kernel of this venv, offline: a failing cell (the
+notebooks assert the numbers their prose states) fails the test."""
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    assert not any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), \
+        f"{path.name}: commit notebooks without outputs (make notebooks-html writes them with)"
+    # A first cell, added here only, says which Python the kernel runs: the project's venv.
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print(sys.prefix)"))
+    t0 = time.perf_counter()
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    print(f"{path.name}: {time.perf_counter() - t0:.1f} s")
+    assert nb.cells[0].outputs[0]["text"].strip() == sys.prefix
