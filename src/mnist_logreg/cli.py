@@ -190,7 +190,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .runs import load_run
 
     checkpoint = load_run(args.run)
-    out = args.out or str(Path(args.run) / ("model.onnx" if args.format == "onnx" else "model.torchscript.pt"))
+    default = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "web": "digits.html"}[args.format]
+    out = args.out or str(Path(args.run) / default)
     print(f"exported to {export(checkpoint, args.format, out)}")
     return 0
 
@@ -262,9 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="server processes (default 1); more for machines with more cores")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("export", help="export a run to ONNX or TorchScript (preprocessing included)")
+    p = sub.add_parser("export", help="export a run to ONNX, TorchScript or a web page (preprocessing included)")
     p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
-    p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="file format")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript", "web"),
+                   help="file format; web: one self-contained HTML page that runs the model in the browser")
     p.add_argument("--out", metavar="FILE", help="output file (default: in the run folder)")
     p.set_defaults(func=cmd_export)
 

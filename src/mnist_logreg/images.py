@@ -182,7 +182,11 @@ def to_mnist(img) -> np.ndarray:
         crop = (crop > max(otsu_threshold(ink), BINARY_MIN)).astype(np.float64)
     scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = Image.fromarray((crop * 255).astype(np.uint8)).resize((nw, nh), Image.Resampling.LANCZOS)
+    # One axis at a time, horizontal first: for a two-axis resize Pillow picks the order of
+    # its passes by a rule of its own (it changed between versions, and the pixels differ
+    # with the order); this way every Pillow, and the web page's JavaScript, gives the same.
+    small = Image.fromarray((crop * 255).astype(np.uint8))
+    small = small.resize((nw, h), Image.Resampling.LANCZOS).resize((nw, nh), Image.Resampling.LANCZOS)
     small = np.asarray(small, dtype=np.float64) / 255.0
     frame = np.zeros((SIDE, SIDE))
     top, left = (SIDE - nh) // 2, (SIDE - nw) // 2

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 
 import torch
 
@@ -117,7 +116,9 @@ def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int 
     """The app. ``slots``: concurrent ordinary images (default: one per core); ``big_slots``:
     concurrent images over ``BIG_PIXELS`` (default: half the cores, at least one)."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+    from ..web import page_html, script
 
     slots = slots or cores()
     big_slots = big_slots or max(1, cores() // 2)
@@ -125,7 +126,9 @@ def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int 
     # Created here, bound to the server's loop at first use (Python >= 3.10).
     lanes = {False: asyncio.Semaphore(slots), True: asyncio.Semaphore(big_slots)}
     app = FastAPI(title="mnist-logreg", docs_url=None, redoc_url=None)
-    page = (resources.files(__package__) / "page.html").read_text()
+    # The page and its script are the exported page's too (web/): here it asks the API.
+    page = page_html('<script src="page.js"></script>\n<script>MnistPage.start(MnistPage.api());</script>')
+    page_js = script("page.js")
 
     async def work(img) -> dict:
         lane = lanes[img.size[0] * img.size[1] > BIG_PIXELS]
@@ -139,11 +142,16 @@ def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int 
             lane.release()
 
     @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
+    async def index() -> str:
         return page
 
+    @app.get("/page.js")
+    async def page_script() -> Response:
+        return Response(page_js, media_type="text/javascript")
+
+    # async: answered on the event loop itself, never queued behind a thread pool.
     @app.get("/healthz")
-    def healthz() -> dict:
+    async def healthz() -> dict:
         return {"status": "ok", "classes": checkpoint.classes}
 
     @app.post("/api/predict")

@@ -1,0 +1,143 @@
+"""The exported web page (export --format web) against `mnist-logreg predict`, in Chromium.
+
+The page opens from disk (file://), with no server and no network; it reads 1,000 MNIST
+test images, photo-like digits and strokes drawn with the mouse, and must give the same
+labels as `predict` and probabilities within 1e-4.
+"""
+
+import base64
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_main
+from digits import photo
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _png(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def page_file(default_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("web") / "digits.html"
+    proc = run_main("export", "--run", str(default_run), "--format", "web", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_the_page_is_one_small_self_contained_file(page_file):
+    html = page_file.read_text()
+    assert page_file.stat().st_size <= 300 * 1024
+    # No network: no external script, stylesheet, image or fetch of anything.
+    for needle in ("<script src", "<link", "http://", "https://", "fetch(\"/", "import("):
+        assert needle not in html.replace('fetch("api/predict"', ""), needle
+    assert "MnistLogreg" in html and "const MODEL = " in html
+
+
+def test_serve_and_the_exported_page_share_their_javascript(default_run, page_file):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mnist_logreg.runs import load_run
+    from mnist_logreg.serve import create_app
+    from mnist_logreg.web import script
+
+    with TestClient(create_app(load_run(default_run))) as client:
+        served = client.get("/page.js").text
+    assert served == script("page.js") and served in page_file.read_text()
+
+
+def _predict(run, folder, seen) -> dict[str, list[float]]:
+    """Probabilities per file name, from `mnist-logreg predict --json` (all classes); the
+    28x28 images it saw go to ``seen``."""
+    proc = run_main("predict", "--run", str(run), str(folder), "--json", "--top", "10", "--save-preprocessed",
+                    str(seen))
+    assert proc.returncode == 0, proc.stderr
+    out = {}
+    for row in map(json.loads, proc.stdout.splitlines()):  # one JSON object per file
+        probs = [0.0] * 10
+        for t in row["top"]:
+            probs[t["label"]] = t["probability"]
+        out[os.path.basename(row["file"])] = probs
+    return out
+
+
+@pytest.mark.browser
+def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/install-debian.sh chromium /usr/bin/chromium installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    files = {}
+    for i in range(1000):
+        files[f"mnist-{i:04d}.png"] = _png(mnist.test_images[i].numpy())
+    for i in range(30):  # photo-like: large, off-centre, uneven light, noise; both polarities
+        polarity = "dark-on-light" if i % 2 else "light-on-dark"
+        files[f"photo-{i:02d}.png"] = photo(mnist.test_images[i].numpy(), rng, polarity, fmt="PNG")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            answers = page.evaluate("""async (inputs) => {
+                const out = {};
+                for (const [name, b64] of Object.entries(inputs)) {
+                  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                  const data = await window.digitPage.predict(new Blob([bytes], { type: "image/png" }));
+                  const seen = data.preprocessed.flat();
+                  out[name] = { probabilities: data.probabilities, ms: data.milliseconds, seen };
+                }
+                return out;
+            }""", {name: base64.b64encode(data).decode() for name, data in files.items()})
+            # Strokes drawn with the mouse: the page's own answer, and its canvas as a PNG.
+            box = page.locator("#pad").bounding_box()
+            drawings = {"drawn-7.png": [[(70, 60), (150, 58), (215, 60)], [(215, 60), (170, 150), (130, 235)]],
+                        "drawn-1.png": [[(140, 40), (145, 140), (150, 240)]],
+                        "drawn-0.png": [[(140, 40), (80, 90), (75, 170), (140, 240), (200, 170), (200, 90), (140, 40)]]}
+            for name, strokes in drawings.items():
+                page.click("#clear")
+                for stroke in strokes:
+                    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+                    page.mouse.down()
+                    for x, y in stroke[1:]:
+                        page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
+                    page.mouse.up()
+                page.wait_for_timeout(300)
+                shown = json.loads(page.locator("#answer").get_attribute("data-probabilities"))
+                url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+                files[name] = base64.b64decode(url.split(",", 1)[1])
+                answers[name] = {"probabilities": shown, "ms": None, "seen": None}
+            page.screenshot(path=str(tmp_path / "page.png"))
+        finally:
+            browser.close()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    expected = _predict(default_run, folder, tmp_path / "seen")
+    largest, wrong, other_pixels = 0.0, [], []
+    for name, got in answers.items():
+        if got["seen"] is not None:  # the page's 28x28 image, pixel for pixel predict's
+            if not np.array_equal(np.array(got["seen"]), np.asarray(Image.open(tmp_path / "seen" / name)).ravel()):
+                other_pixels.append(name)
+        want = expected[name]
+        largest = max(largest, max(abs(a - b) for a, b in zip(got["probabilities"], want)))
+        if int(np.argmax(got["probabilities"])) != int(np.argmax(want)):
+            wrong.append(name)
+    times = sorted(a["ms"] for a in answers.values() if a["ms"] is not None)
+    median, p99 = times[len(times) // 2], times[int(len(times) * 0.99)]
+    print(f"\n{len(answers)} inputs: labels differing {len(wrong)}, largest probability difference {largest:.1e}; "
+          f"one prediction in the page: median {median:.2f} ms, p99 {p99:.2f} ms")
+    assert not wrong, wrong[:10]
+    assert not other_pixels, other_pixels[:10]
+    assert largest <= 1e-4
