@@ -141,3 +141,19 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     assert not wrong, wrong[:10]
     assert not other_pixels, other_pixels[:10]
     assert largest <= 1e-4
+
+
+def test_a_fashion_mnist_run_shows_class_names(default_run, tmp_path):
+    """The page names the classes where the run's data were a dataset with named classes."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(default_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["data"] = "fashion-mnist: every file matches the published checksums"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert run_main("export", "--run", str(run), "--format", "web", "--out", str(tmp_path / "f.html")).returncode == 0
+    assert '"names":["T-shirt/top","Trouser"' in (tmp_path / "f.html").read_text()
+    proc = run_main("export", "--run", str(default_run), "--format", "web", "--out", str(tmp_path / "m.html"))
+    assert proc.returncode == 0
+    assert '"names":null' in (tmp_path / "m.html").read_text()

@@ -26,7 +26,7 @@ FORMATS = ("onnx", "torchscript", "web")
 ONNX_OPSET = 17  # GridSample (deskewing) needs 16 or later
 
 
-def web_model(checkpoint: Checkpoint) -> dict:
+def web_model(checkpoint: Checkpoint, names: list[str] | None = None) -> dict:
     """What the web page's recogniser (web/recognizer.js) needs: settings, and the float32
     tensors in base64 (7,850 weights and 1,570 statistics for MNIST: 50 KB of text)."""
     import base64
@@ -35,7 +35,7 @@ def web_model(checkpoint: Checkpoint) -> dict:
         return base64.b64encode(t.detach().float().contiguous().numpy().tobytes()).decode("ascii")
 
     pre, model = checkpoint.preprocessor, checkpoint.model
-    return {"imageShape": list(checkpoint.image_shape), "classes": checkpoint.classes,
+    return {"imageShape": list(checkpoint.image_shape), "classes": checkpoint.classes, "names": names,
             "preprocess": {"deskew": pre.config.deskew, "moment_norm": pre.config.moment_norm,
                            "gamma": float(pre.config.gamma), "normalize": pre.config.normalize},
             "weight": b64(model.linear.weight), "bias": b64(model.linear.bias), "mean": b64(pre.mean),
@@ -47,24 +47,38 @@ def pipeline(checkpoint: Checkpoint) -> nn.Module:
     return nn.Sequential(checkpoint.classifier, nn.Softmax(dim=1)).eval()
 
 
-def web_page(checkpoint: Checkpoint) -> str:
+def web_page(checkpoint: Checkpoint, names: list[str] | None = None) -> str:
     """One self-contained HTML file: the drawing page, the recogniser in JavaScript and the
     model inline (no network, no external script); it opens from file:// as from any host."""
     from .web import page_html, script
 
-    model = json.dumps(web_model(checkpoint), separators=(",", ":"))
+    model = json.dumps(web_model(checkpoint, names), separators=(",", ":"))
     scripts = "\n".join(f"<script>\n{script(name)}</script>" for name in ("recognizer.js", "page.js"))
     scripts += (f"\n<script>\nconst MODEL = {model};\n"
                 "window.digitPage = MnistPage.start(MnistPage.local(MODEL));\n</script>")
     return page_html(scripts, title="mnist-logreg: draw a digit (runs in this page, no server)")
 
 
-def export(checkpoint: Checkpoint, fmt: str, out: str | os.PathLike) -> Path:
+def class_names(run_dir: str | os.PathLike, n_classes: int) -> list[str] | None:
+    """The names of a run's classes, where its data were a known dataset with named
+    classes (Fashion-MNIST): from the ``data`` line its metrics.json recorded."""
+    from .data.datasets import DATASETS
+
+    try:
+        data = json.loads((Path(run_dir) / "metrics.json").read_text()).get("data", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    spec = DATASETS.get(str(data).split(":", 1)[0])
+    names = spec.class_names if spec else None
+    return list(names) if names and len(names) == n_classes else None
+
+
+def export(checkpoint: Checkpoint, fmt: str, out: str | os.PathLike, names: list[str] | None = None) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
     if fmt == "web":
-        return atomic_write_bytes(out, web_page(checkpoint).encode("utf-8"))
+        return atomic_write_bytes(out, web_page(checkpoint, names).encode("utf-8"))
     graph = pipeline(checkpoint)
     h, w = checkpoint.image_shape
     example = torch.rand(2, h, w)

@@ -57,6 +57,8 @@ class DatasetSpec:
     attribution: str
     idx_md5: dict
     gz_md5: dict = field(default_factory=dict)
+    # What each label means, where it is not the digit itself (shown by the web page).
+    class_names: tuple[str, ...] | None = None
 
 
 # Decompressed IDX sizes of the published files (60,000 training and 10,000 test images of
@@ -87,6 +89,8 @@ FASHION_MNIST = DatasetSpec(
     name="fashion-mnist",
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     attribution="Fashion-MNIST by Zalando Research, MIT licence",
+    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"),
     # Computed from Debian's package dataset-fashion-mnist, which ships the IDX bytes
     # recompressed (its .gz digests differ from the published ones below).
     idx_md5={
