@@ -85,6 +85,11 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     for i in range(30):  # photo-like: large, off-centre, uneven light, noise; both polarities
         polarity = "dark-on-light" if i % 2 else "light-on-dark"
         files[f"photo-{i:02d}.png"] = photo(mnist.test_images[i].numpy(), rng, polarity, fmt="PNG")
+    for i in range(5):  # ink on a transparent background, as drawing apps save it
+        ink = np.kron(mnist.test_images[i].numpy(), np.ones((6, 6), np.uint8))
+        rgba = np.zeros(ink.shape + (4,), np.uint8)
+        rgba[..., 3] = ink  # black ink, its coverage as alpha
+        files[f"transparent-{i}.png"] = _png(rgba)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run"])

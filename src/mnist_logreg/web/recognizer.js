@@ -103,10 +103,13 @@ const MnistLogreg = (() => {
     for (let i = 0; i < w * h; i++) {
       let r = rgba[4 * i], g = rgba[4 * i + 1], b = rgba[4 * i + 2];
       const a = rgba[4 * i + 3];
-      if (a !== 255) {  // Pillow's alpha_composite onto opaque white
-        r = Math.floor((r * a + 255 * (255 - a) + 127) / 255);
-        g = Math.floor((g * a + 255 * (255 - a) + 127) / 255);
-        b = Math.floor((b * a + 255 * (255 - a) + 127) / 255);
+      if (a !== 255) {  // Pillow's alpha_composite onto opaque white, in its 7-bit fixed point
+        const over = (v) => {  // (checked against Pillow for every value and alpha)
+          if (a === 0) return 255;
+          const t = v * a * 128 + 255 * (255 - a) * 128 + (0x80 << 7);
+          return (((t >> 8) + t) >> 8) >> 7;
+        };
+        r = over(r); g = over(g); b = over(b);
       }
       gray[i] = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) / 255;
     }
