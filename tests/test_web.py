@@ -106,6 +106,19 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
                 }
                 return out;
             }""", {name: base64.b64encode(data).decode() for name, data in files.items()})
+            # Transparency flattened onto white and the grey level, as Pillow does, for every
+            # value and alpha: one image of 256 x 256 pixels (r = g = b = column, a = row).
+            gray = page.evaluate("""() => {
+                const rgba = new Uint8Array(256 * 256 * 4);
+                for (let a = 0; a < 256; a++) for (let v = 0; v < 256; v++) {
+                  const k = 4 * (256 * a + v); rgba[k] = rgba[k + 1] = rgba[k + 2] = v; rgba[k + 3] = a;
+                }
+                return Array.from(MnistLogreg.grayscale(rgba, 256, 256));
+            }""")
+            v, a = np.meshgrid(np.arange(256), np.arange(256))
+            grid = Image.fromarray(np.stack([v, v, v, a], -1).astype(np.uint8), "RGBA")
+            pillow = np.asarray(Image.alpha_composite(Image.new("RGBA", grid.size, "white"), grid).convert("L"))
+            assert np.array_equal(np.array(gray), pillow.ravel() / 255.0)
             # Strokes drawn with the mouse: the page's own answer, and its canvas as a PNG.
             box = page.locator("#pad").bounding_box()
             drawings = {"drawn-7.png": [[(70, 60), (150, 58), (215, 60)], [(215, 60), (170, 150), (130, 235)]],
