@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 
 import httpx
 import numpy as np
 from PIL import Image, ImageDraw
+from serving import run_folder, start_server
 
 
 def canvas_png() -> bytes:
@@ -38,23 +35,9 @@ def main() -> None:
     ap.add_argument("--run", help="run folder (default: train the default recipe into a temp folder)")
     ap.add_argument("--requests", type=int, default=300)
     args = ap.parse_args()
-    run = args.run
-    if run is None:
-        run = tempfile.mkdtemp(prefix="serve-bench-")
-        subprocess.run([sys.executable, "-m", "mnist_logreg", "train", "--out", run], check=True,
-                       stdout=subprocess.DEVNULL)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", run, "--port", str(port)])
+    server, port = start_server(run_folder(args.run))
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(url + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         png = canvas_png()
         with httpx.Client(base_url=url) as client:
             for _ in range(20):  # warm up

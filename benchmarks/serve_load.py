@@ -23,15 +23,12 @@ import asyncio
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 
 import numpy as np
 from PIL import Image, ImageDraw
+from serving import run_folder, start_server
 
 BOUNDARY = "mnistlogregload"
 
@@ -220,11 +217,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--digits", type=int, default=200, help="distinct valid digit files")
     args = ap.parse_args()
-    run = args.run
-    if run is None:
-        run = tempfile.mkdtemp(prefix="serve-load-")
-        subprocess.run([sys.executable, "-m", "mnist_logreg", "train", "--out", run], check=True,
-                       stdout=subprocess.DEVNULL)
+    run = run_folder(args.run)
     from mnist_logreg.images import load_digit
     from mnist_logreg.predict import predict_digits
     from mnist_logreg.runs import load_run
@@ -232,18 +225,8 @@ def main() -> None:
     valid, labels = canvas_digits(args.digits)
     checkpoint = load_run(run)
     expected = [predict_digits(checkpoint, load_digit(p).unsqueeze(0))[0] for p in valid]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", run, "--port", str(port),
-                               "--workers", str(args.workers)], stdout=subprocess.DEVNULL)
+    server, port = start_server(run, "--workers", str(args.workers))
     try:
-        for _ in range(600):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
         time.sleep(1.0)  # every worker process up
         asyncio.run(phase(port, 2.0, valid, {"valid": 8}))  # warm-up
         print(f"serve --workers {args.workers}, {os.cpu_count()} CPUs, {args.seconds:g} s per phase")
