@@ -166,5 +166,11 @@ def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["kernel"] == kernels.active() != "off"
     assert any(name.startswith("mnist_logreg/_kernels") for name in zipfile.ZipFile(wheel).namelist())
+    # The web page's files travel as package data: the installed package exports the page.
+    page = tmp_path / "digits.html"
+    proc = subprocess.run([str(venv / "bin" / "mnist-logreg"), "export", "--run", str(tmp_path / "run"), "--format",
+                           "web", "--out", str(page)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "MnistLogreg" in page.read_text() and "MnistPage" in page.read_text()
     proc = subprocess.run([str(venv / "bin" / "mnist-logreg"), "tune"], capture_output=True, text=True, cwd=tmp_path)
     one_line_error(proc, "pip install 'mnist-logreg[tune]'")
