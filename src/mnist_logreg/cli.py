@@ -186,12 +186,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         require("export --format onnx", "export", "onnx")
-    from .export import class_names, export
+    from .export import DEFAULT_FILE, class_names, export
     from .runs import load_run
 
     checkpoint = load_run(args.run)
-    default = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "web": "digits.html"}[args.format]
-    out = args.out or str(Path(args.run) / default)
+    out = args.out or str(Path(args.run) / DEFAULT_FILE[args.format])
     names = class_names(args.run, len(checkpoint.classes)) if args.format == "web" else None
     print(f"exported to {export(checkpoint, args.format, out, names)}")
     return 0

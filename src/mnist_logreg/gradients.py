@@ -72,6 +72,6 @@ def engine_for(w: torch.Tensor, labels: torch.Tensor, batch: Callable, table: to
     ``batch(idx)`` gives the features of rows ``idx``; ``table``, when given, is what it
     gathers from (``batch(idx) == table[idx]``, features or uint8 pixels / 255).
     """
-    if kernels.usable(table if table is not None else w.new_empty(0, w.shape[1]), w):
+    if kernels.path_for(table if table is not None else w.new_empty(0, w.shape[1]), w) != "off":
         return KernelEngine(w, labels, batch, table)
     return TorchEngine(w, labels, batch, n_classes)

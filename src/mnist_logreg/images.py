@@ -203,7 +203,11 @@ def to_mnist(img) -> np.ndarray:
 def load_digit(source: str | os.PathLike | bytes, name: str | None = None) -> torch.Tensor:
     """Open and convert: uint8 tensor [28, 28] ready for ``Checkpoint.logits``."""
     label = name or ("image" if isinstance(source, bytes) else str(source))
-    img = open_image(source, label)
+    return digit_of(open_image(source, label), label)
+
+
+def digit_of(img, label: str) -> torch.Tensor:
+    """A decoded image -> uint8 tensor [28, 28]; a refusal names the image as ``label``."""
     try:
         return torch.from_numpy(to_mnist(img))
     except ImageError as exc:

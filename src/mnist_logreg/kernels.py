@@ -161,6 +161,12 @@ def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and weight.shape[1] == x.shape[1])
 
 
+def path_for(x: torch.Tensor, weight: torch.Tensor) -> str:
+    """The path that computes gradients for rows ``x`` and weights ``weight``: the active
+    kernel path where ``usable``, else "off" (PyTorch's ops)."""
+    return active() if usable(x, weight) else "off"
+
+
 def grad_sums(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, labels: torch.Tensor,
               gw: torch.Tensor, gb: torch.Tensor, idx: torch.Tensor | None = None) -> float:
     """Summed cross-entropy of rows ``idx`` of ``x`` (all rows if None) with ``labels``

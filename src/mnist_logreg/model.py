@@ -47,7 +47,7 @@ class SoftmaxRegression(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Logits [N, C] of features [N, D] for evaluation: no graph, in chunks of ``EVAL_CHUNK`` rows."""
         w, b = self.linear.weight, self.linear.bias
-        # W @ x^T is the fast layout for 10 outputs (see train._minibatch_epoch); logits come back [N, C].
+        # W @ x^T is the fast layout for 10 outputs (see gradients.TorchEngine); logits come back [N, C].
         return torch.cat([torch.addmm(b.view(-1, 1), w, chunk.t()).t() for chunk in features.split(EVAL_CHUNK)])
 
 
@@ -71,6 +71,3 @@ class Classifier(nn.Module):
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for evaluation: no graph, the linear layer in chunks (``SoftmaxRegression.logits``)."""
         return self.model.logits(self.preprocess(images))
-
-    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(images), dim=1)

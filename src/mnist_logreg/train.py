@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from .gradients import engine_for
 from .metrics import accuracy, log_loss
 from .model import SoftmaxRegression
 from .preprocess import Preprocessor, augment, to_float
+from .system import cores
 from .updates import make_update
 
 log = logging.getLogger(__name__)
@@ -422,8 +422,7 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     model = SoftmaxRegression(preprocessor.n_features, dataset.n_classes)
     model.reset_parameters(init_generator)
     model.to(device)
-    kernel = kernels.active() if kernels.usable(table if table is not None else features, model.linear.weight) \
-        else "off"
+    kernel = kernels.path_for(table if table is not None else features, model.linear.weight)
     probe = (features[:PROBE_SIZE], labels[:PROBE_SIZE])
     history, seconds, samples = fit(model, config.optim, labels, batch, full, generator, probe,
                                     val=data.val, on_epoch=on_epoch, table=table)
@@ -459,7 +458,7 @@ def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochC
         return train(candidates[name], dataset, cache=cache)
 
     order = list(reversed(candidates))
-    workers = min(len(order), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    workers = min(len(order), cores())
     if workers <= 1 or resolve_device(config.device).type != "cpu":
         done = [run(name) for name in order]
     else:

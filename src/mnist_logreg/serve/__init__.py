@@ -26,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from ..errors import UserError
-from ..images import ImageError, decode_image, peek_image, to_mnist
+from ..images import ImageError, decode_image, digit_of, peek_image
 from ..predict import predict_digits
 from ..runs import Checkpoint
+from ..system import cores
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ BIG_PIXELS = 4_000_000
 HEADER_BYTES = 16 * 1024
 # Where the workers of ``serve --workers N`` find the run to load.
 RUN_ENV = "MNIST_LOGREG_SERVE_RUN"
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class _TooLarge(Exception):
@@ -103,7 +100,7 @@ async def _image_bytes(request, body: bytes) -> bytes:
 
 def _answer(checkpoint: Checkpoint, img) -> dict:
     """Decode, preprocess and classify one image: the work that runs on the pool."""
-    digit = torch.from_numpy(to_mnist(decode_image(img, "image")))
+    digit = digit_of(decode_image(img, "image"), "image")
     pred = predict_digits(checkpoint, digit.unsqueeze(0), top_k=3)[0]
     return {"label": pred["label"], "probability": pred["probability"],
             "probabilities": pred["probabilities"], "classes": checkpoint.classes,
@@ -170,8 +167,7 @@ def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int 
             return JSONResponse({"error": "the server is busy; try again in a second"}, status_code=503,
                                 headers={"Retry-After": "1"})
         except ImageError as exc:
-            msg = str(exc)
-            return JSONResponse({"error": msg if msg.startswith("image") else f"image: {msg}"}, status_code=400)
+            return JSONResponse({"error": str(exc)}, status_code=400)
         except Exception as exc:  # a malformed multipart body, a decoder bug: still a 400, never a crash
             log.warning("bad request: %r", exc)
             return JSONResponse({"error": f"could not read the request ({type(exc).__name__})"}, status_code=400)
