@@ -117,12 +117,12 @@ def test_two_runs_started_together_share_the_cache_safely(tmp_path, small_dir):
     assert metrics[0]["selection"]["val_accuracy"] == metrics[1]["selection"]["val_accuracy"]
     folder = tmp_path / "c" / "cache"
     assert not list(folder.glob(".*.tmp"))
-    assert len(entries(folder)) == 5  # the dataset and four candidates' features
+    assert len(entries(folder)) == 6  # the dataset and five candidates' features
     # A third run reads them all back and trains the same model.
     proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "-v", "train", "--data-dir", str(small_dir), "--out",
                            str(tmp_path / "run3"), "--epochs", "2"], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("read from the cache") == 5
+    assert proc.stderr.count("read from the cache") == 6
     third = json.loads((tmp_path / "run3" / "metrics.json").read_text())
     assert third["test_accuracy"] == metrics[0]["test_accuracy"] and third["test_loss"] == metrics[0]["test_loss"]
 

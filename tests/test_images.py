@@ -51,7 +51,7 @@ def test_photos_of_digits_are_recognised(mnist, default_run):
     print(f"\nplain test accuracy on these {n} digits: {plain:.3f}; photos: "
           + ", ".join(f"{p}/{f}: {a:.3f}" for (p, f), a in results.items()))
     for acc in results.values():
-        assert acc >= plain - 0.04
+        assert acc >= plain - 0.01  # within 1 point of the digits as published (issue 17)
 
 
 def test_transparency_is_flattened_onto_white(mnist):
@@ -76,7 +76,6 @@ def test_other_formats(mnist, fmt):
         (b"hello, not an image", "not an image in a supported format"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "not an image"),
         (b"%PDF-1.4 fake", "not an image"),
-        (png_bytes(np.full((28, 28), 255, dtype=np.uint8)), "no digit found"),
     ],
 )
 def test_bad_images(data, match):
@@ -121,3 +120,100 @@ def test_a_huge_image_is_decoded_at_reduced_size(mnist, default_run, monkeypatch
     out = load_digit(buf.getvalue())
     assert max(seen[-1]) <= 1024, seen  # WORK_SIDE, written out: the test must not follow a change of it
     assert int(load_run(default_run).logits(out.unsqueeze(0)).argmax()) == int(mnist.test_labels[0])
+
+
+def test_software_photos_of_handwritten_digits(default_run):
+    """Digits that were never MNIST images (tests/handwriting.py), written with a ballpoint,
+    a pencil or a marker on paper and photographed in software: texture, a shadow over the
+    sheet and the table, perspective, blur, JPEG. Each tool's set must read >= 95%."""
+    from handwriting import TOOLS, labelled, software_photo
+
+    ck = load_run(default_run)
+    digits = labelled(60, seed=11)
+    labels = torch.tensor([label for label, _ in digits])
+    rng = np.random.default_rng(12)
+    scores = {}
+    for tool in TOOLS:
+        batch = torch.stack([load_digit(software_photo(s, rng, tool)) for _, s in digits])
+        scores[tool] = (ck.logits(batch).argmax(1) == labels).double().mean().item()
+    print("\nsoftware photos: " + ", ".join(f"{t} {a:.1%}" for t, a in scores.items()))
+    assert min(scores.values()) >= 0.95, scores
+
+
+def _reason(data: bytes) -> str | None:
+    from mnist_logreg.images import NoDigit
+
+    try:
+        load_digit(data)
+    except NoDigit as exc:
+        return exc.reason
+    return None
+
+
+def test_no_digit_blank_images():
+    from mnist_logreg.images import BLANK
+
+    for value in (0, 128, 255):
+        assert _reason(png_bytes(np.full((50, 70), value, np.uint8))) == BLANK
+
+
+def test_no_digit_photos_of_empty_paper():
+    """Paper, texture, shadow and table, but no stroke: every one is refused (most as
+    nothing standing out, some as marks at every edge), none read as a digit."""
+    from handwriting import TOOLS, software_photo
+
+    from mnist_logreg.images import FAINT
+
+    rng = np.random.default_rng(21)
+    reasons = [_reason(software_photo([], rng, tool)) for tool in TOOLS for _ in range(5)]
+    assert None not in reasons, reasons
+    assert reasons.count(FAINT) >= 10, reasons
+
+
+def test_no_digit_scribbles_over_the_whole_frame():
+    from handwriting import render
+
+    from mnist_logreg.images import ALL_EDGES
+
+    rng = np.random.default_rng(22)
+    for width in (4, 10, 25):
+        zigzag = [[(float(x), float(y)) for x, y in rng.uniform(-20, 300, (14, 2))]]
+        zigzag[0][:4] = [(-5.0, 140.0), (285.0, 100.0), (140.0, -5.0), (150.0, 285.0)]  # edge to edge
+        assert _reason(png_bytes((render(zigzag, width, scale=1) * 255).astype(np.uint8))) == ALL_EDGES
+
+
+def test_no_digit_several_digits_side_by_side(mnist):
+    """Two or three MNIST test digits in a row, and two hand-drawn ones: refused as several."""
+    from handwriting import labelled, render
+
+    from mnist_logreg.images import SEVERAL
+
+    rng = np.random.default_rng(23)
+    for k in range(12):
+        row = np.hstack([mnist.test_images[int(i)].numpy() for i in rng.integers(0, 10000, 2 + k % 2)])
+        assert _reason(png_bytes(255 - row if k % 3 else row)) == SEVERAL
+    drawn = labelled(8, seed=24)
+    for a, b in zip(drawn[::2], drawn[1::2]):
+        pair = np.hstack([render(a[1], 14, scale=1), render(b[1], 14, scale=1)])
+        assert _reason(png_bytes((pair * 255).astype(np.uint8))) == SEVERAL
+
+
+def test_mnist_test_digits_are_almost_never_refused(mnist):
+    """All 10,000 test digits as images, and 200 of them photo-like: at most 0.1% "no digit"
+    (the issue's bound). Measured: one, #5676, a 4 whose left stroke is broken off and
+    reads as two marks side by side."""
+    from mnist_logreg.images import NoDigit, to_mnist
+
+    refused = []
+    for i in range(10000):
+        try:
+            to_mnist(Image.fromarray(mnist.test_images[i].numpy()))
+        except NoDigit as exc:
+            refused.append((i, exc.reason))
+    rng = np.random.default_rng(25)
+    for i in range(200):
+        polarity = "dark-on-light" if i % 2 else "light-on-dark"
+        if _reason(photo(mnist.test_images[i].numpy(), rng, polarity)) is not None:
+            refused.append(("photo", i))
+    print(f"\nrefused: {len(refused)} of 10,200: {refused}")
+    assert len(refused) <= 10, refused

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 from PIL import Image
 
 from conftest import run_cli, run_main
-from digits import photo
+from digits import photo, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,23 @@ def test_predict_json(default_run, image_dir):
     assert [r["file"] for r in rows] == list(map(str, files))
     assert all(len(r["top"]) == 3 and r["top"][0]["label"] == r["label"] for r in rows)
     assert all(r["top"][0]["probability"] >= r["top"][1]["probability"] for r in rows)
+
+
+def test_no_digit_is_label_null_with_a_reason(default_run, mnist, tmp_path):
+    """--json: a blank page and two digits side by side get label null and why; the text
+    output says "no digit"; neither is an error (exit 0), and a real digit beside them is read."""
+    (tmp_path / "blank.png").write_bytes(png_bytes(np.full((60, 80), 250, np.uint8)))
+    pair = np.hstack([mnist.test_images[0].numpy(), mnist.test_images[1].numpy()])
+    (tmp_path / "pair.png").write_bytes(png_bytes(255 - pair))
+    (tmp_path / "one.png").write_bytes(png_bytes(mnist.test_images[2].numpy()))
+    proc = run_main("predict", "--run", str(default_run), str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {Path(r["file"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert rows["blank.png"] == {"file": str(tmp_path / "blank.png"), "label": None, "reason": "the image is blank"}
+    assert rows["pair.png"]["label"] is None and "side by side" in rows["pair.png"]["reason"]
+    assert rows["one.png"]["label"] == int(mnist.test_labels[2])
+    text = run_main("predict", "--run", str(default_run), str(tmp_path / "pair.png"))
+    assert text.returncode == 0 and "\tno digit: several marks side by side" in text.stdout
 
 
 def test_predict_matches_the_model(default_run, mnist, tmp_path):

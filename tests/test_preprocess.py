@@ -39,7 +39,7 @@ def test_deskew_leaves_blank_images_alone():
 
 
 def test_global_statistics_are_computed(mnist):
-    p = Preprocessor(PreprocessConfig(normalize="global", deskew=False, moment_norm=False), (28, 28))
+    p = Preprocessor(PreprocessConfig(normalize="global", deskew=False, moment_norm=False, directions=False), (28, 28))
     p.fit(p.images(mnist.train_images))
     assert p.mean[0].item() == pytest.approx(0.1307, abs=1e-4)
     assert p.std[0].item() == pytest.approx(0.3081, abs=1e-4)
@@ -48,7 +48,7 @@ def test_global_statistics_are_computed(mnist):
 
 
 def test_per_pixel_statistics_have_a_floor(mnist):
-    p = Preprocessor(PreprocessConfig(normalize="per-pixel", std_floor=0.1, deskew=False, moment_norm=False),
+    p = Preprocessor(PreprocessConfig(normalize="per-pixel", std_floor=0.1, deskew=False, moment_norm=False, directions=False),
                      (28, 28))
     p.fit(p.images(mnist.train_images[:5000]))
     assert p.std.min().item() == pytest.approx(0.1)  # the always-blank corner
@@ -138,3 +138,80 @@ def test_moment_targets_are_saved_and_reused(small_dir, tmp_path):
     from mnist_logreg import evaluate_run
 
     assert evaluate_run(tmp_path / "run", report=False)["test_accuracy"] == metrics["test_accuracy"]
+
+
+def _directions_reference(images: torch.Tensor, sigma: float = 1.0, radius: int = 3) -> torch.Tensor:
+    """stroke_directions written the textbook way: Sobel by conv2d, each gradient split between
+    its two nearest of 8 unit directions by solving the 2x2 system (the parallelogram rule),
+    opposite directions summed, a 7x7 Gaussian by conv2d, 2x2 average pooling, square root."""
+    import math
+
+    import torch.nn.functional as F
+
+    x = images.double().unsqueeze(1)
+    sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=torch.float64)
+    gx = F.conv2d(x, sobel.view(1, 1, 3, 3), padding=1)[:, 0]
+    gy = F.conv2d(x, sobel.t().reshape(1, 1, 3, 3), padding=1)[:, 0]
+    n, h, w = gx.shape
+    planes = torch.zeros(n, 4, h, w, dtype=torch.float64)
+    units = [(math.cos(k * math.pi / 4), math.sin(k * math.pi / 4)) for k in range(8)]
+    for i, j, k in torch.nonzero((gx != 0) | (gy != 0)).tolist():
+        g = (gx[i, j, k].item(), gy[i, j, k].item())
+        sector = int(math.floor(math.atan2(g[1], g[0]) / (math.pi / 4))) % 8
+        a, b = units[sector], units[(sector + 1) % 8]
+        share = torch.linalg.solve(torch.tensor([[a[0], b[0]], [a[1], b[1]]], dtype=torch.float64),
+                                   torch.tensor(g, dtype=torch.float64))
+        planes[i, sector % 4, j, k] += share[0]
+        planes[i, (sector + 1) % 4, j, k] += share[1]
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    g1 = torch.exp(-t * t / (2 * sigma * sigma))
+    kernel = torch.outer(g1, g1) / g1.sum() ** 2
+    blurred = F.conv2d(planes.view(n * 4, 1, h, w), kernel.view(1, 1, 7, 7), padding=radius)
+    pooled = F.avg_pool2d(blurred, 2).view(n, 4, h // 2, w // 2).sqrt()
+    return pooled.view(n, 2, 2, h // 2, w // 2).permute(0, 1, 3, 2, 4).reshape(n, h, w)
+
+
+def test_stroke_directions_equal_the_textbook_computation(mnist):
+    from mnist_logreg.preprocess import stroke_directions
+
+    digits = deskew(to_float(mnist.test_images[:12]))
+    ours = stroke_directions(digits)
+    assert ours.shape == digits.shape and ours.dtype == torch.float32
+    # Squared: near zero, a square root turns float32's last bits into 1e-5 differences.
+    torch.testing.assert_close(ours.double() ** 2, _directions_reference(digits) ** 2, atol=1e-6, rtol=1e-5)
+
+
+def test_each_stroke_lands_in_its_orientation_plane():
+    """A vertical bar is all in the top-left plane, a horizontal one in the bottom-left,
+    the two diagonals in the two right-hand planes; a blank image gives zeros, not NaN."""
+    from mnist_logreg.preprocess import stroke_directions
+
+    images = torch.zeros(5, 28, 28)
+    images[0, 4:24, 13:15] = 1  # |
+    images[1, 13:15, 4:24] = 1  # -
+    for i in range(4, 24):
+        images[2, i, 27 - i] = 1  # /  (y grows downwards)
+        images[3, i, i] = 1  # \\
+    planes = stroke_directions(images).view(5, 2, 14, 2, 14).permute(0, 1, 3, 2, 4).reshape(5, 4, 14, 14)
+    energy = planes.pow(2).sum(dim=(2, 3))
+    share = energy / energy.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    assert share[0, 0] > 0.8 and share[1, 2] > 0.8  # the bars' two ends are edges across them
+    assert share[2, 1] > 0.8 and share[3, 3] > 0.8
+    assert torch.equal(planes[4], torch.zeros(4, 14, 14))
+
+
+def test_directions_need_even_sides(tmp_path):
+    """An odd-sided dataset: --directions is refused in one line; --select leaves that rung out."""
+    from mnist_logreg.data.datasets import make_dataset
+    from mnist_logreg.errors import ConfigError
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {("train", "images"): torch.randint(0, 256, (400, 27, 27), generator=g, dtype=torch.uint8),
+               ("train", "labels"): torch.arange(400) % 4,
+               ("t10k", "images"): torch.randint(0, 256, (40, 27, 27), generator=g, dtype=torch.uint8),
+               ("t10k", "labels"): torch.arange(40) % 4}
+    ds = make_dataset(tensors, "odd", "test")
+    with pytest.raises(ConfigError, match="even sides, these are 27x27"):
+        train(build_config("directions", epochs=1, val_size=100), ds)
+    result = train(build_config(epochs=1, val_size=100), ds)
+    assert "directions" not in result.selection["val_accuracy"]

@@ -177,6 +177,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{PROG}: error: {r.error}\n")
         elif args.json:
             print(json.dumps(r.as_dict()))
+        elif r.reason:
+            print(f"{r.file}\t-\tno digit: {r.reason}")
         else:
             top = "  ".join(f"{c}:{p * 100:.1f}%" for c, p in r.top)
             print(f"{r.file}\t{r.label}\t{r.probability * 100:.1f}%\t{top}")

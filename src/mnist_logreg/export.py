@@ -39,7 +39,8 @@ def web_model(checkpoint: Checkpoint, names: list[str] | None = None) -> dict:
     pre, model = checkpoint.preprocessor, checkpoint.model
     return {"imageShape": list(checkpoint.image_shape), "classes": checkpoint.classes, "names": names,
             "preprocess": {"deskew": pre.config.deskew, "moment_norm": pre.config.moment_norm,
-                           "gamma": float(pre.config.gamma), "normalize": pre.config.normalize},
+                           "gamma": float(pre.config.gamma), "normalize": pre.config.normalize,
+                           "directions": pre.config.directions},
             "weight": b64(model.linear.weight), "bias": b64(model.linear.bias), "mean": b64(pre.mean),
             "std": b64(pre.std), "targetStd": b64(pre.target_std)}
 

@@ -39,6 +39,30 @@ class ImageError(UserError):
     """An image that cannot be used: not an image, too large, empty, malformed."""
 
 
+class NoDigit(ImageError):
+    """A readable image with no single digit in it: an answer ("no digit here", and
+    ``reason``), not an error. The model is never asked, so it cannot guess confidently."""
+
+    def __init__(self, reason: str, name: str | None = None):
+        super().__init__(f"{name + ': ' if name else ''}no digit: {reason}")
+        self.reason = reason
+
+
+BLANK = "the image is blank"
+FAINT = "nothing stands out from the background"
+NOTHING_LEFT = "nothing is left once the background is removed"
+ALL_EDGES = "marks reach all four edges of the image (a texture or a scribble, not one digit)"
+SEVERAL = "several marks side by side (more than one digit?)"
+# Ink whose strongest strokes (90th percentile) stand less than this above the background
+# level is paper grain or sensor noise, not a stroke: photos of empty paper measure 0.02,
+# the faintest pencil digit of the tests 0.12.
+MIN_CONTRAST = 0.05
+# Side by side: two or more marks (regions grouped where they overlap across), each with
+# this share of the ink and at least TALL of the ink's height, together at least as wide
+# as tall.
+SHARE, TALL = 0.1, 0.4
+
+
 def open_image(source: str | os.PathLike | bytes, name: str | None = None):
     """Open and decode an image from a path or bytes, refusing non-image formats and huge
     images, at most ``WORK_SIDE`` pixels a side (``peek_image``, then ``decode_image``)."""
@@ -143,6 +167,53 @@ def otsu_threshold(values: np.ndarray) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
+# Uneven light (a shadow, a lamp) and whatever lies around the sheet (the table, seen in
+# perspective) are large bright regions of the ink map; strokes are thin. A morphological
+# opening (a minimum, then a maximum filter) with a window wider than any stroke keeps the
+# former and erases the latter, so subtracting it leaves the strokes on a flat background
+# (a "top-hat" transform, standard in document binarisation). It runs on a copy reduced to
+# at most LIGHT_SIDE pixels a side; the window is a quarter of that copy's longer side.
+# The copy is first extended by a window's width on every side, repeating its edges: a band
+# along the frame (the table), or a stroke running along it, then holds whole windows and
+# is background, while a stroke that merely reaches the frame does not, and is kept.
+LIGHT_SIDE = 128
+
+
+def _running(values: np.ndarray, k: int, axis: int, op) -> np.ndarray:
+    """Minimum or maximum over windows of ``k`` (odd) along ``axis``, edges repeated."""
+    r = k // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (r, r)
+    padded = np.pad(values, pad, mode="edge")
+    return op(np.lib.stride_tricks.sliding_window_view(padded, k, axis=axis), axis=-1)
+
+
+def background(ink: np.ndarray) -> np.ndarray:
+    """The slowly varying part of an ink map (see ``LIGHT_SIDE``), at the map's own size."""
+    h, w = ink.shape
+    f = -(-max(h, w) // LIGHT_SIDE)
+    hs, ws = max(1, h // f), max(1, w // f)
+    small = np.zeros((hs, ws))
+    for dy in range(f):  # block means, summed in a fixed order (the web page sums the same way)
+        for dx in range(f):
+            small += ink[dy:dy + hs * f:f, dx:dx + ws * f:f]
+    small /= f * f
+    k = max(hs, ws) // 4 | 1
+    opened = np.pad(small, k, mode="edge")
+    for op in (np.min, np.max):
+        opened = _running(_running(opened, k, 0, op), k, 1, op)
+    opened = opened[k:k + hs, k:k + ws]
+    # Back to full size: bilinear between the blocks' centres, clamped at the edges.
+    ys = np.clip((np.arange(h) + 0.5) / f - 0.5, 0, hs - 1)
+    xs = np.clip((np.arange(w) + 0.5) / f - 0.5, 0, ws - 1)
+    y0, x0 = np.minimum(ys.astype(np.intp), hs - 2 if hs > 1 else 0), np.minimum(xs.astype(np.intp), ws - 2 if ws > 1 else 0)
+    y1, x1 = np.minimum(y0 + 1, hs - 1), np.minimum(x0 + 1, ws - 1)
+    ty, tx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = opened[y0][:, x0] * (1 - tx) + opened[y0][:, x1] * tx
+    bottom = opened[y1][:, x0] * (1 - tx) + opened[y1][:, x1] * tx
+    return top * (1 - ty) + bottom * ty
+
+
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Grayscale -> ink intensity in [0, 1] (ink bright, background exactly 0).
 
@@ -154,14 +225,165 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # The border is mostly background: a bright border means dark ink on light paper.
     ink = 1.0 - gray if np.median(border) > 0.5 else gray.copy()
     if ink.max() - ink.min() < 0.05:
-        raise ImageError("no digit found (the image is blank)")
+        raise NoDigit(BLANK)
+    ink = np.maximum(ink - background(ink), 0.0)
     t = otsu_threshold(ink)
     back, fore = ink[ink <= t], ink[ink > t]
     level = float(np.median(back)) if back.size else 0.0
     spread = float(np.percentile(np.abs(back - level), 99)) if back.size else 0.0
     floor = min(level + 2 * spread + 1e-6, t)
     peak = float(np.percentile(fore, 90)) if fore.size else float(ink.max())
-    return np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
+    if peak - level < MIN_CONTRAST:
+        raise NoDigit(FAINT)
+    return keep_digit(np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0))
+
+
+# After the background is gone, what is left can still hold things that are not the digit:
+# specks of noise, and what a shadow's or the sheet's corner leaves at the frame. The ink
+# is split into connected regions on a copy reduced by block maxima (so no stroke breaks);
+# regions with under SPECK of the largest one's ink are dropped, and so are regions with
+# strokes over FRAME_WIDTH times as wide as those of the heaviest region that does not touch
+# the frame (a wedge of shade, not a pen stroke). A digit alone in the frame is kept even
+# where it touches it.
+SPECK, FRAME_WIDTH = 0.02, 2.0
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected regions of a small boolean image: labels (0 background, 1..n), n."""
+    h, w = mask.shape
+    labels = np.zeros((h, w), dtype=np.int32)
+    n = 0
+    for start in zip(*np.nonzero(mask)):
+        if labels[start]:
+            continue
+        n += 1
+        labels[start] = n
+        stack = [start]
+        while stack:
+            y, x = stack.pop()
+            for yy in range(max(y - 1, 0), min(y + 2, h)):
+                for xx in range(max(x - 1, 0), min(x + 2, w)):
+                    if mask[yy, xx] and not labels[yy, xx]:
+                        labels[yy, xx] = n
+                        stack.append((yy, xx))
+    return labels, n
+
+
+def regions(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's region (0: no ink) and, per region 1..n, its reduced-copy labels' grid."""
+    h, w = ink.shape
+    f = -(-max(h, w) // LIGHT_SIDE)
+    hs, ws = -(-h // f), -(-w // f)
+    padded = np.zeros((hs * f, ws * f))
+    padded[:h, :w] = ink
+    coarse = padded.reshape(hs, f, ws, f).max(axis=(1, 3)) > 0
+    small, _ = components(coarse)
+    return np.repeat(np.repeat(small, f, 0), f, 1)[:h, :w] * (ink > 0), small
+
+
+def keep_digit(ink: np.ndarray) -> np.ndarray:
+    """The ink map without specks and frame debris (see ``SPECK``)."""
+    label, small = regions(ink)
+    n = int(small.max())
+    if n <= 1:
+        return ink
+    mass = np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)
+    area = np.bincount(label.ravel(), minlength=n + 1)
+    edge = np.zeros(n + 1)
+    for a, b in ((label[:, 1:], label[:, :-1]), (label[1:], label[:-1])):
+        cut = a != b
+        edge += np.bincount(a[cut], minlength=n + 1) + np.bincount(b[cut], minlength=n + 1)
+    for border in (label[0], label[-1], label[:, 0], label[:, -1]):  # the frame is an edge too
+        edge += np.bincount(border, minlength=n + 1)
+    width = 2 * area / np.maximum(edge, 1)
+    at_frame = np.zeros(n + 1, dtype=bool)
+    at_frame[np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])] = True
+    drop = mass < SPECK * mass[1:].max()
+    inside = [i for i in range(1, n + 1) if not at_frame[i] and not drop[i]]
+    if inside:
+        # The digit: the region inside the frame with the most ink; regions of much wider
+        # strokes than its own are shade, inside the frame or at it.
+        ref = width[max(inside, key=lambda i: mass[i])]
+        drop |= width > FRAME_WIDTH * ref
+    drop[0] = False
+    return np.where(drop[label], 0.0, ink)
+
+
+def check_single_digit(ink: np.ndarray) -> None:
+    """Raise ``NoDigit`` where the ink is not one digit: it reaches all four edges, or it
+    is several marks side by side (see ``SHARE``)."""
+    if ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any():
+        raise NoDigit(ALL_EDGES)
+    label, _ = regions(ink)
+    n = int(label.max())
+    if n < 2:
+        return
+    mass = np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)
+    ys, xs = np.nonzero(label)
+    which = label[ys, xs]
+    lo_x, hi_x = np.full(n + 1, 1 << 30), np.full(n + 1, -1)
+    lo_y, hi_y = np.full(n + 1, 1 << 30), np.full(n + 1, -1)
+    np.minimum.at(lo_x, which, xs), np.maximum.at(hi_x, which, xs)
+    np.minimum.at(lo_y, which, ys), np.maximum.at(hi_y, which, ys)
+    # Regions that overlap across belong to one mark (a 5 whose bar came off its body).
+    groups: list[list] = []
+    for box in sorted((int(lo_x[i]), int(hi_x[i]), int(lo_y[i]), int(hi_y[i]), float(mass[i])) for i in range(1, n + 1)):
+        if groups and box[0] <= groups[-1][1]:
+            g = groups[-1]
+            groups[-1] = [g[0], max(g[1], box[1]), min(g[2], box[2]), max(g[3], box[3]), g[4] + box[4]]
+        else:
+            groups.append(list(box))
+    total = sum(float(m) for m in mass[1:])
+    parts = [g for g in groups if g[4] >= SHARE * total]
+    if len(parts) < 2:
+        return
+    top, bottom = min(p[2] for p in parts), max(p[3] for p in parts)
+    height, width = bottom - top + 1, parts[-1][1] - parts[0][0] + 1
+    if all(p[3] - p[2] + 1 >= TALL * height for p in parts) and width >= height:
+        raise NoDigit(SEVERAL)
+
+
+# Stroke width relative to the digit's longer side, as 2 x area / edge length of the binary
+# strokes: MNIST's training digits have a median of 0.099 and a 10th percentile of 0.071.
+# A photo of a ballpoint digit (0.02 to 0.04) shrunk to 20 pixels would be a hairline the
+# model has never seen, so thinner strokes are drawn again with a wider pen, to the median
+# (stroke-width normalisation; a wider square pen is a dilation). Thick ones are left as
+# they are: MNIST has many.
+STROKE_MIN, STROKE_TARGET = 0.07, 0.099
+
+
+def stroke_width(binary: np.ndarray) -> float:
+    """Mean stroke width of a binary image, in pixels: 2 x area / length of its edges."""
+    p = np.pad(binary, 1)
+    edges = np.count_nonzero(p[:, 1:] != p[:, :-1]) + np.count_nonzero(p[1:] != p[:-1])
+    return 2.0 * np.count_nonzero(binary) / max(edges, 1)
+
+
+def close_gaps(binary: np.ndarray) -> np.ndarray:
+    """Binary closing (a maximum, then a minimum filter) with a window of 1/40 of the crop's
+    longer side: pencil grain and the nicks of a dry pen split strokes into specks, which
+    would read as a hundred thin strokes; closed, they are one again."""
+    k = max(3, max(binary.shape) // 40 | 1)
+    out = np.pad(binary, k).astype(np.uint8)
+    for op in (np.max, np.min):
+        out = _running(_running(out, k, 0, op), k, 1, op)
+    return out[k:-k, k:-k].astype(bool)
+
+
+def normalize_stroke(binary: np.ndarray) -> np.ndarray:
+    """A binary crop whose strokes are thinner than ``STROKE_MIN`` of its longer side,
+    dilated to about ``STROKE_TARGET`` (padded so nothing is cut); others unchanged."""
+    binary = close_gaps(binary)
+    side = max(binary.shape)
+    width = stroke_width(binary)
+    if width >= STROKE_MIN * side:
+        return binary
+    r = int(round((STROKE_TARGET * side - width) / 2))
+    if r < 1:
+        return binary
+    out = np.pad(binary, r).astype(np.uint8)
+    k = 2 * r + 1
+    return _running(_running(out, k, 0, np.max), k, 1, np.max).astype(bool)
 
 
 def to_mnist(img) -> np.ndarray:
@@ -172,14 +394,16 @@ def to_mnist(img) -> np.ndarray:
     rows = np.flatnonzero(ink.max(axis=1) > 0)
     cols = np.flatnonzero(ink.max(axis=0) > 0)
     if rows.size == 0:
-        raise ImageError("no digit found after removing the background")
+        raise NoDigit(NOTHING_LEFT)
+    check_single_digit(ink)
     crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = crop.shape
     if max(h, w) >= 2 * BOX:
         # MNIST was made from binary scans, antialiased by the reduction to 20x20. Doing
         # the same to a large photo (rather than shrinking its blurry grey strokes) gives
         # strokes with MNIST's profile: on photos of test digits, about 2 points more accurate.
-        crop = (crop > max(otsu_threshold(ink), BINARY_MIN)).astype(np.float64)
+        crop = normalize_stroke(crop > max(otsu_threshold(ink), BINARY_MIN)).astype(np.float64)
+        h, w = crop.shape
     scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     # One axis at a time, horizontal first: for a two-axis resize Pillow picks the order of
@@ -210,6 +434,8 @@ def digit_of(img, label: str) -> torch.Tensor:
     """A decoded image -> uint8 tensor [28, 28]; a refusal names the image as ``label``."""
     try:
         return torch.from_numpy(to_mnist(img))
+    except NoDigit as exc:
+        raise NoDigit(exc.reason, label) from None
     except ImageError as exc:
         raise ImageError(f"{label}: {exc}") from None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .images import ImageError, expand_paths, load_digit
+from .images import ImageError, NoDigit, expand_paths, load_digit
 from .runs import Checkpoint
 
 
@@ -19,10 +19,13 @@ class Prediction:
     probability: float | None = None
     top: list[tuple[int, float]] | None = None
     error: str | None = None
+    reason: str | None = None  # why there is no digit here (``label`` is then None)
 
     def as_dict(self) -> dict:
         if self.error:
             return {"file": self.file, "error": self.error}
+        if self.reason:
+            return {"file": self.file, "label": None, "reason": self.reason}
         return {"file": self.file, "label": self.label, "probability": self.probability,
                 "top": [{"label": c, "probability": p} for c, p in self.top]}
 
@@ -39,7 +42,8 @@ def predict_digits(checkpoint: Checkpoint, digits: torch.Tensor, top_k: int = 3)
 
 def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
                   save_preprocessed: str | os.PathLike | None = None) -> list[Prediction]:
-    """One ``Prediction`` per image file (an unreadable file gets its ``error``, the rest go on)."""
+    """One ``Prediction`` per image file: a label, or no label and the ``reason`` there is no
+    digit; an unreadable file gets its ``error``, and the rest go on."""
     files = expand_paths(paths)
     digits, ok, results = [], [], []
     for path in files:
@@ -47,6 +51,8 @@ def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k:
             digits.append(load_digit(path, str(path)))
             ok.append(len(results))
             results.append(Prediction(file=str(path)))
+        except NoDigit as exc:
+            results.append(Prediction(file=str(path), reason=exc.reason))
         except ImageError as exc:
             results.append(Prediction(file=str(path), error=str(exc)))
     if digits:

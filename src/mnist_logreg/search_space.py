@@ -67,6 +67,7 @@ DEFAULT_SPACE: dict[str, dict] = {
     "normalize": {"choices": ["none", "global", "per-pixel"]},
     "deskew": {"choices": [True, False]},
     "moment_norm": {"choices": [True, False]},
+    "directions": {"choices": [True, False]},
     "augment": {"choices": ["none", "affine"]},
     "rotate": {"low": 0.0, "high": 8.0},
     "translate": {"low": 0.0, "high": 1.5},

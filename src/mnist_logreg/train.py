@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .gradients import engine_for
 from .metrics import accuracy, log_loss
 from .model import SoftmaxRegression
-from .preprocess import Preprocessor, augment, to_float
+from .preprocess import Preprocessor, augment, directions_fit, to_float
 from .system import cores
 from .updates import make_update
 
@@ -353,7 +353,7 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
         geometric, tensors = geo["train"], fitted(geo)
     else:
         feature_key = {**disk_key, "what": "features", "normalize": pre.normalize, "std_floor": pre.std_floor,
-                       "gamma": pre.gamma}
+                       "gamma": pre.gamma, "directions": pre.directions}
         tensors = {k: v.to(device) for k, v in disk_cache.cached(feature_key, lambda: fitted(geometry())).items()}
     preprocessor.load_state_dict({k.removeprefix("preprocess."): v.cpu() for k, v in tensors.items()
                                   if k.startswith("preprocess.")})
@@ -374,6 +374,9 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     """
     if config.preprocess.select:
         return select_preprocessing(config, dataset, on_epoch, cache)
+    if config.preprocess.directions and not directions_fit(dataset.image_shape):
+        h, w = dataset.image_shape
+        raise ConfigError(f"--directions needs images with even sides, these are {h}x{w} (use --no-directions)")
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # for any op that has no explicit generator
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -449,6 +452,8 @@ def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochC
                           "or fix the preprocessing (--no-select, or a --preset)")
     cache = {} if cache is None else cache  # the candidates share the split and the geometric steps
     candidates = config.candidates()
+    if not directions_fit(dataset.image_shape):
+        del candidates["directions"]
     # The candidates train side by side, one per core: each one's steps are small and
     # mostly in the C kernel, which releases the GIL (1.5x on 2 cores, measured here).
     # Heaviest first (the geometric ones, seconds of preprocessing when the disk cache is

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from ..errors import UserError
-from ..images import ImageError, decode_image, digit_of, peek_image
+from ..images import ImageError, NoDigit, decode_image, digit_of, peek_image
 from ..predict import predict_digits
 from ..runs import Checkpoint
 from ..system import cores
@@ -99,8 +99,13 @@ async def _image_bytes(request, body: bytes) -> bytes:
 
 
 def _answer(checkpoint: Checkpoint, img) -> dict:
-    """Decode, preprocess and classify one image: the work that runs on the pool."""
-    digit = digit_of(decode_image(img, "image"), "image")
+    """Decode, preprocess and classify one image: the work that runs on the pool. An image
+    with no digit is an answer too: label null and the reason."""
+    try:
+        digit = digit_of(decode_image(img, "image"), "image")
+    except NoDigit as exc:
+        return {"label": None, "reason": exc.reason, "probability": None, "probabilities": None,
+                "classes": checkpoint.classes, "top": [], "preprocessed": None}
     pred = predict_digits(checkpoint, digit.unsqueeze(0), top_k=3)[0]
     return {"label": pred["label"], "probability": pred["probability"],
             "probabilities": pred["probabilities"], "classes": checkpoint.classes,

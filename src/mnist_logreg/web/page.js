@@ -21,7 +21,13 @@ const MnistPage = (() => {
     const model = MnistLogreg.loadModel(spec);
     const answer = (rgba, w, h) => {
       const t0 = performance.now();
-      const digit = MnistLogreg.toMnist(rgba, w, h);
+      let digit;
+      try { digit = MnistLogreg.toMnist(rgba, w, h); }
+      catch (err) {
+        if (!(err instanceof MnistLogreg.NoDigit)) throw err;
+        return { label: null, reason: err.reason, probability: null, probabilities: null, classes: model.classes,
+                 names: model.names, preprocessed: null, milliseconds: performance.now() - t0 };
+      }
       const probabilities = Array.from(MnistLogreg.classify(model, digit));
       let best = 0;
       probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
@@ -65,12 +71,14 @@ const MnistPage = (() => {
       const r = pad.getBoundingClientRect();
       return { x: (e.clientX - r.left) * pad.width / r.width, y: (e.clientY - r.top) * pad.height / r.height };
     }
-    function dot(p) { ctx.fillStyle = "#000"; ctx.beginPath(); ctx.arc(p.x, p.y, 9, 0, 2 * Math.PI); ctx.fill(); }
+    const pen = document.getElementById("pen");
+    const penWidth = () => Number(pen ? pen.value : 18);
+    function dot(p) { ctx.fillStyle = "#000"; ctx.beginPath(); ctx.arc(p.x, p.y, penWidth() / 2, 0, 2 * Math.PI); ctx.fill(); }
     pad.addEventListener("pointerdown", (e) => { drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); dot(last); });
     pad.addEventListener("pointermove", (e) => {
       if (!drawing) return;
       const p = point(e);
-      ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
+      ctx.strokeStyle = "#000"; ctx.lineWidth = penWidth(); ctx.lineCap = "round"; ctx.lineJoin = "round";
       ctx.beginPath(); ctx.moveTo(last.x, last.y); ctx.lineTo(p.x, p.y); ctx.stroke();
       last = p;
       schedule();
@@ -80,15 +88,32 @@ const MnistPage = (() => {
     pad.addEventListener("pointercancel", stop);
     pad.addEventListener("pointerleave", stop);
 
-    // At most one prediction in flight; the latest drawing wins.
-    function schedule() { if (pending) { queued = true; return; } send(pad); }
+    // While drawing, at most one prediction per 80 ms (one of a large photo-like canvas can
+    // take tens of ms, and would otherwise hold up every pointer event behind it); at most
+    // one in flight; the latest drawing wins.
+    let timer = null;
+    function schedule() {
+      if (timer) return;
+      timer = setTimeout(() => { timer = null; if (pending) queued = true; else send(pad); }, 80);
+    }
     async function send(source) {
       pending = true;
-      try { show(await predict(source)); errorBox.textContent = ""; }
+      try { const data = await predict(source); errorBox.textContent = ""; show(data); }
       catch (err) { errorBox.textContent = err.message || String(err); }
       finally { pending = false; if (queued) { queued = false; send(pad); } }
     }
     function show(data) {
+      if (data.label === null) {  // no digit here: say so and why, show no probabilities
+        answer.textContent = "\u2014";
+        answer.dataset.label = "none";
+        answer.dataset.reason = data.reason;
+        answer.dataset.probabilities = "null";
+        bars.innerHTML = "";
+        errorBox.textContent = "No digit here: " + data.reason + ".";
+        document.getElementById("seen").getContext("2d").clearRect(0, 0, 28, 28);
+        return;
+      }
+      answer.dataset.reason = "";
       const name = (i) => (data.names ? data.names[i] : data.classes[i]);
       const best = data.classes.indexOf(data.label);
       answer.textContent = name(best);

@@ -7,6 +7,16 @@
 "use strict";
 const MnistLogreg = (() => {
   const SIDE = 28, BOX = 20, CENTRE = 14.0, BINARY_MIN = 0.3;
+  const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099;
+  const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4;
+  // images.NoDigit: an image with no single digit in it, and why (an answer, not an error).
+  class NoDigit extends Error {
+    constructor(reason) { super("no digit: " + reason); this.reason = reason; }
+  }
+  const BLANK = "the image is blank", FAINT = "nothing stands out from the background",
+    NOTHING_LEFT = "nothing is left once the background is removed",
+    ALL_EDGES = "marks reach all four edges of the image (a texture or a scribble, not one digit)",
+    SEVERAL = "several marks side by side (more than one digit?)";
 
   // --- statistics, as NumPy computes them ---------------------------------------------
   function sorted(values) { return Float64Array.from(values).sort(); }
@@ -95,6 +105,170 @@ const MnistLogreg = (() => {
     return cur;
   }
 
+
+  // --- images.py: morphology on small images, exactly as NumPy does it ----------------
+  // Minimum or maximum over windows of k (odd) along one axis, edges repeated (images._running).
+  function running(src, h, w, k, axis, op) {
+    // van Herk / Gil-Werman: running extremes of each block from both ends, so that any
+    // window of k is one comparison whatever k is (a minimum or maximum is exact in any order).
+    const r = k >> 1, f = op === "min" ? Math.min : Math.max, out = new Float64Array(h * w);
+    const lines = axis === 0 ? w : h, len = axis === 0 ? h : w, stride = axis === 0 ? w : 1, step = axis === 0 ? 1 : w;
+    const n = len + 2 * r, line = new Float64Array(n), fwd = new Float64Array(n), bwd = new Float64Array(n);
+    for (let l = 0; l < lines; l++) {
+      const base = l * step;
+      for (let i = 0; i < n; i++) line[i] = src[base + Math.min(Math.max(i - r, 0), len - 1) * stride];
+      for (let i = 0; i < n; i++) fwd[i] = i % k === 0 ? line[i] : f(fwd[i - 1], line[i]);
+      for (let i = n - 1; i >= 0; i--) bwd[i] = i % k === k - 1 || i === n - 1 ? line[i] : f(bwd[i + 1], line[i]);
+      for (let i = 0; i < len; i++) out[base + i * stride] = f(bwd[i], fwd[i + k - 1]);
+    }
+    return out;
+  }
+  function pad(src, h, w, p, edge) {  // np.pad by p on every side: "edge" or zeros
+    const H = h + 2 * p, W = w + 2 * p, out = new Float64Array(H * W);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const sy = y - p, sx = x - p;
+      if (edge) out[y * W + x] = src[Math.min(Math.max(sy, 0), h - 1) * w + Math.min(Math.max(sx, 0), w - 1)];
+      else if (sy >= 0 && sy < h && sx >= 0 && sx < w) out[y * W + x] = src[sy * w + sx];
+    }
+    return out;
+  }
+  function crop(src, W, top, left, h, w) {
+    const out = new Float64Array(h * w);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[y * w + x] = src[(y + top) * W + x + left];
+    return out;
+  }
+  function morph(src, h, w, k, ops) {  // running windows on both axes, for each op in turn
+    let cur = src;
+    for (const op of ops) cur = running(running(cur, h, w, k, 0, op), h, w, k, 1, op);
+    return cur;
+  }
+  function background(ink, w, h) {  // images.background
+    const f = Math.ceil(Math.max(h, w) / LIGHT_SIDE), hs = Math.max(1, Math.floor(h / f)), ws = Math.max(1, Math.floor(w / f));
+    const small = new Float64Array(hs * ws);
+    for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++)
+      for (let y = 0; y < hs; y++) for (let x = 0; x < ws; x++) small[y * ws + x] += ink[(y * f + dy) * w + x * f + dx];
+    for (let i = 0; i < small.length; i++) small[i] /= f * f;
+    const k = Math.floor(Math.max(hs, ws) / 4) | 1;
+    const opened = crop(morph(pad(small, hs, ws, k, true), hs + 2 * k, ws + 2 * k, k, ["min", "max"]), ws + 2 * k, k, k, hs, ws);
+    const out = new Float64Array(h * w), at = (y, x) => opened[y * ws + x];
+    for (let y = 0; y < h; y++) {
+      const ys = Math.min(Math.max((y + 0.5) / f - 0.5, 0), hs - 1), y0 = Math.min(Math.trunc(ys), hs > 1 ? hs - 2 : 0);
+      const y1 = Math.min(y0 + 1, hs - 1), ty = ys - y0;
+      for (let x = 0; x < w; x++) {
+        const xs = Math.min(Math.max((x + 0.5) / f - 0.5, 0), ws - 1), x0 = Math.min(Math.trunc(xs), ws > 1 ? ws - 2 : 0);
+        const x1 = Math.min(x0 + 1, ws - 1), tx = xs - x0;
+        const top = at(y0, x0) * (1 - tx) + at(y0, x1) * tx, bottom = at(y1, x0) * (1 - tx) + at(y1, x1) * tx;
+        out[y * w + x] = top * (1 - ty) + bottom * ty;
+      }
+    }
+    return out;
+  }
+  function components(mask, h, w) {  // images.components: 8-connected, numbered in scan order
+    const labels = new Int32Array(h * w);
+    let n = 0;
+    for (let i = 0; i < h * w; i++) {
+      if (!mask[i] || labels[i]) continue;
+      labels[i] = ++n;
+      const stack = [i];
+      while (stack.length) {
+        const j = stack.pop(), y = Math.floor(j / w), x = j % w;
+        for (let yy = Math.max(y - 1, 0); yy < Math.min(y + 2, h); yy++)
+          for (let xx = Math.max(x - 1, 0); xx < Math.min(x + 2, w); xx++) {
+            const q = yy * w + xx;
+            if (mask[q] && !labels[q]) { labels[q] = n; stack.push(q); }
+          }
+      }
+    }
+    return { labels, n };
+  }
+  function regions(ink, w, h) {  // images.regions
+    const f = Math.ceil(Math.max(h, w) / LIGHT_SIDE), hs = Math.ceil(h / f), ws = Math.ceil(w / f);
+    const coarse = new Uint8Array(hs * ws);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (ink[y * w + x] > 0) coarse[Math.floor(y / f) * ws + Math.floor(x / f)] = 1;
+    const { labels: small, n } = components(coarse, hs, ws);
+    const label = new Int32Array(h * w);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++)
+      if (ink[y * w + x] > 0) label[y * w + x] = small[Math.floor(y / f) * ws + Math.floor(x / f)];
+    return { label, small, n, hs, ws };
+  }
+  function checkSingleDigit(ink, w, h) {  // images.check_single_digit
+    let top = false, bottom = false, left = false, right = false;
+    for (let x = 0; x < w; x++) { top ||= ink[x] > 0; bottom ||= ink[(h - 1) * w + x] > 0; }
+    for (let y = 0; y < h; y++) { left ||= ink[y * w] > 0; right ||= ink[y * w + w - 1] > 0; }
+    if (top && bottom && left && right) throw new NoDigit(ALL_EDGES);
+    const { label, n } = regions(ink, w, h);
+    if (n < 2) return;
+    const mass = new Float64Array(n + 1), boxes = [];
+    for (let i = 0; i < h * w; i++) mass[label[i]] += ink[i];
+    for (let i = 1; i <= n; i++) boxes.push([Infinity, -Infinity, Infinity, -Infinity, mass[i]]);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const l = label[y * w + x];
+      if (!l) continue;
+      const b = boxes[l - 1];
+      b[0] = Math.min(b[0], x); b[1] = Math.max(b[1], x); b[2] = Math.min(b[2], y); b[3] = Math.max(b[3], y);
+    }
+    boxes.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || a[3] - b[3] || a[4] - b[4]);
+    const groups = [];  // regions that overlap across are one mark
+    for (const b of boxes) {
+      const g = groups[groups.length - 1];
+      if (g && b[0] <= g[1]) groups[groups.length - 1] = [g[0], Math.max(g[1], b[1]), Math.min(g[2], b[2]), Math.max(g[3], b[3]), g[4] + b[4]];
+      else groups.push(b.slice());
+    }
+    let total = 0;
+    for (let i = 1; i <= n; i++) total += mass[i];
+    const parts = groups.filter((g) => g[4] >= SHARE * total);
+    if (parts.length < 2) return;
+    const t = Math.min(...parts.map((p) => p[2])), bt = Math.max(...parts.map((p) => p[3]));
+    const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
+    if (parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height) throw new NoDigit(SEVERAL);
+  }
+  function keepDigit(ink, w, h) {  // images.keep_digit
+    const { label, small, n, hs, ws } = regions(ink, w, h);
+    if (n <= 1) return ink;
+    const mass = new Float64Array(n + 1), area = new Float64Array(n + 1), edge = new Float64Array(n + 1);
+    for (let i = 0; i < h * w; i++) { mass[label[i]] += ink[i]; area[label[i]] += 1; }
+    for (let y = 0; y < h; y++) for (let x = 1; x < w; x++) {
+      const a = label[y * w + x], b = label[y * w + x - 1];
+      if (a !== b) { edge[a] += 1; edge[b] += 1; }
+    }
+    for (let y = 1; y < h; y++) for (let x = 0; x < w; x++) {
+      const a = label[y * w + x], b = label[(y - 1) * w + x];
+      if (a !== b) { edge[a] += 1; edge[b] += 1; }
+    }
+    for (let x = 0; x < w; x++) { edge[label[x]] += 1; edge[label[(h - 1) * w + x]] += 1; }
+    for (let y = 0; y < h; y++) { edge[label[y * w]] += 1; edge[label[y * w + w - 1]] += 1; }
+    const width = Array.from(area, (a, i) => 2 * a / Math.max(edge[i], 1));
+    const atFrame = new Uint8Array(n + 1);
+    for (let x = 0; x < ws; x++) { atFrame[small[x]] = 1; atFrame[small[(hs - 1) * ws + x]] = 1; }
+    for (let y = 0; y < hs; y++) { atFrame[small[y * ws]] = 1; atFrame[small[y * ws + ws - 1]] = 1; }
+    let heaviest = 0;
+    for (let i = 1; i <= n; i++) heaviest = Math.max(heaviest, mass[i]);
+    const drop = Array.from(mass, (m) => m < SPECK * heaviest);
+    let ref = -1, best = -Infinity;
+    for (let i = 1; i <= n; i++) if (!atFrame[i] && !drop[i] && mass[i] > best) { best = mass[i]; ref = i; }
+    if (ref > 0) for (let i = 1; i <= n; i++) if (width[i] > FRAME_WIDTH * width[ref]) drop[i] = true;
+    drop[0] = false;
+    return ink.map((v, i) => (drop[label[i]] ? 0 : v));
+  }
+  function strokeWidth(binary, h, w) {  // images.stroke_width
+    let edges = 0, count = 0;
+    const at = (y, x) => (y >= 0 && y < h && x >= 0 && x < w ? binary[y * w + x] : 0);
+    for (let y = -1; y <= h; y++) for (let x = -1; x < w; x++) if (at(y, x) !== at(y, x + 1)) edges++;
+    for (let y = -1; y < h; y++) for (let x = -1; x <= w; x++) if (at(y, x) !== at(y + 1, x)) edges++;
+    for (const v of binary) if (v) count++;
+    return 2.0 * count / Math.max(edges, 1);
+  }
+  function normalizeStroke(binary, h, w) {  // images.close_gaps, then images.normalize_stroke
+    const k = Math.max(3, Math.floor(Math.max(h, w) / 40) | 1);
+    let cur = crop(morph(pad(binary, h, w, k, false), h + 2 * k, w + 2 * k, k, ["max", "min"]), w + 2 * k, k, k, h, w);
+    const side = Math.max(h, w), width = strokeWidth(cur, h, w);
+    if (width >= STROKE_MIN * side) return { binary: cur, h, w };
+    const r = pyRound((STROKE_TARGET * side - width) / 2);
+    if (r < 1) return { binary: cur, h, w };
+    cur = morph(pad(cur, h, w, r, false), h + 2 * r, w + 2 * r, 2 * r + 1, ["max"]);
+    return { binary: cur, h: h + 2 * r, w: w + 2 * r };
+  }
+
   // --- images.py: grayscale -> ink map -> 28x28 -----------------------------------------
   // RGBA bytes (a canvas's ImageData) -> grayscale in [0, 1]: transparency flattened onto
   // white, then Pillow's "L" conversion (ITU-R 601-2 luma in 16-bit fixed point).
@@ -128,15 +302,20 @@ const MnistLogreg = (() => {
       ink[i] = invert ? 1.0 - gray[i] : gray[i];
       lo = Math.min(lo, ink[i]); hi = Math.max(hi, ink[i]);
     }
-    if (hi - lo < 0.05) throw new Error("no digit found (the image is blank)");
+    if (hi - lo < 0.05) throw new NoDigit(BLANK);
+    const bg = background(ink, w, h);
+    for (let i = 0; i < ink.length; i++) ink[i] = Math.max(ink[i] - bg[i], 0.0);
     const t = otsu(ink), back = [], fore = [];
     for (const v of ink) (v <= t ? back : fore).push(v);
     const level = back.length ? median(back) : 0;
     const spread = back.length ? percentile(back.map((v) => Math.abs(v - level)), 99) : 0;
     const floor = Math.min(level + 2 * spread + 1e-6, t);
-    const peak = fore.length ? percentile(fore, 90) : hi;
+    let top = -Infinity;
+    for (const v of ink) top = Math.max(top, v);
+    const peak = fore.length ? percentile(fore, 90) : top;
+    if (peak - level < MIN_CONTRAST) throw new NoDigit(FAINT);
     const scale = Math.max(peak - floor, 1e-6);
-    return ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1));
+    return keepDigit(ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1)), w, h);
   }
   // RGBA bytes of any size -> Uint8Array(784): MNIST's conventions (images.to_mnist).
   function toMnist(rgba, w, h) {
@@ -145,15 +324,21 @@ const MnistLogreg = (() => {
     for (let y = 0; y < h; y++)
       for (let x = 0; x < w; x++)
         if (ink[y * w + x] > 0) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x); }
-    if (bottom < 0) throw new Error("no digit found after removing the background");
-    const ch = bottom - top + 1, cw = right - left + 1;
+    if (bottom < 0) throw new NoDigit(NOTHING_LEFT);
+    checkSingleDigit(ink, w, h);
+    let ch = bottom - top + 1, cw = right - left + 1;
     const binary = Math.max(ch, cw) >= 2 * BOX, cut = binary ? Math.max(otsu(ink), BINARY_MIN) : 0;
-    const crop = new Uint8Array(ch * cw);
+    let crop = new Uint8Array(ch * cw);
     for (let y = 0; y < ch; y++)
       for (let x = 0; x < cw; x++) {
         const v = ink[(y + top) * w + x + left];
-        crop[y * cw + x] = binary ? (v > cut ? 255 : 0) : Math.trunc(v * 255);
+        crop[y * cw + x] = binary ? (v > cut ? 1 : 0) : Math.trunc(v * 255);
       }
+    if (binary) {  // stroke-width normalisation of a large binarised crop (images.normalize_stroke)
+      const out = normalizeStroke(Float64Array.from(crop), ch, cw);
+      ch = out.h; cw = out.w;
+      crop = Uint8Array.from(out.binary, (v) => (v ? 255 : 0));
+    }
     const scale = BOX / Math.max(ch, cw);
     const nh = Math.max(1, pyRound(ch * scale)), nw = Math.max(1, pyRound(cw * scale));
     const small = resize8(crop, cw, ch, nw, nh);
@@ -220,18 +405,60 @@ const MnistLogreg = (() => {
     }
     return out;
   }
+  // preprocess.stroke_directions for one image: Sobel gradients split into 4 orientations,
+  // each blurred and averaged over 2x2 blocks (the same [n/2, n] matrices), square roots,
+  // tiled 2x2. In float64, rounded to float32 at the end (PyTorch's float32 sums differ
+  // from these only in the last bits).
+  function blurPool(n) {
+    const R = 3, g = [];
+    for (let t = -R; t <= R; t++) g.push(Math.exp(-t * t / 2));
+    const total = g.reduce((a, b) => a + b, 0), m = [];
+    for (let i = 0; i < n / 2; i++) {
+      const row = new Float64Array(n);
+      for (const centre of [2 * i, 2 * i + 1])
+        for (let t = -R; t <= R; t++) { const k = centre + t; if (k >= 0 && k < n) row[k] += g[t + R] / total / 2; }
+      m.push(Float32Array.from(row));
+    }
+    return m;
+  }
+  function directions(x, h, w) {
+    const at = (y, xx) => (y >= 0 && y < h && xx >= 0 && xx < w ? x[y * w + xx] : 0);
+    const planes = [0, 1, 2, 3].map(() => new Float64Array(h * w));
+    for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) {
+      const gx = f32(f32(f32(at(y - 1, xx + 1) + f32(2 * at(y, xx + 1))) + at(y + 1, xx + 1))
+                     - f32(f32(at(y - 1, xx - 1) + f32(2 * at(y, xx - 1))) + at(y + 1, xx - 1)));
+      const gy = f32(f32(f32(at(y + 1, xx - 1) + f32(2 * at(y + 1, xx))) + at(y + 1, xx + 1))
+                     - f32(f32(at(y - 1, xx - 1) + f32(2 * at(y - 1, xx))) + at(y - 1, xx + 1)));
+      const ax = Math.abs(gx), ay = Math.abs(gy), lo = Math.min(ax, ay), hi = Math.max(ax, ay);
+      const diagonal = f32(lo * f32(Math.SQRT2)), straight = f32(hi - lo), i = y * w + xx;
+      if (ax >= ay) planes[0][i] = straight; else planes[2][i] = straight;
+      if (gx * gy >= 0) planes[1][i] = diagonal; else planes[3][i] = diagonal;
+    }
+    const rows = blurPool(h), cols = blurPool(w), hh = h / 2, hw = w / 2, out = new Float32Array(h * w);
+    planes.forEach((plane, k) => {
+      const top = (k >> 1) * hh, left = (k & 1) * hw, across = new Float64Array(h * hw);
+      for (let y = 0; y < h; y++) for (let j = 0; j < hw; j++) {
+        let r = 0;
+        for (let xx = 0; xx < w; xx++) r += plane[y * w + xx] * cols[j][xx];
+        across[y * hw + j] = r;
+      }
+      for (let i = 0; i < hh; i++) for (let j = 0; j < hw; j++) {
+        let s = 0;
+        for (let y = 0; y < h; y++) s += rows[i][y] * across[y * hw + j];
+        out[(top + i) * w + left + j] = f32(Math.sqrt(Math.max(f32(s), 0)));
+      }
+    });
+    return out;
+  }
   // digit: Uint8Array(h*w) -> class probabilities (Float64Array), as Checkpoint.predict_proba.
   function classify(model, digit) {
     const [h, w] = model.imageShape, pre = model.preprocess, n = h * w;
     let x = Float32Array.from(digit, (v) => f32(v / 255));
     if (pre.deskew || pre.moment_norm) x = geometric(x, h, w, pre.deskew, pre.moment_norm ? model.targetStd : null);
+    if (pre.gamma !== 1) x = x.map((v) => f32(Math.pow(Math.max(v, 0), pre.gamma)));
+    if (pre.directions) x = directions(x, h, w);
     const feats = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      let v = x[i];
-      if (pre.gamma !== 1) v = f32(Math.pow(Math.max(v, 0), pre.gamma));
-      if (pre.normalize !== "none") v = f32(f32(v - model.mean[i]) / model.std[i]);
-      feats[i] = v;
-    }
+    for (let i = 0; i < n; i++) feats[i] = pre.normalize !== "none" ? f32(f32(x[i] - model.mean[i]) / model.std[i]) : x[i];
     const C = model.bias.length, logits = new Float64Array(C);
     for (let c = 0; c < C; c++) {
       let s = 0;
@@ -250,5 +477,5 @@ const MnistLogreg = (() => {
     return { ...spec, weight: floats(spec.weight), bias: floats(spec.bias), mean: floats(spec.mean),
              std: floats(spec.std), targetStd: floats(spec.targetStd) };
   }
-  return { toMnist, classify, loadModel, grayscale, inkMap, resize8 };
+  return { toMnist, classify, loadModel, grayscale, inkMap, resize8, NoDigit };
 })();
