@@ -303,8 +303,18 @@ const MnistLogreg = (() => {
       lo = Math.min(lo, ink[i]); hi = Math.max(hi, ink[i]);
     }
     if (hi - lo < 0.05) throw new NoDigit(BLANK);
-    const bg = background(ink, w, h);
-    for (let i = 0; i < ink.length; i++) ink[i] = Math.max(ink[i] - bg[i], 0.0);
+    const edge = [];  // one exact level over half the image: no light to flatten (images._ink)
+    for (let x = 0; x < w; x++) edge.push(ink[x]);
+    for (let x = 0; x < w; x++) edge.push(ink[(h - 1) * w + x]);
+    for (let y = 0; y < h; y++) edge.push(ink[y * w]);
+    for (let y = 0; y < h; y++) edge.push(ink[y * w + w - 1]);
+    const level0 = median(edge);
+    let same = 0;
+    for (const v of ink) if (v === level0) same++;
+    if (2 * same < ink.length) {
+      const bg = background(ink, w, h);
+      for (let i = 0; i < ink.length; i++) ink[i] = Math.max(ink[i] - bg[i], 0.0);
+    }
     const t = otsu(ink), back = [], fore = [];
     for (const v of ink) (v <= t ? back : fore).push(v);
     const level = back.length ? median(back) : 0;
