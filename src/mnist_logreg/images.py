@@ -235,8 +235,9 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     return _ink(gray)[0]
 
 
-def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``ink_map``, and each ink pixel's region (``regions``; 0 where there is no ink)."""
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``ink_map``, each ink pixel's region (``regions``; 0 where there is no ink), and
+    whether the background was one flat level (no light flattened, no grain to close)."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     # The border is mostly background: a bright border means dark ink on light paper.
     ink = 1.0 - gray if np.median(border) > 0.5 else gray.copy()
@@ -245,7 +246,8 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # A background of one exact level over half the image (a drawing, a clean scan, MNIST
     # itself) has no light to flatten: skip the opening, a third of the time of a drawing.
     edge = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
-    if 2 * np.count_nonzero(ink == np.median(edge)) < ink.size:
+    flat = 2 * np.count_nonzero(ink == np.median(edge)) >= ink.size
+    if not flat:
         ink = np.maximum(ink - background(ink), 0.0)
     t = otsu_threshold(ink)
     back, fore = ink[ink <= t], ink[ink > t]
@@ -255,7 +257,7 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     peak = float(np.percentile(fore, 90)) if fore.size else float(ink.max())
     if peak - level < MIN_CONTRAST:
         raise NoDigit(FAINT)
-    return keep_digit(np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0))
+    return (*keep_digit(np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0)), flat)
 
 
 # After the background is gone, what is left can still hold things that are not the digit:
@@ -440,10 +442,12 @@ def close_gaps(binary: np.ndarray) -> np.ndarray:
     return out[k:-k, k:-k].astype(bool)
 
 
-def normalize_stroke(binary: np.ndarray) -> np.ndarray:
+def normalize_stroke(binary: np.ndarray, grain: bool = True) -> np.ndarray:
     """A binary crop whose strokes are thinner than ``STROKE_MIN`` of its longer side,
-    dilated to about ``STROKE_TARGET`` (padded so nothing is cut); others unchanged."""
-    binary = close_gaps(binary)
+    dilated to about ``STROKE_TARGET`` (padded so nothing is cut); others unchanged.
+    ``grain``: close gaps first (a photo's; a drawing on a flat background has none)."""
+    if grain:
+        binary = close_gaps(binary)
     side = max(binary.shape)
     width = stroke_width(binary)
     if width >= STROKE_MIN * side:
@@ -460,7 +464,7 @@ def to_mnist(img) -> np.ndarray:
     """A Pillow image -> uint8 [28, 28], MNIST's conventions (see the module docstring)."""
     from PIL import Image
 
-    ink, label = _ink(to_grayscale(img))
+    ink, label, flat = _ink(to_grayscale(img))
     rows = np.flatnonzero(ink.max(axis=1) > 0)
     cols = np.flatnonzero(ink.max(axis=0) > 0)
     if rows.size == 0:
@@ -472,7 +476,7 @@ def to_mnist(img) -> np.ndarray:
         # MNIST was made from binary scans, antialiased by the reduction to 20x20. Doing
         # the same to a large photo (rather than shrinking its blurry grey strokes) gives
         # strokes with MNIST's profile: on photos of test digits, about 2 points more accurate.
-        crop = normalize_stroke(crop > max(otsu_threshold(ink), BINARY_MIN)).astype(np.float64)
+        crop = normalize_stroke(crop > max(otsu_threshold(ink), BINARY_MIN), grain=not flat).astype(np.float64)
         h, w = crop.shape
     scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))

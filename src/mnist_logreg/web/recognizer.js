@@ -258,9 +258,9 @@ const MnistLogreg = (() => {
     for (const v of binary) if (v) count++;
     return 2.0 * count / Math.max(edges, 1);
   }
-  function normalizeStroke(binary, h, w) {  // images.close_gaps, then images.normalize_stroke
+  function normalizeStroke(binary, h, w, grain) {  // images.close_gaps (if grain), then images.normalize_stroke
     const k = Math.max(3, Math.floor(Math.max(h, w) / 40) | 1);
-    let cur = crop(morph(pad(binary, h, w, k, false), h + 2 * k, w + 2 * k, k, ["max", "min"]), w + 2 * k, k, k, h, w);
+    let cur = grain ? crop(morph(pad(binary, h, w, k, false), h + 2 * k, w + 2 * k, k, ["max", "min"]), w + 2 * k, k, k, h, w) : binary;
     const side = Math.max(h, w), width = strokeWidth(cur, h, w);
     if (width >= STROKE_MIN * side) return { binary: cur, h, w };
     const r = pyRound((STROKE_TARGET * side - width) / 2);
@@ -311,7 +311,8 @@ const MnistLogreg = (() => {
     const level0 = median(edge);
     let same = 0;
     for (const v of ink) if (v === level0) same++;
-    if (2 * same < ink.length) {
+    const flat = 2 * same >= ink.length;
+    if (!flat) {
       const bg = background(ink, w, h);
       for (let i = 0; i < ink.length; i++) ink[i] = Math.max(ink[i] - bg[i], 0.0);
     }
@@ -325,11 +326,11 @@ const MnistLogreg = (() => {
     const peak = fore.length ? percentile(fore, 90) : top;
     if (peak - level < MIN_CONTRAST) throw new NoDigit(FAINT);
     const scale = Math.max(peak - floor, 1e-6);
-    return keepDigit(ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1)), w, h);
+    return { ink: keepDigit(ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1)), w, h), flat };
   }
   // RGBA bytes of any size -> Uint8Array(784): MNIST's conventions (images.to_mnist).
   function toMnist(rgba, w, h) {
-    const ink = inkMap(grayscale(rgba, w, h), w, h);
+    const { ink, flat } = inkMap(grayscale(rgba, w, h), w, h);
     let top = h, bottom = -1, left = w, right = -1;
     for (let y = 0; y < h; y++)
       for (let x = 0; x < w; x++)
@@ -345,7 +346,7 @@ const MnistLogreg = (() => {
         crop[y * cw + x] = binary ? (v > cut ? 1 : 0) : Math.trunc(v * 255);
       }
     if (binary) {  // stroke-width normalisation of a large binarised crop (images.normalize_stroke)
-      const out = normalizeStroke(Float64Array.from(crop), ch, cw);
+      const out = normalizeStroke(Float64Array.from(crop), ch, cw, !flat);
       ch = out.h; cw = out.w;
       crop = Uint8Array.from(out.binary, (v) => (v ? 255 : 0));
     }
