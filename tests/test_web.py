@@ -213,6 +213,10 @@ def test_digits_drawn_on_the_page_by_a_script(default_run, page_file, tmp_path):
         finally:
             browser.close()
     labels = [label for label, _ in digits]
+    # The pen-width slider is honoured: the widest pen leaves far more ink than the thinnest.
+    ink = {w: np.mean([(np.asarray(Image.open(io.BytesIO(canvases[f"drawn-{i:03d}.png"])).convert("L")) < 128).mean()
+                       for i in range(k, len(digits), len(widths))]) for k, w in enumerate(widths)}
+    assert ink[40] > 3 * ink[6], ink
     per_width = {w: np.mean([g == t for g, t in zip(got[k::len(widths)], labels[k::len(widths)])])
                  for k, w in enumerate(widths)}
     accuracy = np.mean([g == t for g, t in zip(got, labels)])
