@@ -6,6 +6,7 @@ labels as `predict` and probabilities within 1e-4.
 """
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -25,6 +26,20 @@ def _png(arr) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def _open_page(sync_api, page_file):
+    """The exported page, opened from disk in headless Chromium."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -100,56 +115,49 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     for i in range(6):  # no digit here: empty paper, digits side by side
         files[f"empty-{i}.png"] = _png(np.asarray(Image.open(io.BytesIO(software_photo([], rng, TOOLS[i % 3])))))
         files[f"pair-{i}.png"] = _png(255 - np.hstack([mnist.test_images[i].numpy(), mnist.test_images[i + 6].numpy()]))
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            page.goto(page_file.as_uri())
-            answers = page.evaluate("""async (inputs) => {
-                const out = {};
-                for (const [name, b64] of Object.entries(inputs)) {
-                  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-                  const data = await window.digitPage.predict(new Blob([bytes], { type: "image/png" }));
-                  const seen = data.preprocessed && data.preprocessed.flat();
-                  out[name] = { probabilities: data.probabilities, ms: data.milliseconds, seen, reason: data.reason };
-                }
-                return out;
-            }""", {name: base64.b64encode(data).decode() for name, data in files.items()})
-            # Transparency flattened onto white and the grey level, as Pillow does, for every
-            # value and alpha: one image of 256 x 256 pixels (r = g = b = column, a = row).
-            gray = page.evaluate("""() => {
-                const rgba = new Uint8Array(256 * 256 * 4);
-                for (let a = 0; a < 256; a++) for (let v = 0; v < 256; v++) {
-                  const k = 4 * (256 * a + v); rgba[k] = rgba[k + 1] = rgba[k + 2] = v; rgba[k + 3] = a;
-                }
-                return Array.from(MnistLogreg.grayscale(rgba, 256, 256));
-            }""")
-            v, a = np.meshgrid(np.arange(256), np.arange(256))
-            grid = Image.fromarray(np.stack([v, v, v, a], -1).astype(np.uint8), "RGBA")
-            pillow = np.asarray(Image.alpha_composite(Image.new("RGBA", grid.size, "white"), grid).convert("L"))
-            assert np.array_equal(np.array(gray), pillow.ravel() / 255.0)
-            # Strokes drawn with the mouse: the page's own answer, and its canvas as a PNG.
-            box = page.locator("#pad").bounding_box()
-            drawings = {"drawn-7.png": [[(70, 60), (150, 58), (215, 60)], [(215, 60), (170, 150), (130, 235)]],
-                        "drawn-1.png": [[(140, 40), (145, 140), (150, 240)]],
-                        "drawn-0.png": [[(140, 40), (80, 90), (75, 170), (140, 240), (200, 170), (200, 90), (140, 40)]]}
-            for name, strokes in drawings.items():
-                page.click("#clear")
-                for stroke in strokes:
-                    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-                    page.mouse.down()
-                    for x, y in stroke[1:]:
-                        page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
-                    page.mouse.up()
-                page.wait_for_timeout(300)
-                shown = json.loads(page.locator("#answer").get_attribute("data-probabilities"))
-                url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
-                files[name] = base64.b64decode(url.split(",", 1)[1])
-                answers[name] = {"probabilities": shown, "ms": None, "seen": None}
-            page.screenshot(path=str(tmp_path / "page.png"))
-        finally:
-            browser.close()
+    with _open_page(sync_api, page_file) as page:
+        answers = page.evaluate("""async (inputs) => {
+            const out = {};
+            for (const [name, b64] of Object.entries(inputs)) {
+              const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+              const data = await window.digitPage.predict(new Blob([bytes], { type: "image/png" }));
+              const seen = data.preprocessed && data.preprocessed.flat();
+              out[name] = { probabilities: data.probabilities, ms: data.milliseconds, seen, reason: data.reason };
+            }
+            return out;
+        }""", {name: base64.b64encode(data).decode() for name, data in files.items()})
+        # Transparency flattened onto white and the grey level, as Pillow does, for every
+        # value and alpha: one image of 256 x 256 pixels (r = g = b = column, a = row).
+        gray = page.evaluate("""() => {
+            const rgba = new Uint8Array(256 * 256 * 4);
+            for (let a = 0; a < 256; a++) for (let v = 0; v < 256; v++) {
+              const k = 4 * (256 * a + v); rgba[k] = rgba[k + 1] = rgba[k + 2] = v; rgba[k + 3] = a;
+            }
+            return Array.from(MnistLogreg.grayscale(rgba, 256, 256));
+        }""")
+        v, a = np.meshgrid(np.arange(256), np.arange(256))
+        grid = Image.fromarray(np.stack([v, v, v, a], -1).astype(np.uint8), "RGBA")
+        pillow = np.asarray(Image.alpha_composite(Image.new("RGBA", grid.size, "white"), grid).convert("L"))
+        assert np.array_equal(np.array(gray), pillow.ravel() / 255.0)
+        # Strokes drawn with the mouse: the page's own answer, and its canvas as a PNG.
+        box = page.locator("#pad").bounding_box()
+        drawings = {"drawn-7.png": [[(70, 60), (150, 58), (215, 60)], [(215, 60), (170, 150), (130, 235)]],
+                    "drawn-1.png": [[(140, 40), (145, 140), (150, 240)]],
+                    "drawn-0.png": [[(140, 40), (80, 90), (75, 170), (140, 240), (200, 170), (200, 90), (140, 40)]]}
+        for name, strokes in drawings.items():
+            page.click("#clear")
+            for stroke in strokes:
+                page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+                page.mouse.down()
+                for x, y in stroke[1:]:
+                    page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
+                page.mouse.up()
+            page.wait_for_timeout(300)
+            shown = json.loads(page.locator("#answer").get_attribute("data-probabilities"))
+            url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+            files[name] = base64.b64decode(url.split(",", 1)[1])
+            answers[name] = {"probabilities": shown, "ms": None, "seen": None}
+        page.screenshot(path=str(tmp_path / "page.png"))
     for name, data in files.items():
         (folder / name).write_bytes(data)
     expected = _predict(default_run, folder, tmp_path / "seen")
@@ -187,31 +195,24 @@ def test_digits_drawn_on_the_page_by_a_script(default_run, page_file, tmp_path):
     digits = labelled(100, seed=41)
     widths = (6, 12, 18, 28, 40)
     got, canvases = [], {}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            page.goto(page_file.as_uri())
-            box = page.locator("#pad").bounding_box()
-            for i, (label, strokes) in enumerate(digits):
-                page.evaluate("(w) => { document.getElementById('pen').value = w; "
-                              "document.getElementById('clear').click(); }", widths[i % len(widths)])
-                for stroke in strokes:
-                    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-                    page.mouse.down()
-                    for x, y in stroke[1:]:
-                        page.mouse.move(box["x"] + x, box["y"] + y)
-                    page.mouse.up()
-                answer = page.evaluate("""async () => {
-                    const pad = document.getElementById('pad');
-                    const data = await window.digitPage.predict(pad);
-                    return { label: data.label, png: pad.toDataURL('image/png') };
-                }""")
-                got.append(answer["label"])
-                canvases[f"drawn-{i:03d}.png"] = base64.b64decode(answer["png"].split(",", 1)[1])
-        finally:
-            browser.close()
+    with _open_page(sync_api, page_file) as page:
+        box = page.locator("#pad").bounding_box()
+        for i, (label, strokes) in enumerate(digits):
+            page.evaluate("(w) => { document.getElementById('pen').value = w; "
+                          "document.getElementById('clear').click(); }", widths[i % len(widths)])
+            for stroke in strokes:
+                page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+                page.mouse.down()
+                for x, y in stroke[1:]:
+                    page.mouse.move(box["x"] + x, box["y"] + y)
+                page.mouse.up()
+            answer = page.evaluate("""async () => {
+                const pad = document.getElementById('pad');
+                const data = await window.digitPage.predict(pad);
+                return { label: data.label, png: pad.toDataURL('image/png') };
+            }""")
+            got.append(answer["label"])
+            canvases[f"drawn-{i:03d}.png"] = base64.b64decode(answer["png"].split(",", 1)[1])
     labels = [label for label, _ in digits]
     # The pen-width slider is honoured: the widest pen leaves far more ink than the thinnest.
     ink = {w: np.mean([(np.asarray(Image.open(io.BytesIO(canvases[f"drawn-{i:03d}.png"])).convert("L")) < 128).mean()
