@@ -59,7 +59,7 @@ def test_config_round_trips_through_json():
     [
         (dict(lr=-0.1), "--lr must be a positive number, got -0.1"),
         (dict(lr=float("nan")), "--lr must be a positive number"),
-        (dict(epochs=0), "--epochs must be an integer >= 1"),
+        (dict(epochs=0), "--epochs must be an integer from 1 to 100,000"),
         (dict(batch_size=0), "--batch-size"),
         (dict(momentum=1.5), "--momentum must be in \\[0, 1\\)"),
         (dict(nesterov=True, momentum=0.0, optimizer="sgd"), "--nesterov"),

@@ -68,7 +68,7 @@ def test_default_space_is_valid():
         ({"batch_size": {"choices": []}}, "non-empty list"),
         ({"epochs": {"low": 1, "high": 3, "choices": [1]}}, "exactly one of"),
         ({"optimizer": {"choices": ["sgd", "rmsprop"]}}, "--optimizer must be one of"),
-        ({"epochs": {"value": 0}}, "--epochs must be an integer >= 1"),
+        ({"epochs": {"value": 0}}, "--epochs must be an integer from 1 to 100,000"),
         ({"epochs": {"low": 1, "high": 3, "stride": 2}}, "unknown key"),
     ],
 )

@@ -127,6 +127,13 @@ class AugmentConfig:
         return tuple(k.strip() for k in text.replace("+", ",").split(",") if k.strip())
 
 
+# Limits on numbers that cannot make sense: a run of 10**20 epochs would take longer than
+# the universe has existed, and should be refused at once, not after a progress bar.
+MAX_EPOCHS = 100_000
+MAX_BATCH = 10_000_000
+MAX_LBFGS = 10_000
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     optimizer: str = knob("sgd", "optimiser (lbfgs is full-batch: the problem is convex)", OPTIMIZERS)
@@ -143,19 +150,21 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", self.batch_size,
-               "an integer >= 1")
+        _check(isinstance(self.epochs, int) and 1 <= self.epochs <= MAX_EPOCHS, "epochs", self.epochs,
+               f"an integer from 1 to {MAX_EPOCHS:,} (MNIST's default recipe needs 10; "
+               f"{MAX_EPOCHS:,} epochs of it take over an hour here)")
+        _check(isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH, "batch_size",
+               self.batch_size, f"an integer from 1 to {MAX_BATCH:,}")
         _check(_finite(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
         _check(_finite(self.momentum) and 0 <= self.momentum < 1, "momentum", self.momentum, "in [0, 1)")
         _check(not self.nesterov or self.momentum > 0, "nesterov", self.nesterov, "used with --momentum > 0")
         _check(_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay,
                "a number >= 0")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
-        _check(isinstance(self.lbfgs_iters, int) and self.lbfgs_iters >= 1, "lbfgs_iters", self.lbfgs_iters,
-               "an integer >= 1")
-        _check(isinstance(self.lbfgs_history, int) and self.lbfgs_history >= 1, "lbfgs_history",
-               self.lbfgs_history, "an integer >= 1")
+        _check(isinstance(self.lbfgs_iters, int) and 1 <= self.lbfgs_iters <= MAX_LBFGS, "lbfgs_iters",
+               self.lbfgs_iters, f"an integer from 1 to {MAX_LBFGS:,}")
+        _check(isinstance(self.lbfgs_history, int) and 1 <= self.lbfgs_history <= MAX_LBFGS, "lbfgs_history",
+               self.lbfgs_history, f"an integer from 1 to {MAX_LBFGS:,}")
 
 
 @dataclass(frozen=True)
@@ -192,10 +201,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         kwargs = {}
+        if not isinstance(d, dict):
+            raise ConfigError(f"settings must be a JSON object, got {type(d).__name__}")
         for section_cls in SECTIONS:
             name = SECTION_NAMES[section_cls]
             known = {f.name for f in dataclasses.fields(section_cls)}
             saved = d.get(name, {})
+            if not isinstance(saved, dict):
+                raise ConfigError(f"settings section {name!r} must be an object, got {type(saved).__name__}")
             kwargs[name] = section_cls(**{**ABSENT.get(name, {}),
                                           **{k: v for k, v in saved.items() if k in known}})
         for key in ("seed", "device", "preset"):

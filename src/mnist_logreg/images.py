@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,14 @@ def peek_image(source: str | os.PathLike | bytes, name: str | None = None):
     name = name or (str(source) if not isinstance(source, bytes) else "image")
     fh = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        img = Image.open(fh, formats=list(FORMATS))
+        with warnings.catch_warnings():
+            # Pillow warns above 89 megapixels and refuses above 179; our own limit, lower,
+            # is checked below with a message of ours, so neither reaches the user raw.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fh, formats=list(FORMATS))
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: declares more pixels than Pillow will decode, far more than the "
+                         f"{MAX_PIXELS // 1_000_000} megapixels allowed") from None
     except FileNotFoundError:
         raise ImageError(f"{name}: file not found") from None
     except IsADirectoryError:
@@ -148,6 +156,10 @@ def to_grayscale(img) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         return arr / max(1.0, float(arr.max()))
+    if img.mode == "F":  # floating-point pixels (TIFF): in [0, 1] as they are, else scaled to it
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(arr.min()), float(arr.max())
+        return arr if lo >= 0 and hi <= 1 else (arr - lo) / max(hi - lo, 1e-12)
     return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
 
 

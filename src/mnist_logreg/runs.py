@@ -21,9 +21,9 @@ import torch
 
 from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
-from .errors import UserError
+from .errors import ConfigError, UserError
 from .model import Classifier, SoftmaxRegression
-from .preprocess import Preprocessor
+from .preprocess import Preprocessor, directions_fit
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -106,25 +106,62 @@ def load_model(path: str | os.PathLike) -> Checkpoint:
         raise UserError(f"{path}: not a readable safetensors model file ({exc})") from None
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: not an mnist-logreg model (format {meta.get('format')!r}, expected {FORMAT!r})")
-    try:
-        config = TrainConfig.from_dict(json.loads(meta["config"]))
-        image_shape = tuple(json.loads(meta["image_shape"]))
-        classes = json.loads(meta["classes"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: damaged model metadata ({exc})") from None
+    config, image_shape, classes = _metadata(path, meta)
     n_features = image_shape[0] * image_shape[1]
     expected = {"linear.weight": (len(classes), n_features), "linear.bias": (len(classes),),
                 "preprocess.mean": (n_features,), "preprocess.std": (n_features,), "preprocess.target_std": (2,)}
+    for name in tensors:
+        if name not in expected:
+            raise UserError(f"{path}: unexpected tensor {name!r} (tampered with, or not this tool's model)")
     for name, shape in expected.items():
         if name not in tensors:
             raise UserError(f"{path}: missing tensor {name}")
-        if tuple(tensors[name].shape) != shape:
-            raise UserError(f"{path}: {name} has shape {tuple(tensors[name].shape)}, expected {shape} "
+        t = tensors[name]
+        if tuple(t.shape) != shape:
+            raise UserError(f"{path}: {name} has shape {tuple(t.shape)}, expected {shape} "
                             f"for {len(classes)} classes of {image_shape[0]}x{image_shape[1]} images")
+        if not t.is_floating_point():
+            raise UserError(f"{path}: {name} holds {str(t.dtype).removeprefix('torch.')} values, expected floats")
+        if not torch.isfinite(t).all():
+            raise UserError(f"{path}: {name} holds NaN or infinite values")
+    if (tensors["preprocess.std"] <= 0).any():
+        raise UserError(f"{path}: preprocess.std must be positive everywhere (it divides the pixels)")
+    if config.preprocess.moment_norm and (tensors["preprocess.target_std"] <= 0).any():
+        raise UserError(f"{path}: preprocess.target_std must be positive (moment normalisation divides by it)")
     classifier = Classifier(Preprocessor(config.preprocess, image_shape), SoftmaxRegression(n_features, len(classes)))
     classifier.load_state_dict({(_MODEL_PREFIX + k if k.startswith("linear.") else k): tensors[k].float()
                                 for k in expected})
     return Checkpoint(classifier=classifier.eval(), config=config, classes=classes)
+
+
+# The largest image side a model file may declare: MNIST's is 28; a tampered 10**9 would
+# make every tensor check allocate gigabytes first.
+MAX_SIDE = 4096
+
+
+def _metadata(path: Path, meta: dict) -> tuple[TrainConfig, tuple[int, int], list]:
+    """The model file's settings, image shape and classes, each checked for type and range."""
+    try:
+        config_dict = json.loads(meta["config"])
+        image_shape = json.loads(meta["image_shape"])
+        classes = json.loads(meta["classes"])
+    except KeyError as exc:
+        raise UserError(f"{path}: damaged model metadata (no {exc})") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: damaged model metadata ({exc})") from None
+    if not (isinstance(image_shape, list) and len(image_shape) == 2
+            and all(type(v) is int and 1 <= v <= MAX_SIDE for v in image_shape)):
+        raise UserError(f"{path}: image_shape must be two integers from 1 to {MAX_SIDE}, got {image_shape!r}")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(type(c) is int for c in classes)
+            and len(set(classes)) == len(classes)):
+        raise UserError(f"{path}: classes must be a list of at least two distinct integers, got {classes!r}")
+    try:
+        config = TrainConfig.from_dict(config_dict)
+    except (ConfigError, TypeError, AttributeError, ValueError) as exc:
+        raise UserError(f"{path}: damaged settings in the model file ({exc})") from None
+    if config.preprocess.directions and not directions_fit(tuple(image_shape)):
+        raise UserError(f"{path}: stroke directions need even image sides, image_shape is {image_shape}")
+    return config, (image_shape[0], image_shape[1]), classes
 
 
 def load_run(run_dir: str | os.PathLike) -> Checkpoint:
@@ -151,18 +188,25 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     path = Path(run_dir) / HISTORY_FILE
     if not path.is_file():
         return []
-    with open(path, newline="") as fh:
-        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(fh)]
+    try:
+        with open(path, newline="") as fh:
+            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                    for row in csv.DictReader(fh)]
+    except (UnicodeDecodeError, ValueError, TypeError, csv.Error) as exc:
+        raise UserError(f"{path}: not a history table written by this tool ({exc})") from None
 
 
 def read_json(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"{path}: not found") from None
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[dict], metrics: dict) -> Path:

@@ -1,0 +1,177 @@
+"""Hostile inputs (issue 18): run folders tampered with field by field, images past every
+limit, numbers that cannot make sense. Each must end in one line naming the problem and
+exit code 2, never a traceback, a NaN printed as a result, or a half-written file."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import one_line_error, run_main
+from digits import png_bytes
+
+MODEL = "model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def parts(default_run):
+    """The real run's model file: its tensors and metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(default_run / MODEL), framework="pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata())
+
+
+def _set(meta, key, **changes):
+    """``meta`` with the JSON under ``key`` changed: a section's field, or a whole value."""
+    value = json.loads(meta[key])
+    for path, new in changes.items():
+        *sections, field = path.split("__")
+        target = value
+        for s in sections:
+            target = target[s]
+        target[field] = new
+    return {**meta, key: json.dumps(value)}
+
+
+def _tensor_cases():
+    names = ("linear.weight", "linear.bias", "preprocess.mean", "preprocess.std", "preprocess.target_std")
+    for name in names:
+        yield f"{name} NaN", name, lambda t: t.clone().fill_(float("nan")), "NaN or infinite"
+        yield f"{name} inf", name, lambda t: t.clone().fill_(float("inf")), "NaN or infinite"
+        yield f"{name} int8", name, lambda t: t.to(torch.int8), "expected floats"
+        yield f"{name} bool", name, lambda t: t.to(torch.bool), "expected floats"
+        yield f"{name} 2-D", name, lambda t: t.reshape(1, -1), "has shape"
+        yield f"{name} missing", name, None, "missing tensor"
+    yield "std zero", "preprocess.std", lambda t: t.clone().fill_(0.0), "must be positive"
+    yield "target_std zero", "preprocess.target_std", lambda t: torch.zeros_like(t), "must be positive"
+
+
+TENSOR_CASES = list(_tensor_cases())
+
+META_CASES = [
+    ("config not JSON", lambda m: {**m, "config": "{nope"}, "damaged model metadata"),
+    ("config a list", lambda m: {**m, "config": "[]"}, "must be a JSON object"),
+    ("section a string", lambda m: _set(m, "config", preprocess="deskew"), "section 'preprocess'"),
+    ("lr a string", lambda m: _set(m, "config", optim__lr="fast"), "--lr"),
+    ("epochs negative", lambda m: _set(m, "config", optim__epochs=-3), "--epochs"),
+    ("normalize unknown", lambda m: _set(m, "config", preprocess__normalize="bogus"), "--normalize"),
+    ("augment an int", lambda m: _set(m, "config", augment__augment=5), "damaged settings"),
+    ("image_shape strings", lambda m: {**m, "image_shape": '["28", "28"]'}, "image_shape"),
+    ("image_shape 1-D", lambda m: {**m, "image_shape": "[784]"}, "image_shape"),
+    ("image_shape zero", lambda m: {**m, "image_shape": "[0, 28]"}, "image_shape"),
+    ("image_shape huge", lambda m: {**m, "image_shape": "[100000, 100000]"}, "image_shape"),
+    ("image_shape odd", lambda m: {**m, "image_shape": "[27, 27]"}, "even image sides"),
+    ("classes an int", lambda m: {**m, "classes": "10"}, "classes"),
+    ("classes empty", lambda m: {**m, "classes": "[]"}, "classes"),
+    ("one class", lambda m: {**m, "classes": "[3]"}, "classes"),
+    ("classes repeated", lambda m: {**m, "classes": "[1, 1, 2, 3, 4, 5, 6, 7, 8, 9]"}, "classes"),
+    ("classes strings", lambda m: {**m, "classes": json.dumps([str(i) for i in range(10)])}, "classes"),
+    ("no classes", lambda m: {k: v for k, v in m.items() if k != "classes"}, "no 'classes'"),
+    ("other format", lambda m: {**m, "format": "pickle"}, "not an mnist-logreg model"),
+]
+
+
+def _tampered(default_run, tmp_path, tensors, meta):
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(default_run, run)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(run / MODEL), metadata=meta)
+    return run
+
+
+def _refused_by_every_command(run, tmp_path, needle):
+    image = tmp_path / "digit.png"
+    image.write_bytes(png_bytes(np.full((28, 28), 255, np.uint8) - np.eye(28, dtype=np.uint8) * 200))
+    out = tmp_path / "exported.onnx"
+    for args in (("predict", "--run", str(run), str(image), "--json"),
+                 ("export", "--run", str(run), "--format", "onnx", "--out", str(out)),
+                 ("evaluate", "--run", str(run))):
+        proc = run_main(*args)
+        one_line_error(proc, needle)
+        assert "nan" not in proc.stdout.lower()
+    assert not out.exists()
+    assert not (run / "report").exists()
+
+
+@pytest.mark.parametrize("case, name, change, needle", TENSOR_CASES, ids=[c[0] for c in TENSOR_CASES])
+def test_a_tampered_tensor_is_refused_by_every_command(default_run, parts, tmp_path, case, name, change, needle):
+    tensors, meta = parts
+    tensors = dict(tensors)
+    if change is None:
+        del tensors[name]
+    else:
+        tensors[name] = change(tensors[name])
+    _refused_by_every_command(_tampered(default_run, tmp_path, tensors, meta), tmp_path, needle)
+
+
+def test_an_extra_tensor_is_refused(default_run, parts, tmp_path):
+    tensors, meta = parts
+    run = _tampered(default_run, tmp_path, {**tensors, "hidden": torch.zeros(3)}, meta)
+    _refused_by_every_command(run, tmp_path, "unexpected tensor 'hidden'")
+
+
+@pytest.mark.parametrize("case, change, needle", META_CASES, ids=[c[0] for c in META_CASES])
+def test_tampered_metadata_is_refused_by_every_command(default_run, parts, tmp_path, case, change, needle):
+    tensors, meta = parts
+    _refused_by_every_command(_tampered(default_run, tmp_path, tensors, change(meta)), tmp_path, needle)
+
+
+@pytest.mark.parametrize("file, content, needle", [
+    ("metrics.json", b"[1, 2, 3]", "must be a JSON object"),
+    ("metrics.json", b"\xff\xfe\x00binary", "invalid JSON"),
+    ("config.json", b'"just a string"', "must be a JSON object"),
+])
+def test_tampered_json_files_are_refused_by_compare(default_run, tmp_path, file, content, needle):
+    run = tmp_path / "run"
+    shutil.copytree(default_run, run)
+    (run / file).write_bytes(content)
+    one_line_error(run_main("compare", str(run), str(default_run)), needle)
+
+
+def test_a_binary_history_is_refused_by_the_report(default_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(default_run, run)
+    (run / "history.csv").write_bytes(b"\x00\xff\xfe" * 100)
+    one_line_error(run_main("evaluate", "--run", str(run)), "history")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "BMP"])
+def test_an_image_past_pillows_own_limit_is_one_line(tmp_path, default_run, fmt):
+    """A header declaring ~200 megapixels (past Pillow's refusal) or ~100 (its warning)."""
+    import io
+
+    from PIL import Image
+
+    for side in (14_200, 10_000):
+        buf = io.BytesIO()
+        Image.new("1" if fmt != "GIF" else "P", (side, side)).save(buf, format=fmt)
+        path = tmp_path / f"big-{side}.{fmt.lower()}"
+        path.write_bytes(buf.getvalue())
+        proc = run_main("predict", "--run", str(default_run), str(path))
+        assert proc.returncode == 2 and "megapixels" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Warning" not in proc.stderr, proc.stderr
+
+
+def test_a_float_tiff_digit_is_read(mnist, tmp_path):
+    from PIL import Image
+
+    from mnist_logreg.images import load_digit
+
+    img = Image.fromarray(mnist.test_images[0].numpy().astype(np.float32) / 255.0, mode="F")
+    img.save(tmp_path / "digit.tif")
+    assert load_digit(tmp_path / "digit.tif").sum() > 0
+
+
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--epochs", "99999999999999999999", "from 1 to 100,000"),
+    ("--epochs", "1000000", "from 1 to 100,000"),
+    ("--batch-size", "100000000000", "from 1 to 10,000,000"),
+    ("--lbfgs-iters", "1000000", "from 1 to 10,000"),
+])
+def test_absurd_numbers_are_refused_with_the_limit(tmp_path, flag, value, needle):
+    one_line_error(run_main("train", flag, value, "--out", str(tmp_path / "r")), needle)
+    assert not (tmp_path / "r").exists()
