@@ -108,6 +108,15 @@ def test_permission_denied(tmp_path, default_run):
     one_line_error(proc, "no model.safetensors")
     assert files_under(read_only) == []
     read_only.chmod(0o755)
+    # A model file the user may not read: said so, not called missing (safetensors' words).
+    import shutil
+
+    unreadable = tmp_path / "unreadable"
+    shutil.copytree(default_run, unreadable)
+    unreadable.chmod(0o755)
+    (unreadable / "model.safetensors").chmod(0o000)
+    proc = run_unprivileged("export", "--run", str(unreadable), "--format", "onnx", "--out", str(tmp_path / "m.onnx"))
+    one_line_error(proc, "permission denied (cannot read the model file)")
 
 
 def test_a_path_that_is_a_file(tmp_path, default_run):

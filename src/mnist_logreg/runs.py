@@ -98,6 +98,8 @@ def load_model(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: model file not found")
+    if not os.access(path, os.R_OK):  # safetensors would call it missing
+        raise UserError(f"{path}: permission denied (cannot read the model file)")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
