@@ -106,6 +106,10 @@ def test_permission_denied(tmp_path, default_run):
     one_line_error(proc, "Permission denied", str(read_only / "m.pt"))
     proc = run_unprivileged("evaluate", "--run", str(read_only))  # no model there: the usual one line
     one_line_error(proc, "no model.safetensors")
+    # bench works for a minute before it writes: a folder it may not write in is refused first.
+    proc = run_unprivileged("bench", "--quick", "--out", str(read_only / "bench.json"))
+    one_line_error(proc, "Permission denied", str(read_only / "bench.json"))
+    assert proc.stdout == ""
     assert files_under(read_only) == []
     read_only.chmod(0o755)
     # A model file the user may not read: said so, not called missing (safetensors' words).

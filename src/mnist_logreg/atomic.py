@@ -58,6 +58,18 @@ def _write_synced(tmp: str, path: Path, write: Callable[[str], None]) -> None:
         raise FileSystemError(f"cannot write {path}: {_reason(exc)}") from None
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Refuse now, in one line, a ``path`` that could not be written later (its folder
+    missing and not creatable, not writable, a file in the way): a probe file is created
+    beside it and removed. For commands that work for minutes before they write."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileSystemError(f"cannot write {path}: it is a folder")
+    make_folder(path.parent)
+    _discard(_temp_beside(path))
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it.
 

@@ -138,9 +138,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     require("bench", "bench", "torchvision", "sklearn", "psutil")
-    from .atomic import atomic_write_json
+    from .atomic import atomic_write_json, check_writable
     from .bench import format_table, run_bench
 
+    check_writable(args.out)  # before minutes of benchmarks, not after
     result = run_bench(quick=args.quick, device=args.device, repeats=args.repeats, data_dir=args.data_dir)
     print(format_table(result))
     atomic_write_json(args.out, result)
