@@ -328,27 +328,6 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, len(number)
 
 
-def _components_reference(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """The same by a flood fill, pixel by pixel (for the tests: the web page's algorithm)."""
-    h, w = mask.shape
-    labels = np.zeros((h, w), dtype=np.int32)
-    n = 0
-    for start in zip(*np.nonzero(mask)):
-        if labels[start]:
-            continue
-        n += 1
-        labels[start] = n
-        stack = [start]
-        while stack:
-            y, x = stack.pop()
-            for yy in range(max(y - 1, 0), min(y + 2, h)):
-                for xx in range(max(x - 1, 0), min(x + 2, w)):
-                    if mask[yy, xx] and not labels[yy, xx]:
-                        labels[yy, xx] = n
-                        stack.append((yy, xx))
-    return labels, n
-
-
 def regions(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each pixel's region (0: no ink) and, per region 1..n, its reduced-copy labels' grid."""
     h, w = ink.shape

@@ -11,6 +11,7 @@ all run this one code. Augmentation is a separate function that only the trainer
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -167,8 +168,10 @@ DIRECTION_SIGMA = 1.0
 DIRECTION_RADIUS = 3
 
 
+@functools.cache
 def _blur_pool_matrix(n: int) -> torch.Tensor:
-    """[n/2, n]: a Gaussian blur (zeros outside) followed by averaging pairs of pixels."""
+    """[n/2, n]: a Gaussian blur (zeros outside) followed by averaging pairs of pixels.
+    Built once per size: serve computes stroke directions for every request."""
     t = torch.arange(-DIRECTION_RADIUS, DIRECTION_RADIUS + 1, dtype=torch.float64)
     g = torch.exp(-t * t / (2 * DIRECTION_SIGMA ** 2))
     g = g / g.sum()

@@ -191,12 +191,11 @@ const MnistLogreg = (() => {
       if (ink[y * w + x] > 0) label[y * w + x] = small[Math.floor(y / f) * ws + Math.floor(x / f)];
     return { label, small, n, hs, ws };
   }
-  function checkSingleDigit(ink, w, h) {  // images.check_single_digit
+  function checkSingleDigit(ink, label, n, w, h) {  // images.check_single_digit, with keepDigit's regions
     let top = false, bottom = false, left = false, right = false;
     for (let x = 0; x < w; x++) { top ||= ink[x] > 0; bottom ||= ink[(h - 1) * w + x] > 0; }
     for (let y = 0; y < h; y++) { left ||= ink[y * w] > 0; right ||= ink[y * w + w - 1] > 0; }
     if (top && bottom && left && right) throw new NoDigit(ALL_EDGES);
-    const { label, n } = regions(ink, w, h);
     if (n < 2) return;
     const mass = new Float64Array(n + 1), boxes = [];
     for (let i = 0; i < h * w; i++) mass[label[i]] += ink[i];
@@ -207,6 +206,7 @@ const MnistLogreg = (() => {
       const b = boxes[l - 1];
       b[0] = Math.min(b[0], x); b[1] = Math.max(b[1], x); b[2] = Math.min(b[2], y); b[3] = Math.max(b[3], y);
     }
+    for (let i = boxes.length - 1; i >= 0; i--) if (boxes[i][1] < 0) boxes.splice(i, 1);  // dropped regions
     boxes.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || a[3] - b[3] || a[4] - b[4]);
     const groups = [];  // regions that overlap across are one mark
     for (const b of boxes) {
@@ -222,9 +222,9 @@ const MnistLogreg = (() => {
     const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
     if (parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height) throw new NoDigit(SEVERAL);
   }
-  function keepDigit(ink, w, h) {  // images.keep_digit
+  function keepDigit(ink, w, h) {  // images.keep_digit: the ink kept, and its regions (0 where dropped)
     const { label, small, n, hs, ws } = regions(ink, w, h);
-    if (n <= 1) return ink;
+    if (n <= 1) return { ink, label, n };
     const mass = new Float64Array(n + 1), area = new Float64Array(n + 1), edge = new Float64Array(n + 1);
     for (let i = 0; i < h * w; i++) { mass[label[i]] += ink[i]; area[label[i]] += 1; }
     for (let y = 0; y < h; y++) for (let x = 1; x < w; x++) {
@@ -248,7 +248,7 @@ const MnistLogreg = (() => {
     for (let i = 1; i <= n; i++) if (!atFrame[i] && !drop[i] && mass[i] > best) { best = mass[i]; ref = i; }
     if (ref > 0) for (let i = 1; i <= n; i++) if (width[i] > FRAME_WIDTH * width[ref]) drop[i] = true;
     drop[0] = false;
-    return ink.map((v, i) => (drop[label[i]] ? 0 : v));
+    return { ink: ink.map((v, i) => (drop[label[i]] ? 0 : v)), label: label.map((l) => (drop[l] ? 0 : l)), n };
   }
   function strokeWidth(binary, h, w) {  // images.stroke_width
     let edges = 0, count = 0;
@@ -326,17 +326,17 @@ const MnistLogreg = (() => {
     const peak = fore.length ? percentile(fore, 90) : top;
     if (peak - level < MIN_CONTRAST) throw new NoDigit(FAINT);
     const scale = Math.max(peak - floor, 1e-6);
-    return { ink: keepDigit(ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1)), w, h), flat };
+    return { ...keepDigit(ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1)), w, h), flat };
   }
   // RGBA bytes of any size -> Uint8Array(784): MNIST's conventions (images.to_mnist).
   function toMnist(rgba, w, h) {
-    const { ink, flat } = inkMap(grayscale(rgba, w, h), w, h);
+    const { ink, label, n, flat } = inkMap(grayscale(rgba, w, h), w, h);
     let top = h, bottom = -1, left = w, right = -1;
     for (let y = 0; y < h; y++)
       for (let x = 0; x < w; x++)
         if (ink[y * w + x] > 0) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x); }
     if (bottom < 0) throw new NoDigit(NOTHING_LEFT);
-    checkSingleDigit(ink, w, h);
+    checkSingleDigit(ink, label, n, w, h);
     let ch = bottom - top + 1, cw = right - left + 1;
     const binary = Math.max(ch, cw) >= 2 * BOX, cut = binary ? Math.max(otsu(ink), BINARY_MIN) : 0;
     let crop = new Uint8Array(ch * cw);
@@ -420,7 +420,12 @@ const MnistLogreg = (() => {
   // each blurred and averaged over 2x2 blocks (the same [n/2, n] matrices), square roots,
   // tiled 2x2. In float64, rounded to float32 at the end (PyTorch's float32 sums differ
   // from these only in the last bits).
+  const blurPools = new Map();  // built once per size, as preprocess._blur_pool_matrix
   function blurPool(n) {
+    if (!blurPools.has(n)) blurPools.set(n, makeBlurPool(n));
+    return blurPools.get(n);
+  }
+  function makeBlurPool(n) {
     const R = 3, g = [];
     for (let t = -R; t <= R; t++) g.push(Math.exp(-t * t / 2));
     const total = g.reduce((a, b) => a + b, 0), m = [];
