@@ -120,23 +120,50 @@ def test_tampered_metadata_is_refused_by_every_command(default_run, parts, tmp_p
     _refused_by_every_command(_tampered(default_run, tmp_path, tensors, change(meta)), tmp_path, needle)
 
 
-@pytest.mark.parametrize("file, content, needle", [
-    ("metrics.json", b"[1, 2, 3]", "must be a JSON object"),
-    ("metrics.json", b"\xff\xfe\x00binary", "invalid JSON"),
-    ("config.json", b'"just a string"', "must be a JSON object"),
-])
-def test_tampered_json_files_are_refused_by_compare(default_run, tmp_path, file, content, needle):
+def _metrics(**changes) -> bytes:
+    """The real run's metrics.json with ``changes`` (raw JSON text per field)."""
+    return ("{" + ", ".join(f'"{k}": {v}' for k, v in changes.items()) + ', "epochs": 10}').encode()
+
+
+# (file, content, needle, commands that read the file): metrics.json is read by evaluate
+# (its report) and compare, config.json by compare, history.csv by evaluate's report.
+SIDE_FILE_CASES = [
+    ("metrics a list", "metrics.json", b"[1, 2, 3]", "must be a JSON object", ("evaluate", "compare")),
+    ("metrics binary", "metrics.json", b"\xff\xfe\x00binary", "invalid JSON", ("evaluate", "compare")),
+    ("train_seconds a string", "metrics.json", _metrics(train_seconds='"slow"'), "'train_seconds' must be a number",
+     ("evaluate", "compare")),
+    ("test_accuracy 1.5", "metrics.json", _metrics(test_accuracy="1.5"), "between 0 and 1", ("evaluate", "compare")),
+    ("test_loss infinite", "metrics.json", _metrics(test_loss="Infinity"), "'test_loss' must be between",
+     ("evaluate", "compare")),
+    ("epochs 2.5", "metrics.json", b'{"epochs": 2.5}', "'epochs' must be an integer", ("evaluate", "compare")),
+    ("device a number", "metrics.json", _metrics(device="5"), "'device' must be a string", ("evaluate", "compare")),
+    ("selection a string", "metrics.json", _metrics(selection='"x"'), "'selection'", ("evaluate", "compare")),
+    ("selection NaN", "metrics.json", _metrics(selection='{"chosen": "x", "val_accuracy": {"x": NaN}}'),
+     "val_accuracy.x", ("evaluate", "compare")),
+    ("config a string", "config.json", b'"just a string"', "must be a JSON object", ("compare",)),
+    ("config lr a string", "config.json", b'{"optim": {"lr": "fast"}}', "--lr", ("compare",)),
+    ("config section a list", "config.json", b'{"optim": [1]}', "section 'optim'", ("compare",)),
+    ("history binary", "history.csv", b"\x00\xff\xfe" * 100, "history", ("evaluate",)),
+    ("history without epochs", "history.csv", b"lr,train_loss\n0.1,0.5\n", "no epoch", ("evaluate",)),
+    ("history NaN", "history.csv", b"epoch,train_loss\n1,nan\n", "NaN or infinity", ("evaluate",)),
+    ("history extra cells", "history.csv", b"epoch,train_loss\n1,0.5,7,8\n", "history", ("evaluate",)),
+]
+
+
+@pytest.mark.parametrize("case, file, content, needle, commands", SIDE_FILE_CASES,
+                         ids=[c[0] for c in SIDE_FILE_CASES])
+def test_tampered_side_files_are_refused(default_run, small_dir, tmp_path, case, file, content, needle, commands):
+    """Not only the model file: the JSON and CSV beside it are checked field by field."""
     run = tmp_path / "run"
-    shutil.copytree(default_run, run)
+    shutil.copytree(default_run, run, ignore=shutil.ignore_patterns("report"))
     (run / file).write_bytes(content)
-    one_line_error(run_main("compare", str(run), str(default_run)), needle)
-
-
-def test_a_binary_history_is_refused_by_the_report(default_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(default_run, run)
-    (run / "history.csv").write_bytes(b"\x00\xff\xfe" * 100)
-    one_line_error(run_main("evaluate", "--run", str(run)), "history")
+    if "evaluate" in commands:
+        proc = run_main("evaluate", "--run", str(run), "--data-dir", str(small_dir))
+        one_line_error(proc, needle)
+        assert proc.stdout == "" and not (run / "report").exists()
+    if "compare" in commands:
+        one_line_error(run_main("compare", str(run), str(default_run), "--out", str(tmp_path / "t.md")), needle)
+        assert not (tmp_path / "t.md").exists()
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "GIF", "BMP"])

@@ -161,7 +161,6 @@ def test_no_digit_photos_of_empty_paper():
     """Paper, texture, shadow and table, but no stroke: every one is refused (most as
     nothing standing out, some as marks at every edge), none read as a digit."""
     from handwriting import TOOLS, software_photo
-
     from mnist_logreg.images import FAINT
 
     rng = np.random.default_rng(21)
@@ -172,7 +171,6 @@ def test_no_digit_photos_of_empty_paper():
 
 def test_no_digit_scribbles_over_the_whole_frame():
     from handwriting import render
-
     from mnist_logreg.images import ALL_EDGES
 
     rng = np.random.default_rng(22)
@@ -185,7 +183,6 @@ def test_no_digit_scribbles_over_the_whole_frame():
 def test_no_digit_several_digits_side_by_side(mnist):
     """Two or three MNIST test digits in a row, and two hand-drawn ones: refused as several."""
     from handwriting import labelled, render
-
     from mnist_logreg.images import SEVERAL
 
     rng = np.random.default_rng(23)

@@ -48,7 +48,8 @@ def test_global_statistics_are_computed(mnist):
 
 
 def test_per_pixel_statistics_have_a_floor(mnist):
-    p = Preprocessor(PreprocessConfig(normalize="per-pixel", std_floor=0.1, deskew=False, moment_norm=False, directions=False),
+    p = Preprocessor(PreprocessConfig(normalize="per-pixel", std_floor=0.1, deskew=False, moment_norm=False,
+                                      directions=False),
                      (28, 28))
     p.fit(p.images(mnist.train_images[:5000]))
     assert p.std.min().item() == pytest.approx(0.1)  # the always-blank corner

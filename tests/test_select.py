@@ -101,9 +101,11 @@ def test_gamma_raises_the_pixels_to_a_power():
     from mnist_logreg.preprocess import Preprocessor
 
     images = torch.arange(0, 256, dtype=torch.uint8).repeat(4).reshape(1, 32, 32)
-    p = Preprocessor(PreprocessConfig(gamma=0.5, normalize="none", deskew=False, moment_norm=False, directions=False), (32, 32))
+    p = Preprocessor(PreprocessConfig(gamma=0.5, normalize="none", deskew=False, moment_norm=False, directions=False),
+                     (32, 32))
     expected = (images.double() / 255).sqrt().reshape(1, -1)
     assert torch.allclose(p(images).double(), expected, atol=1e-7)
-    q = Preprocessor(PreprocessConfig(gamma=0.5, normalize="per-pixel", deskew=False, moment_norm=False, directions=False), (32, 32))
+    q = Preprocessor(PreprocessConfig(gamma=0.5, normalize="per-pixel", deskew=False, moment_norm=False,
+                                      directions=False), (32, 32))
     features = q.fit_standardize(q.images(images.repeat(3, 1, 1)))
     assert torch.equal(features, q.standardize(q.images(images.repeat(3, 1, 1))))

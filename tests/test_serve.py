@@ -76,7 +76,8 @@ def test_over_40_megapixels_is_400(client):
 
 def test_an_image_without_a_digit_is_an_answer_not_an_error(client):
     """A blank image: 200, label null and the reason, no probabilities to misread."""
-    r = client.post("/api/predict", json={"image": base64.b64encode(png_bytes(np.full((40, 40), 255, np.uint8))).decode()})
+    blank = base64.b64encode(png_bytes(np.full((40, 40), 255, np.uint8))).decode()
+    r = client.post("/api/predict", json={"image": blank})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["label"] is None and body["reason"] == "the image is blank" and body["probabilities"] is None

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import one_line_error, run_cli, run_main
+from digits import png_bytes
 
 
 def files_under(folder: Path) -> list[str]:
@@ -95,12 +96,12 @@ def run_unprivileged(*args: str) -> subprocess.CompletedProcess:
                           env=env, timeout=300)
 
 
-def test_permission_denied(tmp_path, default_run):
+def test_permission_denied(tmp_path, default_run, mnist):
     read_only = tmp_path / "read-only"
     read_only.mkdir()
     read_only.chmod(0o555)
     proc = run_unprivileged("train", "--out", str(read_only / "run"))
-    one_line_error(proc, "permission denied", str(read_only))
+    one_line_error(proc, "Permission denied", str(read_only))
     proc = run_unprivileged("export", "--run", str(default_run), "--format", "torchscript", "--out",
                             str(read_only / "m.pt"))
     one_line_error(proc, "Permission denied", str(read_only / "m.pt"))
@@ -110,6 +111,15 @@ def test_permission_denied(tmp_path, default_run):
     proc = run_unprivileged("bench", "--quick", "--out", str(read_only / "bench.json"))
     one_line_error(proc, "Permission denied", str(read_only / "bench.json"))
     assert proc.stdout == ""
+    # Every other command that writes, refused in one line naming the path, nothing left.
+    image = tmp_path / "digit.png"
+    image.write_bytes(png_bytes(mnist.test_images[0].numpy()))
+    for args, target in ((("compare", str(default_run), "--out"), "table.md"),
+                         (("predict", "--run", str(default_run), str(image), "--save-preprocessed"), "digits"),
+                         (("export", "--run", str(default_run), "--format", "web", "--out"), "m.html"),
+                         (("tune", "--trials", "1", "--out"), "tune")):
+        proc = run_unprivileged(*args, str(read_only / target))
+        one_line_error(proc, "Permission denied", str(read_only / target))
     assert files_under(read_only) == []
     read_only.chmod(0o755)
     # A model file the user may not read: said so, not called missing (safetensors' words).

@@ -14,7 +14,7 @@ from .data import Dataset, load_dataset
 from .errors import UserError
 from .metrics import accuracy, log_loss
 from .model import Classifier
-from .runs import METRICS_FILE, Checkpoint, load_run, read_json, save_run
+from .runs import METRICS_FILE, Checkpoint, load_run, read_metrics, save_run
 from .train import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None, report
     the returned dict then holds every metric of the report under ``"report"``.
     """
     checkpoint = load_run(run_dir)
+    metrics_path = Path(run_dir) / METRICS_FILE  # checked now, not after the scoring
+    run_metrics = read_metrics(metrics_path) if report and metrics_path.is_file() else {}
     data = checkpoint.config.data
     dataset = load_dataset(data.dataset, data_dir if data_dir is not None else data.data_dir)
     if tuple(dataset.image_shape) != tuple(checkpoint.image_shape):
@@ -99,8 +101,6 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None, report
     if report:
         from .report import write_report
 
-        metrics_path = Path(run_dir) / METRICS_FILE
-        run_metrics = read_json(metrics_path) if metrics_path.is_file() else {}
         folder, full = write_report(run_dir, checkpoint, dataset.test_images, dataset.test_labels, run_metrics)
         out["report_dir"] = str(folder)
         out["report"] = full

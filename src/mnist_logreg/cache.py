@@ -33,6 +33,9 @@ from pathlib import Path
 
 import torch
 
+from .atomic import new_folder
+from .errors import FileSystemError
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"mnist-logreg cache 1\n"
@@ -148,24 +151,22 @@ def store(key: dict, entry: dict) -> Path | None:
     cache is not worth a second of the user's time.
     """
     path = entry_path(key)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            for part in encode(key, entry):
-                fh.write(part)
-        os.replace(tmp, path)
+        with new_folder(path.parent):  # removed again if the entry cannot be written
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for part in encode(key, entry):
+                        fh.write(part)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)  # before new_folder removes the folder
+                raise
         prune(path.parent, keep=path)
         return path
-    except OSError as exc:
+    except (OSError, FileSystemError) as exc:
         log.warning("cannot write the cache file %s (%s); the run goes on without it", path,
-                    exc.strerror or exc)
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+                    getattr(exc, "strerror", None) or exc)
         return None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -66,12 +65,13 @@ def _print_summary(metrics: dict, run_dir: Path | None) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import train_run
+    from .atomic import check_folder_writable
     from .runs import default_run_dir
     from .train import threads_for, torch_threads
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir()
-    check_writable_folder(out, "--out")
+    check_folder_writable(out, "--out")  # before the training, not after
     on_epoch = None
     if args.tensorboard:
         require("train --tensorboard", "tensorboard", "tensorboard")
@@ -89,19 +89,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         _print_report(evaluate_run(out, config.data.data_dir, report=True))
     return 0
-
-
-def check_writable_folder(folder: Path, flag: str) -> None:
-    """Refuse, before any work, a folder that cannot be made: a file in the way, no permission."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{flag} {folder}: exists and is not a folder")
-    parent = folder
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"{flag} {folder}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {folder}: permission denied (cannot write in {parent})")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -141,7 +128,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .atomic import atomic_write_json, check_writable
     from .bench import format_table, run_bench
 
-    check_writable(args.out)  # before minutes of benchmarks, not after
+    check_writable(args.out, size=16384)  # before minutes of benchmarks, not after (the results: ~4 KB)
     result = run_bench(quick=args.quick, device=args.device, repeats=args.repeats, data_dir=args.data_dir)
     print(format_table(result))
     atomic_write_json(args.out, result)
@@ -189,11 +176,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         require("export --format onnx", "export", "onnx")
+    from .atomic import check_writable
     from .export import DEFAULT_FILE, class_names, export
     from .runs import load_run
 
     checkpoint = load_run(args.run)
     out = args.out or str(Path(args.run) / DEFAULT_FILE[args.format])
+    check_writable(out)  # before the export (seconds for ONNX), not after
     names = class_names(args.run, len(checkpoint.classes)) if args.format == "web" else None
     print(f"exported to {export(checkpoint, args.format, out, names)}")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .errors import UserError
-from .runs import CONFIG_FILE, METRICS_FILE, read_json
+from .runs import CONFIG_FILE, METRICS_FILE, read_config, read_metrics
 
 METRIC_KEYS = ("test_accuracy", "test_loss", "val_accuracy", "train_seconds", "samples_per_second", "epochs",
                "device", "seed")
@@ -38,8 +38,8 @@ def compare_table(runs: list[str | os.PathLike]) -> tuple[list[str], list[list[s
         run = Path(run)
         if not (run / METRICS_FILE).is_file():
             raise UserError(f"{run}: not a finished run (no {METRICS_FILE})")
-        configs.append(_flatten(read_json(run / CONFIG_FILE)) if (run / CONFIG_FILE).is_file() else {})
-        metrics.append(read_json(run / METRICS_FILE))
+        configs.append(_flatten(read_config(run / CONFIG_FILE).to_dict()) if (run / CONFIG_FILE).is_file() else {})
+        metrics.append(read_metrics(run / METRICS_FILE))
     keys = sorted({k for c in configs for k in c})
     differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
     header = ["run", *differing, *METRIC_KEYS]

@@ -259,8 +259,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # on MNIST, without the choice.
     "directions": _FIXED,
     # Moment normalisation with mild per-sample affine augmentation after it.
-    "augmented": dict(_FIXED, directions=False, augment="affine", rotate=3.0, translate=0.5, scale_min=0.97, scale_max=1.03,
-                      shear=3.0, weight_decay=3e-4),
+    "augmented": dict(_FIXED, directions=False, augment="affine", rotate=3.0, translate=0.5, scale_min=0.97,
+                      scale_max=1.03, shear=3.0, weight_decay=3e-4),
 }
 
 

@@ -229,7 +229,8 @@ def background(ink: np.ndarray) -> np.ndarray:
     # Back to full size: bilinear between the blocks' centres, clamped at the edges.
     ys = np.clip((np.arange(h) + 0.5) / f - 0.5, 0, hs - 1)
     xs = np.clip((np.arange(w) + 0.5) / f - 0.5, 0, ws - 1)
-    y0, x0 = np.minimum(ys.astype(np.intp), hs - 2 if hs > 1 else 0), np.minimum(xs.astype(np.intp), ws - 2 if ws > 1 else 0)
+    y0 = np.minimum(ys.astype(np.intp), hs - 2 if hs > 1 else 0)
+    x0 = np.minimum(xs.astype(np.intp), ws - 2 if ws > 1 else 0)
     y1, x1 = np.minimum(y0 + 1, hs - 1), np.minimum(x0 + 1, ws - 1)
     ty, tx = (ys - y0)[:, None], (xs - x0)[None, :]
     top = opened[y0][:, x0] * (1 - tx) + opened[y0][:, x1] * tx

@@ -66,21 +66,24 @@ def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k:
 
 
 def save_digits(folder: str | os.PathLike, names: list[str], digits: torch.Tensor) -> None:
-    """Write the 28x28 images the model saw, as PNGs named after their source files."""
+    """Write the 28x28 images the model saw, as PNGs named after their source files: all of
+    them or, when the disk refuses one, none (and no folder made for them)."""
+    import io
+
     from PIL import Image
 
-    from .atomic import atomic_write
+    from .atomic import atomic_write_files
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
+    files: dict[Path, bytes] = {}
     for name, digit in zip(names, digits):
         stem = Path(name).stem
         out = f"{stem}.png"
         n = 1
-        while out in used:
+        while folder / out in files:
             n += 1
             out = f"{stem}-{n}.png"
-        used.add(out)
-        img = Image.fromarray(digit.numpy())
-        atomic_write(folder / out, lambda tmp, img=img: img.save(tmp, format="PNG"))
+        buf = io.BytesIO()
+        Image.fromarray(digit.numpy()).save(buf, format="PNG")
+        files[folder / out] = buf.getvalue()
+    atomic_write_files(files)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import FileSystemError
 from .extras import available, install_hint
 from .metrics import classification_metrics, reliability
 from .runs import Checkpoint, read_history
@@ -195,7 +196,12 @@ def write_report(run_dir: str | os.PathLike, checkpoint: Checkpoint, images: tor
     evaluation = {"run": str(run_dir), "classes": classes, **metrics,
                   "config": checkpoint.config.to_dict(), "training": run_metrics or {},
                   "figures": sorted(figures)}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.", dir=run_dir))
+    final = run_dir / REPORT_DIR
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.", dir=run_dir))
+    except OSError as exc:
+        raise FileSystemError(f"cannot write {final}: {exc.strerror or exc}") from None
+    old = None
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; a report is for reading
         for name, fig in figures.items():
@@ -204,17 +210,21 @@ def write_report(run_dir: str | os.PathLike, checkpoint: Checkpoint, images: tor
         (tmp / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
         (tmp / "report.md").write_text(_markdown(evaluation, classes))
         (tmp / "report.html").write_text(_html(evaluation, classes, tmp))
-        final = run_dir / REPORT_DIR
         # Swap in the new report: the old one (if any) is moved aside, then removed.
-        old = None
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.old.", dir=run_dir))
             os.replace(final, old / REPORT_DIR)
         os.replace(tmp, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:  # a full disk, a quota, Ctrl-C: the old report stays as it was
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            if not final.exists():
+                os.replace(old / REPORT_DIR, final)
+            shutil.rmtree(old, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise FileSystemError(f"cannot write {final}: {exc.strerror or exc}") from None
         raise
     return final, {**metrics, "figures": sorted(figures)}
 
@@ -225,7 +235,7 @@ def _summary_rows(ev: dict) -> list[tuple[str, str]]:
             ("expected calibration error (15 bins)", f"{ev['expected_calibration_error'] * 100:.2f}%"),
             ("test images", str(ev["n_samples"]))]
     tr = ev.get("training") or {}
-    if "train_seconds" in tr:
+    if tr.get("train_seconds") is not None:
         rows.append(("training time", f"{tr['train_seconds']:.2f} s on {tr.get('device', '?')}"))
     return rows
 

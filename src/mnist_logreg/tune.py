@@ -16,8 +16,10 @@ A killed worker's trial is failed by its stopped heartbeat and retried once
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import logging
 import os
 import signal
@@ -27,10 +29,10 @@ import time
 import warnings
 from pathlib import Path
 
-from .atomic import atomic_write_json, atomic_write_text
+from .atomic import atomic_write_files, json_bytes, new_folder
 from .config import build_config
 from .data import Dataset, load_dataset, train_val_split
-from .errors import ConfigError, UserError
+from .errors import ConfigError, FileSystemError, UserError
 from .extras import require
 from .search_space import VAL_SIZE, Param, default_params, load_space, sample_config
 
@@ -40,14 +42,64 @@ JOURNAL_FILE = "study.journal"
 # A worker's heartbeat every HEARTBEAT seconds; a RUNNING trial whose last one is older
 # than HEARTBEAT_GRACE is a dead worker's, failed (and retried) by the next trial to start.
 HEARTBEAT, HEARTBEAT_GRACE = 2, 6
+class JournalFile:
+    """Optuna's journal file (its ``BaseJournalBackend`` interface: ``read_logs`` and
+    ``append_logs``), except that a write the disk refuses half-way is undone.
+
+    Optuna's own ``JournalFileBackend`` leaves the part that fitted: a truncated last line,
+    to which the next run's first record is then glued, and the study no longer loads. Here
+    the file is cut back to where the write began, under the same lock, so a full disk
+    costs the trial in progress and nothing else. Reading is Optuna's.
+    """
+
+    def __init__(self, path: Path):
+        from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+        self.path = path
+        self.lock = JournalFileSymlinkLock(str(path))  # Optuna's default lock for its journal file
+        self.reader = JournalFileBackend(str(path), lock_obj=self.lock)
+
+    def read_logs(self, log_number_from: int):
+        return self.reader.read_logs(log_number_from)
+
+    def append_logs(self, logs: list[dict]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode("utf-8")
+        self.lock.acquire()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                start = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except BaseException:
+                    os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)
+        finally:
+            self.lock.release()
+
+
+def _system_refusal(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``, if any: Optuna wraps a failed journal write in its own
+    errors (an AssertionError when a trial's result could not be stored)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def open_storage(storage: str | None, out: Path):
     import optuna
 
     if storage is None:
-        from optuna.storages.journal import JournalFileBackend
-
-        out.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(out / JOURNAL_FILE)))
+        return optuna.storages.JournalStorage(JournalFile(out / JOURNAL_FILE))
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
@@ -172,15 +224,15 @@ def trials_csv(study) -> str:
     return buf.getvalue()
 
 
-def write_plots(study, out: Path) -> list[str]:
-    """Optimisation history and parameter importances as PNGs (skipped if too few trials)."""
+def render_plots(study) -> dict[str, bytes]:
+    """Optimisation history and parameter importances as PNG bytes (skipped if too few trials)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as ovm
 
-    written = []
+    rendered = {}
     for name, fn in (("optimization_history.png", ovm.plot_optimization_history),
                      ("param_importances.png", ovm.plot_param_importances)):
         try:
@@ -193,12 +245,11 @@ def write_plots(study, out: Path) -> list[str]:
         fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
         fig.set_size_inches(8, 5)
         fig.tight_layout()
-        from .atomic import atomic_write
-
-        atomic_write(out / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
         plt.close(fig)
-        written.append(name)
-    return written
+        rendered[name] = buf.getvalue()
+    return rendered
 
 
 def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnist-logreg", storage: str | None = None,
@@ -206,8 +257,6 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
          data_dir: str | None = None, device: str = "auto", final: bool = True,
          val_size: int | None = VAL_SIZE) -> dict:
     """Run (or resume) a study, then retrain its best configuration and score it on test."""
-    import optuna
-
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"--trials must be an integer >= 1, got {trials!r}")
     if timeout is not None and not timeout > 0:
@@ -219,6 +268,32 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
     dataset = load_dataset(data_dir=data_dir)  # once per worker, shared by every trial
     build_config(val_size=val_size)
     train_val_split(dataset.train_images.shape[0], val_size)  # a clear error for a too-large split
+    journal = out / JOURNAL_FILE if storage is None else None
+    fresh = journal is not None and not journal.exists()
+    try:
+        with new_folder(out) if journal is not None else contextlib.nullcontext():
+            try:
+                return _search(trials, timeout, study_name, storage, out, seed, n_jobs, space, dataset, device, final,
+                               val_size)
+            except BaseException:
+                if fresh and journal.exists() and journal.stat().st_size == 0:
+                    journal.unlink()  # nothing was recorded: no empty study (or folder) left behind
+                raise
+    except UserError:
+        raise
+    except Exception as exc:
+        refusal = _system_refusal(exc)
+        if refusal is None:
+            raise
+        # A full disk or a read-only folder under the journal: the trial in progress is lost,
+        # the finished ones are in the study, and the same command resumes it.
+        raise FileSystemError(f"cannot write {refusal.filename or journal or out}: "
+                              f"{refusal.strerror or refusal}") from None
+
+
+def _search(trials, timeout, study_name, storage, out, seed, n_jobs, space, dataset, device, final, val_size):
+    import optuna
+
     store = open_storage(storage, out)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -227,7 +302,7 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
                                     sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=6),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
     except Exception as exc:
-        if isinstance(exc, UserError):
+        if isinstance(exc, UserError) or _system_refusal(exc) is not None:
             raise
         raise UserError(f"cannot open study {study_name!r}: {str(exc).splitlines()[0][:200]}") from None
     if not study.get_trials(deepcopy=False):
@@ -266,10 +341,11 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
     summary.update(best_trial=best.number, best_val_accuracy=best.value, best_params=best.params)
     if final:
         summary.update(final_run(best, dataset, out, seed, device))
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "trials.csv", trials_csv(study))
-    summary["plots"] = write_plots(study, out)
-    atomic_write_json(out / "best.json", summary)
+    plots = render_plots(study)
+    summary["plots"] = sorted(plots)
+    # All the results or none of them; best.json last, as the mark of a complete set.
+    atomic_write_files({out / "trials.csv": trials_csv(study).encode("utf-8"),
+                        **{out / name: png for name, png in plots.items()}, out / "best.json": json_bytes(summary)})
     return summary
 
 
