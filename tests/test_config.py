@@ -57,7 +57,7 @@ def test_config_round_trips_through_json():
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        (dict(lr=-0.1), "--lr must be a positive number, got -0.1"),
+        (dict(lr=-0.1), "--lr must be a positive number up to 1,000,000, got -0.1"),
         (dict(lr=float("nan")), "--lr must be a positive number"),
         (dict(epochs=0), "--epochs must be an integer from 1 to 100,000"),
         (dict(batch_size=0), "--batch-size"),

@@ -193,12 +193,23 @@ def test_a_float_tiff_digit_is_read(mnist, tmp_path):
     assert load_digit(tmp_path / "digit.tif").sum() > 0
 
 
-@pytest.mark.parametrize("flag, value, needle", [
-    ("--epochs", "99999999999999999999", "from 1 to 100,000"),
-    ("--epochs", "1000000", "from 1 to 100,000"),
-    ("--batch-size", "100000000000", "from 1 to 10,000,000"),
-    ("--lbfgs-iters", "1000000", "from 1 to 10,000"),
+@pytest.mark.parametrize("command, flag, value, needle", [
+    ("train", "--epochs", "99999999999999999999", "from 1 to 100,000"),
+    ("train", "--epochs", "1000000", "from 1 to 100,000"),
+    ("train", "--batch-size", "100000000000", "from 1 to 10,000,000"),
+    ("train", "--lbfgs-iters", "1000000", "from 1 to 10,000"),
+    ("train", "--std-floor", "1e308", "between 0 and 10"),  # overflowed float32: a traceback
+    ("train", "--lr", "1e308", "up to 1,000,000"),  # the same
+    ("train", "--weight-decay", "1e308", "from 0 to 1,000"),  # the same
+    ("train", "--translate", "1e308", "at most 1,000 pixels"),  # trained on blank images
+    ("train", "--scale-max", "1e308", "a zoom from 0.01 to 100"),
+    ("tune", "--trials", "99999999999999999999", "from 1 to 10,000"),
+    ("tune", "--n-jobs", "1000", "from 1 to 64"),
+    ("tune", "--timeout", "1e400", "a finite number of seconds"),
+    ("tune", "--seed", "99999999999999999999", "from 0 to 2**32 - 1"),
+    ("tune", "--val-size", "0", "at least 1 for tune"),  # trials scored on nothing: a KeyError
+    ("bench", "--repeats", "1000", "from 1 to 100"),
 ])
-def test_absurd_numbers_are_refused_with_the_limit(tmp_path, flag, value, needle):
-    one_line_error(run_main("train", flag, value, "--out", str(tmp_path / "r")), needle)
+def test_absurd_numbers_are_refused_with_the_limit(tmp_path, command, flag, value, needle):
+    one_line_error(run_main(command, flag, value, "--out", str(tmp_path / "r")), needle)
     assert not (tmp_path / "r").exists()

@@ -110,12 +110,22 @@ def test_history_and_validation(small_dir):
     assert result.train_seconds > 0 and result.samples_processed == 3 * 1800
 
 
-def test_divergence_is_reported(small_dir):
+@pytest.mark.parametrize("lr, weight_decay, blame", [
+    # Past the --lr limit (1e6 keeps cross-entropy's bounded gradient finite): the
+    # learning rate is set past validation to reach the check at all.
+    (1e38, 0.0, r"lower --lr \(now 1e\+38\)"),
+    # Each step multiplies the weights by (1 - lr * wd) = -4: the flag to lower is the decay.
+    (0.05, 100.0, r"lower --weight-decay or --lr \(now 100 and 0.05"),
+])
+def test_divergence_is_reported_with_the_flag_to_lower(small_dir, lr, weight_decay, blame):
     from mnist_logreg.errors import ConfigError
 
     ds = load_dataset(data_dir=small_dir)
-    with pytest.raises(ConfigError, match="diverged"):
-        train(build_config(optimizer="sgd", lr=1e38, epochs=2, normalize="per-pixel", val_size=0, select=False), ds)
+    config = build_config(optimizer="sgd", weight_decay=weight_decay, batch_size=16, epochs=2,
+                          normalize="per-pixel", val_size=0, select=False)
+    object.__setattr__(config.optim, "lr", lr)
+    with pytest.raises(ConfigError, match="diverged at epoch 1 .*" + blame):
+        train(config, ds)
 
 
 def test_cuda_unavailable_is_a_user_error():

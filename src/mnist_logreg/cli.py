@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time our trainer against the tutorial loop and scikit-learn")
     p.add_argument("--quick", action="store_true", help="one epoch each, under a minute (CI smoke test)")
     p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
-    p.add_argument("--repeats", type=_positive_int, default=3, help="repeats of our runs (median reported)")
+    p.add_argument("--repeats", type=_repeats, default=3, metavar="N",
+                   help=f"repeats of our runs, 1 to {MAX_REPEATS} (median reported)")
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: the bundled copy)")
     p.add_argument("--out", default="bench.json", help="where to save the results (default bench.json)")
     p.set_defaults(func=cmd_bench)
@@ -292,10 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+MAX_REPEATS = 100  # a repeat of the full benchmark takes minutes here
+
+
+def _repeats(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= MAX_REPEATS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_REPEATS}, got {value}")
     return value
 
 

@@ -68,6 +68,9 @@ class DataConfig:
                self.val_size, "an integer >= 0")
 
 
+MAX_STD_FLOOR = 10
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     normalize: str = knob("per-pixel", "pixel standardisation, statistics from the training split", NORMALIZATIONS)
@@ -85,8 +88,15 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         _check(self.normalize in NORMALIZATIONS, "normalize", self.normalize, f"one of {', '.join(NORMALIZATIONS)}")
-        _check(_finite(self.std_floor) and self.std_floor > 0, "std_floor", self.std_floor, "> 0")
+        # Features lie within [0, 3] (pixels in [0, 1], direction planes below 3), so their
+        # std is below 1.5: a floor far past that only flattens every feature.
+        _check(_finite(self.std_floor) and 0 < self.std_floor <= MAX_STD_FLOOR, "std_floor", self.std_floor,
+               f"between 0 and {MAX_STD_FLOOR} (a feature's std is below 1.5)")
         _check(_finite(self.gamma) and 0.05 <= self.gamma <= 20, "gamma", self.gamma, "between 0.05 and 20")
+
+
+MAX_PIXELS = 1_000
+MAX_SCALE = 100
 
 
 @dataclass(frozen=True)
@@ -110,10 +120,17 @@ class AugmentConfig:
         for name in ("rotate", "translate", "shear", "elastic_alpha"):
             value = getattr(self, name)
             _check(_finite(value) and value >= 0, name, value, "a number >= 0")
+        # Shifts past any image's side leave it blank: a typo, not a recipe.
+        for name in ("translate", "elastic_alpha", "elastic_sigma"):
+            value = getattr(self, name)
+            _check(not _finite(value) or value <= MAX_PIXELS, name, value, f"at most {MAX_PIXELS:,} pixels")
         _check(_finite(self.rotate) and self.rotate <= 180, "rotate", self.rotate, "<= 180 degrees")
         _check(_finite(self.shear) and self.shear < 90, "shear", self.shear, "< 90 degrees")
         _check(_finite(self.scale_min) and self.scale_min > 0, "scale_min", self.scale_min, "> 0")
         _check(_finite(self.scale_max) and self.scale_max > 0, "scale_max", self.scale_max, "> 0")
+        _check(self.scale_max <= MAX_SCALE and self.scale_min >= 1 / MAX_SCALE, "scale_max" if self.scale_max
+               > MAX_SCALE else "scale_min", self.scale_max if self.scale_max > MAX_SCALE else self.scale_min,
+               f"a zoom from {1 / MAX_SCALE} to {MAX_SCALE}")
         _check(self.scale_max >= self.scale_min, "scale_max", self.scale_max, f">= --scale-min ({self.scale_min})")
         _check(_finite(self.elastic_sigma) and self.elastic_sigma > 0, "elastic_sigma", self.elastic_sigma, "> 0")
         _check(_finite(self.augment_prob) and 0 <= self.augment_prob <= 1, "augment_prob", self.augment_prob,
@@ -132,6 +149,9 @@ class AugmentConfig:
 MAX_EPOCHS = 100_000
 MAX_BATCH = 10_000_000
 MAX_LBFGS = 10_000
+# Past these a float32 step overflows before the first batch (a traceback, not a result).
+MAX_LR = 1_000_000
+MAX_WEIGHT_DECAY = 1_000
 
 
 @dataclass(frozen=True)
@@ -155,11 +175,12 @@ class OptimConfig:
                f"{MAX_EPOCHS:,} epochs of it take over an hour here)")
         _check(isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH, "batch_size",
                self.batch_size, f"an integer from 1 to {MAX_BATCH:,}")
-        _check(_finite(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
+        _check(_finite(self.lr) and 0 < self.lr <= MAX_LR, "lr", self.lr, f"a positive number up to {MAX_LR:,}")
         _check(_finite(self.momentum) and 0 <= self.momentum < 1, "momentum", self.momentum, "in [0, 1)")
         _check(not self.nesterov or self.momentum > 0, "nesterov", self.nesterov, "used with --momentum > 0")
-        _check(_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay,
-               "a number >= 0")
+        _check(_finite(self.weight_decay) and 0 <= self.weight_decay <= MAX_WEIGHT_DECAY, "weight_decay",
+               self.weight_decay, f"a number from 0 to {MAX_WEIGHT_DECAY:,} (past 1 the penalty already "
+               f"pins every weight near 0)")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
         _check(isinstance(self.lbfgs_iters, int) and 1 <= self.lbfgs_iters <= MAX_LBFGS, "lbfgs_iters",
                self.lbfgs_iters, f"an integer from 1 to {MAX_LBFGS:,}")

@@ -220,8 +220,11 @@ def fit(
             bar.update()
             finite = bool(torch.isfinite(w).all()) and bool(torch.isfinite(b).all())
             if not (math.isfinite(row["train_loss"]) and finite):
-                raise ConfigError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); "
-                                  f"lower --lr (now {optim.lr})")
+                # Each step shrinks the weights by a factor (1 - lr * wd): past 2 it flips and grows them.
+                blame = (f"lower --weight-decay or --lr (now {optim.weight_decay:g} and {optim.lr:g}: their "
+                         f"product should stay below 1)" if optim.lr * optim.weight_decay >= 1
+                         else f"lower --lr (now {optim.lr:g})")
+                raise ConfigError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); {blame}")
             if on_epoch is not None:
                 on_epoch(row)
     return history, elapsed, counter["samples"]

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -39,6 +40,8 @@ from .search_space import VAL_SIZE, Param, default_params, load_space, sample_co
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "study.journal"
+MAX_TRIALS = 10_000
+MAX_JOBS = 64  # threads in one process; more machines scale a study further (README)
 # A worker's heartbeat every HEARTBEAT seconds; a RUNNING trial whose last one is older
 # than HEARTBEAT_GRACE is a dead worker's, failed (and retried) by the next trial to start.
 HEARTBEAT, HEARTBEAT_GRACE = 2, 6
@@ -257,12 +260,18 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
          data_dir: str | None = None, device: str = "auto", final: bool = True,
          val_size: int | None = VAL_SIZE) -> dict:
     """Run (or resume) a study, then retrain its best configuration and score it on test."""
-    if not isinstance(trials, int) or trials < 1:
-        raise ConfigError(f"--trials must be an integer >= 1, got {trials!r}")
-    if timeout is not None and not timeout > 0:
-        raise ConfigError(f"--timeout must be > 0 seconds, got {timeout!r}")
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ConfigError(f"--n-jobs must be an integer >= 1, got {n_jobs!r}")
+    if not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials must be an integer from 1 to {MAX_TRIALS:,} (a trial takes seconds to "
+                          f"minutes here: {MAX_TRIALS:,} take days), got {trials!r}")
+    if timeout is not None and not 0 < timeout < math.inf:
+        raise ConfigError(f"--timeout must be a finite number of seconds > 0 (leave it out for no limit), "
+                          f"got {timeout!r}")
+    if not isinstance(n_jobs, int) or not 1 <= n_jobs <= MAX_JOBS:
+        raise ConfigError(f"--n-jobs must be an integer from 1 to {MAX_JOBS}, got {n_jobs!r}")
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:  # Optuna's sampler takes 32 bits
+        raise ConfigError(f"--seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
+    if val_size == 0:
+        raise ConfigError("--val-size must be at least 1 for tune: trials are scored on the validation split")
     space = load_space(space_file)  # validate everything before touching the storage
     out = Path(out)
     dataset = load_dataset(data_dir=data_dir)  # once per worker, shared by every trial
