@@ -1,8 +1,9 @@
 import json
+import math
 
 import pytest
 
-from mnist_logreg.config import PRESETS, TrainConfig, build_config, flat_fields
+from mnist_logreg.config import PRESETS, TrainConfig, build_config, flat_fields, kind_of
 from mnist_logreg.errors import ConfigError
 
 
@@ -101,3 +102,18 @@ def test_field_kinds_come_from_the_annotations():
     assert kind_of("val_size") is int  # int | None
     assert kind_of("data_dir") is str and kind_of("deskew") is bool and kind_of("lr") is float
     assert kind_of("seed") is int and kind_of("device") is str
+
+
+# --val-size's upper limit is the dataset's size, checked when it is loaded (test_hostile).
+NUMERIC_FIELDS = [name for name in flat_fields() if kind_of(name) in (int, float) and name != "val_size"]
+
+
+@pytest.mark.parametrize("name", NUMERIC_FIELDS)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e308, 10**20, -1])
+def test_every_numeric_setting_refuses_what_cannot_make_sense(name, value):
+    """NaN, infinities, 1e308 and 10**20 in any numeric flag: refused, naming the flag, before
+    any work (a flag fuzz found --lr 1e308 overflowing float32 mid-run, and more)."""
+    if kind_of(name) is int and isinstance(value, float):
+        value = value if not math.isfinite(value) else int(value)
+    with pytest.raises(ConfigError, match="--" + name.replace("_", "-") + " must be"):
+        build_config(**{name: value})

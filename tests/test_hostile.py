@@ -207,6 +207,7 @@ def test_a_float_tiff_digit_is_read(mnist, tmp_path):
     ("tune", "--n-jobs", "1000", "from 1 to 64"),
     ("tune", "--timeout", "1e400", "a finite number of seconds"),
     ("tune", "--seed", "99999999999999999999", "from 0 to 2**32 - 1"),
+    ("train", "--val-size", "99999999999999999999", "between 0 and 59999"),  # the dataset sets the limit
     ("tune", "--val-size", "0", "at least 1 for tune"),  # trials scored on nothing: a KeyError
     ("bench", "--repeats", "1000", "from 1 to 100"),
 ])

@@ -39,6 +39,9 @@ def _header(*dims, type_code=0x08):
         (_header(2, 3, 3) + b"\x00" * 10, "truncated"),
         (_header(4) + b"\x00" * 9, "trailing bytes"),
         (bytes([0, 0, 8, 0]), "zero dimensions"),
+        (bytes([0, 0, 8, 255]) + b"\x00" * 1020, "declares 255 dimensions"),  # not 255 numbers in the message
+        # 65536**4 = 2**64: a product in int64 wraps to 0 and a bare header looked complete.
+        (_header(65536, 65536, 65536, 65536), "truncated: header says 65536x65536x65536x65536"),
     ],
 )
 def test_corrupt_files_are_rejected(tmp_path, data, match):

@@ -126,11 +126,10 @@ class AugmentConfig:
             _check(not _finite(value) or value <= MAX_PIXELS, name, value, f"at most {MAX_PIXELS:,} pixels")
         _check(_finite(self.rotate) and self.rotate <= 180, "rotate", self.rotate, "<= 180 degrees")
         _check(_finite(self.shear) and self.shear < 90, "shear", self.shear, "< 90 degrees")
-        _check(_finite(self.scale_min) and self.scale_min > 0, "scale_min", self.scale_min, "> 0")
-        _check(_finite(self.scale_max) and self.scale_max > 0, "scale_max", self.scale_max, "> 0")
-        _check(self.scale_max <= MAX_SCALE and self.scale_min >= 1 / MAX_SCALE, "scale_max" if self.scale_max
-               > MAX_SCALE else "scale_min", self.scale_max if self.scale_max > MAX_SCALE else self.scale_min,
-               f"a zoom from {1 / MAX_SCALE} to {MAX_SCALE}")
+        for name in ("scale_min", "scale_max"):
+            value = getattr(self, name)
+            _check(_finite(value) and value > 0, name, value, "> 0")
+            _check(1 / MAX_SCALE <= value <= MAX_SCALE, name, value, f"a zoom from {1 / MAX_SCALE} to {MAX_SCALE}")
         _check(self.scale_max >= self.scale_min, "scale_max", self.scale_max, f">= --scale-min ({self.scale_min})")
         _check(_finite(self.elastic_sigma) and self.elastic_sigma > 0, "elastic_sigma", self.elastic_sigma, "> 0")
         _check(_finite(self.augment_prob) and 0 <= self.augment_prob <= 1, "augment_prob", self.augment_prob,

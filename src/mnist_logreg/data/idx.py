@@ -8,6 +8,7 @@ need unsigned bytes (type 0x08), which is what every MNIST-style dataset uses.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..atomic import atomic_write_bytes
 from ..errors import DataError
 
 UBYTE_TYPE = 0x08
+MAX_DIMS = 4
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -53,11 +55,14 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
         raise DataError(f"{name}: unsupported IDX data type 0x{type_code:02x} (only unsigned bytes, 0x08)")
     if ndim == 0:
         raise DataError(f"{name}: IDX file declares zero dimensions")
+    if ndim > MAX_DIMS:
+        raise DataError(f"{name}: IDX file declares {ndim} dimensions (MNIST-format files have 1 for labels, "
+                        f"3 for images)")
     header_len = 4 + 4 * ndim
     if len(raw) < header_len:
         raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes, need {header_len})")
     dims = struct.unpack(f">{ndim}I", raw[4:header_len])
-    expected = header_len + int(np.prod(dims, dtype=np.int64))
+    expected = header_len + math.prod(dims)  # exact: numpy's int64 product wraps past 2**63
     if len(raw) != expected:
         kind = "truncated" if len(raw) < expected else "has trailing bytes"
         raise DataError(
