@@ -193,6 +193,15 @@ def test_a_float_tiff_digit_is_read(mnist, tmp_path):
     assert load_digit(tmp_path / "digit.tif").sum() > 0
 
 
+def test_an_image_the_system_cannot_open_says_why_once(tmp_path, default_run):
+    """A symbolic link to itself: the reason, and the path once (the OSError's text repeats it)."""
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    proc = run_main("predict", "--run", str(default_run), str(loop))
+    one_line_error(proc, "loop.png: cannot read image (Too many levels of symbolic links)")
+    assert proc.stderr.count("loop.png") == 1, proc.stderr
+
+
 @pytest.mark.parametrize("command, flag, value, needle", [
     ("train", "--epochs", "99999999999999999999", "from 1 to 100,000"),
     ("train", "--epochs", "1000000", "from 1 to 100,000"),

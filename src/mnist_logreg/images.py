@@ -93,7 +93,8 @@ def peek_image(source: str | os.PathLike | bytes, name: str | None = None):
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image in a supported format ({', '.join(FORMATS)})") from None
     except (OSError, ValueError) as exc:
-        raise ImageError(f"{name}: cannot read image ({exc})") from None
+        # An OSError's own text repeats the path ("[Errno 40] ...: 'x.png'"): its reason only.
+        raise ImageError(f"{name}: cannot read image ({getattr(exc, 'strerror', None) or exc})") from None
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise ImageError(f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than the "
