@@ -27,6 +27,7 @@ import mmap
 import os
 import struct
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +145,9 @@ def load(key: dict) -> dict | None:
         return None
 
 
+_STORE_LOCK = threading.Lock()
+
+
 def store(key: dict, entry: dict) -> Path | None:
     """Write an entry (temporary file, then rename); on failure log it and return None.
 
@@ -152,7 +156,11 @@ def store(key: dict, entry: dict) -> Path | None:
     """
     path = entry_path(key)
     try:
-        with new_folder(path.parent):  # removed again if the entry cannot be written
+        # One writer at a time in this process: --select trains its candidates on threads,
+        # and on a full disk two writers' folder clean-ups crossed (the first could not
+        # remove the folder while the second's temporary file was in it; the second had
+        # not made it), leaving an empty folder behind about one time in five.
+        with _STORE_LOCK, new_folder(path.parent):  # removed again if the entry cannot be written
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:

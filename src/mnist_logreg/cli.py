@@ -149,8 +149,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .lite import load_run  # NumPy only: no PyTorch to import for a few photos
     from .predict import predict_files
-    from .runs import load_run
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")

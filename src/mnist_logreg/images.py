@@ -14,11 +14,14 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 #: Formats we agree to decode (Pillow decides by content, never by file name).
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
@@ -491,16 +494,29 @@ def to_mnist(img) -> np.ndarray:
     return np.clip(np.round(frame * 255), 0, 255).astype(np.uint8)
 
 
-def load_digit(source: str | os.PathLike | bytes, name: str | None = None) -> torch.Tensor:
-    """Open and convert: uint8 tensor [28, 28] ready for ``Checkpoint.logits``."""
+def read_digit(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+    """Open and convert: uint8 array [28, 28] ready for ``Checkpoint.logits`` or ``lite``."""
     label = name or ("image" if isinstance(source, bytes) else str(source))
-    return digit_of(open_image(source, label), label)
+    return _digit(open_image(source, label), label)
+
+
+def load_digit(source: str | os.PathLike | bytes, name: str | None = None) -> torch.Tensor:
+    """``read_digit`` as a uint8 tensor [28, 28]."""
+    import torch
+
+    return torch.from_numpy(read_digit(source, name))
 
 
 def digit_of(img, label: str) -> torch.Tensor:
     """A decoded image -> uint8 tensor [28, 28]; a refusal names the image as ``label``."""
+    import torch
+
+    return torch.from_numpy(_digit(img, label))
+
+
+def _digit(img, label: str) -> np.ndarray:
     try:
-        return torch.from_numpy(to_mnist(img))
+        return to_mnist(img)
     except NoDigit as exc:
         raise NoDigit(exc.reason, label) from None
     except ImageError as exc:

@@ -1,4 +1,8 @@
-"""Predict digits in a person's own image files with a trained run."""
+"""Predict digits in a person's own image files with a trained run.
+
+Works with either model: ``runs.Checkpoint`` (PyTorch) or ``lite.LiteModel`` (NumPy, what
+the ``predict`` command uses, so it never imports PyTorch). Both take uint8 arrays.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from .images import ImageError, NoDigit, expand_paths, load_digit
-from .runs import Checkpoint
+from .images import ImageError, NoDigit, expand_paths, read_digit
 
 
 @dataclass
@@ -30,17 +33,17 @@ class Prediction:
                 "top": [{"label": c, "probability": p} for c, p in self.top]}
 
 
-def predict_digits(checkpoint: Checkpoint, digits: torch.Tensor, top_k: int = 3) -> list[dict]:
+def predict_digits(checkpoint, digits, top_k: int = 3) -> list[dict]:
     """uint8 [N, 28, 28] -> per image: label, probability, top-k, all probabilities."""
-    probs = checkpoint.predict_proba(digits)
+    probs = np.asarray(checkpoint.predict_proba(digits), dtype=np.float64)
     k = min(top_k, probs.shape[1])
-    top_p, top_i = probs.topk(k, dim=1)
-    return [{"label": checkpoint.classes[int(i[0])], "probability": float(p[0]),
-             "top": [(checkpoint.classes[int(c)], float(q)) for c, q in zip(i, p)],
-             "probabilities": [float(x) for x in row]} for p, i, row in zip(top_p, top_i, probs)]
+    top_i = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [{"label": checkpoint.classes[int(i[0])], "probability": float(row[i[0]]),
+             "top": [(checkpoint.classes[int(c)], float(row[c])) for c in i],
+             "probabilities": [float(x) for x in row]} for i, row in zip(top_i, probs)]
 
 
-def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
+def predict_files(checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
                   save_preprocessed: str | os.PathLike | None = None) -> list[Prediction]:
     """One ``Prediction`` per image file: a label, or no label and the ``reason`` there is no
     digit; an unreadable file gets its ``error``, and the rest go on."""
@@ -48,7 +51,7 @@ def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k:
     digits, ok, results = [], [], []
     for path in files:
         try:
-            digits.append(load_digit(path, str(path)))
+            digits.append(read_digit(path, str(path)))
             ok.append(len(results))
             results.append(Prediction(file=str(path)))
         except NoDigit as exc:
@@ -56,7 +59,7 @@ def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k:
         except ImageError as exc:
             results.append(Prediction(file=str(path), error=str(exc)))
     if digits:
-        batch = torch.stack(digits)
+        batch = np.stack(digits)
         for idx, pred in zip(ok, predict_digits(checkpoint, batch, top_k)):
             r = results[idx]
             r.label, r.probability, r.top = pred["label"], pred["probability"], pred["top"]
@@ -65,7 +68,7 @@ def predict_files(checkpoint: Checkpoint, paths: list[str | os.PathLike], top_k:
     return results
 
 
-def save_digits(folder: str | os.PathLike, names: list[str], digits: torch.Tensor) -> None:
+def save_digits(folder: str | os.PathLike, names: list[str], digits) -> None:
     """Write the 28x28 images the model saw, as PNGs named after their source files: all of
     them or, when the disk refuses one, none (and no folder made for them)."""
     import io
@@ -84,6 +87,6 @@ def save_digits(folder: str | os.PathLike, names: list[str], digits: torch.Tenso
             n += 1
             out = f"{stem}-{n}.png"
         buf = io.BytesIO()
-        Image.fromarray(digit.numpy()).save(buf, format="PNG")
+        Image.fromarray(np.asarray(digit)).save(buf, format="PNG")
         files[folder / out] = buf.getvalue()
     atomic_write_files(files)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import AugmentConfig, PreprocessConfig
+from .lite import MAX_SCALE, PIXEL_MAX, blur_pool_matrix
 
-PIXEL_MAX = 255.0
 # Deskewing at 128x the batch size of the data would need gigabytes; chunk it.
 _CHUNK = 8192
 
@@ -95,9 +95,8 @@ def _spread_x(var_x, var_y, cov_xy, shear: bool) -> torch.Tensor:
     return (var_x - cov_xy * cov_xy / var_y.clamp_min(1e-6)).clamp_min(0).sqrt()
 
 
-# Moment normalisation never stretches or shrinks a digit by more than this factor: a
+# Moment normalisation never stretches or shrinks a digit by more than MAX_SCALE (lite): a
 # "1" is narrow by nature, and blowing it up to an average width would destroy it.
-MAX_SCALE = 2.0
 
 
 def geometric_normalize(images: torch.Tensor, shear: bool, target_std: torch.Tensor | None) -> torch.Tensor:
@@ -164,29 +163,12 @@ def warp_affine(images: torch.Tensor, gx: tuple, gy: tuple) -> torch.Tensor:
 # of 784 values. A linear layer on them is still one nn.Linear(784, 10); it no longer
 # has to learn where a stroke is from its ink alone, but where a stroke of each slant is,
 # which a template separates far better (README: recipes).
-DIRECTION_SIGMA = 1.0
-DIRECTION_RADIUS = 3
-
-
 @functools.cache
 def _blur_pool_matrix(n: int) -> torch.Tensor:
-    """[n/2, n]: a Gaussian blur (zeros outside) followed by averaging pairs of pixels.
-    Built once per size: serve computes stroke directions for every request."""
-    t = torch.arange(-DIRECTION_RADIUS, DIRECTION_RADIUS + 1, dtype=torch.float64)
-    g = torch.exp(-t * t / (2 * DIRECTION_SIGMA ** 2))
-    g = g / g.sum()
-    m = torch.zeros(n // 2, n, dtype=torch.float64)
-    for i in range(n // 2):
-        for centre in (2 * i, 2 * i + 1):
-            for k, value in zip(range(centre - DIRECTION_RADIUS, centre + DIRECTION_RADIUS + 1), g):
-                if 0 <= k < n:
-                    m[i, k] += value / 2
-    return m.float()
-
-
-def directions_fit(image_shape: tuple[int, int]) -> bool:
-    """Whether stroke-direction planes tile images of this shape (both sides even)."""
-    return image_shape[0] % 2 == 0 and image_shape[1] % 2 == 0
+    """[n/2, n]: a Gaussian blur (zeros outside) followed by averaging pairs of pixels
+    (``lite.blur_pool_matrix``, the one definition). Built once per size: serve computes
+    stroke directions for every request."""
+    return torch.tensor(blur_pool_matrix(n))
 
 
 def stroke_directions(images: torch.Tensor) -> torch.Tensor:

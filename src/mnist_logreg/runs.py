@@ -24,13 +24,12 @@ from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import ConfigError, UserError
 from .model import Classifier, SoftmaxRegression
-from .preprocess import Preprocessor, directions_fit
+from .modelfile import FORMAT, MODEL_FILE, model_path, read_model_file
+from .preprocess import Preprocessor
 
-MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
-FORMAT = "mnist-logreg/1"
 
 
 @dataclass
@@ -54,7 +53,8 @@ class Checkpoint:
         return self.preprocessor.image_shape
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8/float images [N, H, W] -> logits [N, n_classes], by ``Classifier.logits``."""
+        """uint8/float images [N, H, W] (tensor or array) -> logits [N, n_classes], by ``Classifier.logits``."""
+        images = torch.as_tensor(images)
         if tuple(images.shape[1:]) != self.image_shape:
             raise UserError(f"the model expects {self.image_shape[0]}x{self.image_shape[1]} images, "
                             f"got {images.shape[1]}x{images.shape[2]}")
@@ -92,88 +92,18 @@ def model_bytes(classifier: Classifier, config: TrainConfig, classes: list[int])
 
 
 def load_model(path: str | os.PathLike) -> Checkpoint:
-    """Load a model file, checking that every tensor has the shape its metadata implies."""
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: model file not found")
-    if not os.access(path, os.R_OK):  # safetensors would call it missing
-        raise UserError(f"{path}: permission denied (cannot read the model file)")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable safetensors model file ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{path}: not an mnist-logreg model (format {meta.get('format')!r}, expected {FORMAT!r})")
-    config, image_shape, classes = _metadata(path, meta)
-    n_features = image_shape[0] * image_shape[1]
-    expected = {"linear.weight": (len(classes), n_features), "linear.bias": (len(classes),),
-                "preprocess.mean": (n_features,), "preprocess.std": (n_features,), "preprocess.target_std": (2,)}
-    for name in tensors:
-        if name not in expected:
-            raise UserError(f"{path}: unexpected tensor {name!r} (tampered with, or not this tool's model)")
-    for name, shape in expected.items():
-        if name not in tensors:
-            raise UserError(f"{path}: missing tensor {name}")
-        t = tensors[name]
-        if tuple(t.shape) != shape:
-            raise UserError(f"{path}: {name} has shape {tuple(t.shape)}, expected {shape} "
-                            f"for {len(classes)} classes of {image_shape[0]}x{image_shape[1]} images")
-        if not t.is_floating_point():
-            raise UserError(f"{path}: {name} holds {str(t.dtype).removeprefix('torch.')} values, expected floats")
-        if not torch.isfinite(t).all():
-            raise UserError(f"{path}: {name} holds NaN or infinite values")
-    if (tensors["preprocess.std"] <= 0).any():
-        raise UserError(f"{path}: preprocess.std must be positive everywhere (it divides the pixels)")
-    if config.preprocess.moment_norm and (tensors["preprocess.target_std"] <= 0).any():
-        raise UserError(f"{path}: preprocess.target_std must be positive (moment normalisation divides by it)")
-    classifier = Classifier(Preprocessor(config.preprocess, image_shape), SoftmaxRegression(n_features, len(classes)))
-    classifier.load_state_dict({(_MODEL_PREFIX + k if k.startswith("linear.") else k): tensors[k].float()
-                                for k in expected})
-    return Checkpoint(classifier=classifier.eval(), config=config, classes=classes)
-
-
-# The largest image side a model file may declare: MNIST's is 28; a tampered 10**9 would
-# make every tensor check allocate gigabytes first.
-MAX_SIDE = 4096
-
-
-def _metadata(path: Path, meta: dict) -> tuple[TrainConfig, tuple[int, int], list]:
-    """The model file's settings, image shape and classes, each checked for type and range."""
-    try:
-        config_dict = json.loads(meta["config"])
-        image_shape = json.loads(meta["image_shape"])
-        classes = json.loads(meta["classes"])
-    except KeyError as exc:
-        raise UserError(f"{path}: damaged model metadata (no {exc})") from None
-    except ValueError as exc:
-        raise UserError(f"{path}: damaged model metadata ({exc})") from None
-    if not (isinstance(image_shape, list) and len(image_shape) == 2
-            and all(type(v) is int and 1 <= v <= MAX_SIDE for v in image_shape)):
-        raise UserError(f"{path}: image_shape must be two integers from 1 to {MAX_SIDE}, got {image_shape!r}")
-    if not (isinstance(classes, list) and len(classes) >= 2 and all(type(c) is int for c in classes)
-            and len(set(classes)) == len(classes)):
-        raise UserError(f"{path}: classes must be a list of at least two distinct integers, got {classes!r}")
-    try:
-        config = TrainConfig.from_dict(config_dict)
-    except (ConfigError, TypeError, AttributeError, ValueError) as exc:
-        raise UserError(f"{path}: damaged settings in the model file ({exc})") from None
-    if config.preprocess.directions and not directions_fit(tuple(image_shape)):
-        raise UserError(f"{path}: stroke directions need even image sides, image_shape is {image_shape}")
-    return config, (image_shape[0], image_shape[1]), classes
+    """Load a model file, every part checked (``modelfile.read_model_file``), as a PyTorch classifier."""
+    mf = read_model_file(path)
+    n_features = mf.image_shape[0] * mf.image_shape[1]
+    classifier = Classifier(Preprocessor(mf.config.preprocess, mf.image_shape),
+                            SoftmaxRegression(n_features, len(mf.classes)))
+    classifier.load_state_dict({(_MODEL_PREFIX + k if k.startswith("linear.") else k): torch.from_numpy(v).float()
+                                for k, v in mf.tensors.items()})
+    return Checkpoint(classifier=classifier.eval(), config=mf.config, classes=mf.classes)
 
 
 def load_run(run_dir: str | os.PathLike) -> Checkpoint:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"--run {run_dir}: no such run folder")
-    if not (run_dir / MODEL_FILE).is_file():
-        raise UserError(f"--run {run_dir}: no {MODEL_FILE} in this folder (not a finished run?)")
-    return load_model(run_dir / MODEL_FILE)
+    return load_model(model_path(run_dir))
 
 
 def history_csv(history: list[dict]) -> str:

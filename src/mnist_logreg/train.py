@@ -31,7 +31,8 @@ from .errors import ConfigError
 from .gradients import engine_for
 from .metrics import accuracy, log_loss
 from .model import SoftmaxRegression
-from .preprocess import Preprocessor, augment, directions_fit, to_float
+from .modelfile import directions_fit
+from .preprocess import Preprocessor, augment, to_float
 from .system import cores
 from .updates import make_update
 

@@ -420,7 +420,7 @@ const MnistLogreg = (() => {
   // each blurred and averaged over 2x2 blocks (the same [n/2, n] matrices), square roots,
   // tiled 2x2. In float64, rounded to float32 at the end (PyTorch's float32 sums differ
   // from these only in the last bits).
-  const blurPools = new Map();  // built once per size, as preprocess._blur_pool_matrix
+  const blurPools = new Map();  // built once per size, as lite.blur_pool_matrix
   function blurPool(n) {
     if (!blurPools.has(n)) blurPools.set(n, makeBlurPool(n));
     return blurPools.get(n);
