@@ -72,3 +72,13 @@ def test_predict_never_imports_torch(default_run, mnist, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert '"label": 7' in proc.stdout, proc.stdout
+
+
+def test_both_paths_refuse_images_of_another_size(default_run):
+    from mnist_logreg.errors import UserError
+
+    wrong = np.zeros((2, 14, 14), np.uint8)
+    path = default_run / "model.safetensors"
+    for model in (load_model(path), LiteModel(read_model_file(path))):
+        with pytest.raises(UserError, match="the model expects 28x28 images, got 14x14"):
+            model.predict_proba(wrong)

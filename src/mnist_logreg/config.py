@@ -96,7 +96,7 @@ class PreprocessConfig:
 
 
 MAX_PIXELS = 1_000
-MAX_SCALE = 100
+MAX_ZOOM = 100  # augmentation's --scale-min/--scale-max
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class AugmentConfig:
         for name in ("scale_min", "scale_max"):
             value = getattr(self, name)
             _check(_finite(value) and value > 0, name, value, "> 0")
-            _check(1 / MAX_SCALE <= value <= MAX_SCALE, name, value, f"a zoom from {1 / MAX_SCALE} to {MAX_SCALE}")
+            _check(1 / MAX_ZOOM <= value <= MAX_ZOOM, name, value, f"a zoom from {1 / MAX_ZOOM} to {MAX_ZOOM}")
         _check(self.scale_max >= self.scale_min, "scale_max", self.scale_max, f">= --scale-min ({self.scale_min})")
         _check(_finite(self.elastic_sigma) and self.elastic_sigma > 0, "elastic_sigma", self.elastic_sigma, "> 0")
         _check(_finite(self.augment_prob) and 0 <= self.augment_prob <= 1, "augment_prob", self.augment_prob,

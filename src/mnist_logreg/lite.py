@@ -18,10 +18,12 @@ import os
 
 import numpy as np
 
-from .modelfile import ModelFile, model_path, read_model_file
+from .modelfile import ModelFile, check_image_shape, model_path, read_model_file
 
 PIXEL_MAX = 255.0
-MAX_SCALE = 2.0  # moment normalisation's limit on stretching a digit, either way
+# Moment normalisation never stretches or shrinks a digit by more than this factor: a
+# "1" is narrow by nature, and blowing it up to an average width would destroy it.
+MAX_SCALE = 2.0
 DIRECTION_SIGMA = 1.0
 DIRECTION_RADIUS = 3
 
@@ -153,12 +155,8 @@ class LiteModel:
         return x
 
     def logits(self, images: np.ndarray) -> np.ndarray:
-        from .errors import UserError
-
         images = np.asarray(images)
-        if tuple(images.shape[1:]) != self.image_shape:
-            raise UserError(f"the model expects {self.image_shape[0]}x{self.image_shape[1]} images, "
-                            f"got {images.shape[1]}x{images.shape[2]}")
+        check_image_shape(images.shape, self.image_shape)
         return self.features(images) @ self.tensors["linear.weight"].T + self.tensors["linear.bias"]
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:

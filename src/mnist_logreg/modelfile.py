@@ -39,6 +39,13 @@ class ModelFile:
     tensors: dict[str, np.ndarray]  # the file's names: linear.weight, linear.bias, preprocess.*
 
 
+def check_image_shape(shape: tuple, image_shape: tuple[int, int]) -> None:
+    """Refuse a batch [N, H, W] whose images are not the model's size."""
+    if tuple(shape[1:]) != tuple(image_shape):
+        raise UserError(f"the model expects {image_shape[0]}x{image_shape[1]} images, got "
+                        + "x".join(map(str, shape[1:])))
+
+
 def model_path(run_dir: str | os.PathLike) -> Path:
     """The model file of a run folder, or a one-line refusal saying what is missing."""
     run_dir = Path(run_dir)

@@ -95,10 +95,6 @@ def _spread_x(var_x, var_y, cov_xy, shear: bool) -> torch.Tensor:
     return (var_x - cov_xy * cov_xy / var_y.clamp_min(1e-6)).clamp_min(0).sqrt()
 
 
-# Moment normalisation never stretches or shrinks a digit by more than MAX_SCALE (lite): a
-# "1" is narrow by nature, and blowing it up to an average width would destroy it.
-
-
 def geometric_normalize(images: torch.Tensor, shear: bool, target_std: torch.Tensor | None) -> torch.Tensor:
     """Centre each image [N, H, W] by its mass; optionally deskew and normalise its size.
 

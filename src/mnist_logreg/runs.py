@@ -24,7 +24,7 @@ from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import ConfigError, UserError
 from .model import Classifier, SoftmaxRegression
-from .modelfile import FORMAT, MODEL_FILE, model_path, read_model_file
+from .modelfile import FORMAT, MODEL_FILE, check_image_shape, model_path, read_model_file
 from .preprocess import Preprocessor
 
 CONFIG_FILE = "config.json"
@@ -55,9 +55,7 @@ class Checkpoint:
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """uint8/float images [N, H, W] (tensor or array) -> logits [N, n_classes], by ``Classifier.logits``."""
         images = torch.as_tensor(images)
-        if tuple(images.shape[1:]) != self.image_shape:
-            raise UserError(f"the model expects {self.image_shape[0]}x{self.image_shape[1]} images, "
-                            f"got {images.shape[1]}x{images.shape[2]}")
+        check_image_shape(tuple(images.shape), self.image_shape)
         return self.classifier.logits(images)
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
