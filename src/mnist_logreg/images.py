@@ -254,16 +254,13 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
 def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """``ink_map``, each ink pixel's region (``regions``; 0 where there is no ink), and
-    whether the background was one flat level (no light flattened, no grain to close)."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    # The border is mostly background: a bright border means dark ink on light paper.
-    ink = 1.0 - gray if np.median(border) > 0.5 else gray.copy()
+    whether the background was left as it is (no light flattened, no grain to close)."""
+    if max(gray.shape) <= LIGHT_SIDE:
+        gray = despeckle(gray)
+    ink = 1.0 - gray if dark_ink(gray) else gray.copy()
     if ink.max() - ink.min() < 0.05:
         raise NoDigit(BLANK)
-    # A background of one exact level over half the image (a drawing, a clean scan, MNIST
-    # itself) has no light to flatten: skip the opening, a third of the time of a drawing.
-    edge = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
-    flat = 2 * np.count_nonzero(ink == np.median(edge)) >= ink.size
+    flat = not uneven(ink)
     if not flat:
         ink = np.maximum(ink - background(ink), 0.0)
     t = otsu_threshold(ink)
@@ -275,6 +272,79 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     if peak - level < MIN_CONTRAST:
         raise NoDigit(FAINT)
     return (*keep_digit(np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0)), flat)
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
+def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of values in [0, 1] on a 1/1024 grid: the lowest bin edge below which at
+    least that share of the values lies. Linear time (no sort), and the page's the same."""
+    hist = np.bincount(np.minimum((values.ravel() * 1024).astype(np.intp), 1023), minlength=1024)
+    cum = np.cumsum(hist)
+    return [int(np.searchsorted(cum, q * cum[-1])) / 1024 for q in qs]
+
+
+# The ink is what stands farthest out from the paper: the border (mostly paper) gives the
+# paper's level, and the ink is on the side of it that the image reaches farthest into
+# (its 0.2% darkest or brightest pixels: a small digit on a large photo still holds more).
+# An absolute rule (a bright border means dark ink) fails on grey paper in both directions:
+# paper in dim light is darker than one half, a corrupted MNIST digit's background lighter.
+POLARITY_TAIL = 0.002
+
+
+def dark_ink(gray: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper."""
+    paper = float(np.median(_border(gray)))
+    lo, hi = quantiles(gray, (POLARITY_TAIL, 1 - POLARITY_TAIL))
+    return paper - lo > hi - paper
+
+
+# Light is flattened only where the paper is uneven: where the lower quarter of the
+# border's ink levels (paper, even where a digit fills the frame and covers half the border)
+# spreads over more than UNEVEN. A clean scan, a drawing, a blurred, low-resolution or
+# frame-filling digit has an even border (measured: 0), and flattening there could only
+# take thick, soft strokes for background (the top-hat's window is finite); photos of
+# sheets measure 0.004 to 0.24 (those under 0.01 have an even border), MNIST-C's fog 0.012 up.
+UNEVEN = 0.01
+
+
+def uneven(ink: np.ndarray) -> bool:
+    """Whether the paper's light varies across the image (see ``UNEVEN``)."""
+    lo, quarter = np.percentile(_border(ink), (1, 25))
+    return float(quarter - lo) > UNEVEN
+
+
+# Salt-and-pepper noise (dead and hot sensor pixels, MNIST-C's impulse noise) is single
+# pixels unlike their neighbours; a stroke's pixels, even a one-pixel line's, have at least
+# two neighbours like them. When over IMPULSE of the pixels have at most one neighbour
+# within IMPULSE_STEP of their own level, the image is replaced by its 3x3 median,
+# which keeps strokes two pixels wide and more. Measured on 2,000 MNIST test digits: at most
+# 0.3% clean, 0.6% as Canny edges, 1% under shot noise; 3.1% to 7% under 17% salt and pepper.
+IMPULSE, IMPULSE_STEP = 0.02, 0.5
+
+
+def median3(gray: np.ndarray) -> np.ndarray:
+    """The 3x3 median of each pixel, edges repeated."""
+    h, w = gray.shape
+    p = np.pad(gray, 1, mode="edge")
+    stack = np.stack([p[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)])
+    return np.partition(stack, 4, axis=0)[4]
+
+
+def despeckle(gray: np.ndarray) -> np.ndarray:
+    """``gray``, or its 3x3 median where impulse noise is found (see ``IMPULSE``)."""
+    h, w = gray.shape
+    p = np.pad(gray, 1, mode="edge")
+    alike = np.zeros((h, w), dtype=np.int8)
+    for dy in range(3):
+        for dx in range(3):
+            if dy != 1 or dx != 1:
+                alike += np.abs(p[dy:dy + h, dx:dx + w] - gray) <= IMPULSE_STEP
+    if np.count_nonzero(alike <= 1) > IMPULSE * gray.size:
+        return median3(gray)
+    return gray
 
 
 # After the background is gone, what is left can still hold things that are not the digit:
@@ -375,10 +445,24 @@ def keep_digit(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(gone, 0.0, ink), np.where(gone, 0, label)
 
 
+# A digit cropped to its bounding box touches all four edges too, but only where its
+# outline meets them: at most twice a side and five times in all (measured on MNIST's test
+# digits cropped, and at low resolution). Strokes that run out of the frame (a scribble, a
+# texture) cross it more often.
+EDGE_RUNS, SIDE_RUNS = 5, 2
+
+
+def edge_runs(side: np.ndarray) -> int:
+    """How many separate runs of ink lie along one edge of the image."""
+    on = np.concatenate([[False], side > 0, [False]])
+    return int(np.count_nonzero(on[1:] & ~on[:-1]))
+
+
 def check_single_digit(ink: np.ndarray, label: np.ndarray | None = None) -> None:
-    """Raise ``NoDigit`` where the ink is not one digit: it reaches all four edges, or it
-    is several marks side by side (see ``SHARE``). ``label``: the ink's regions, if known."""
-    if ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any():
+    """Raise ``NoDigit`` where the ink is not one digit: it crosses all four edges (see
+    ``EDGE_RUNS``), or it is several marks side by side (see ``SHARE``). ``label``: the ink's regions, if known."""
+    sides = [edge_runs(side) for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])]
+    if min(sides) > 0 and (sum(sides) > EDGE_RUNS or max(sides) > SIDE_RUNS):
         raise NoDigit(ALL_EDGES)
     if label is None:
         label, _ = regions(ink)

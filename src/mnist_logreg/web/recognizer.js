@@ -8,7 +8,8 @@
 const MnistLogreg = (() => {
   const SIDE = 28, BOX = 20, CENTRE = 14.0, BINARY_MIN = 0.3;
   const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099;
-  const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4;
+  const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
+  const POLARITY_TAIL = 0.002, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
   // images.NoDigit: an image with no single digit in it, and why (an answer, not an error).
   class NoDigit extends Error {
     constructor(reason) { super("no digit: " + reason); this.reason = reason; }
@@ -192,10 +193,15 @@ const MnistLogreg = (() => {
     return { label, small, n, hs, ws };
   }
   function checkSingleDigit(ink, label, n, w, h) {  // images.check_single_digit, with keepDigit's regions
-    let top = false, bottom = false, left = false, right = false;
-    for (let x = 0; x < w; x++) { top ||= ink[x] > 0; bottom ||= ink[(h - 1) * w + x] > 0; }
-    for (let y = 0; y < h; y++) { left ||= ink[y * w] > 0; right ||= ink[y * w + w - 1] > 0; }
-    if (top && bottom && left && right) throw new NoDigit(ALL_EDGES);
+    const runs = (at, n) => {  // images.edge_runs: separate runs of ink along one edge
+      let count = 0, prev = false;
+      for (let i = 0; i < n; i++) { const on = at(i) > 0; if (on && !prev) count++; prev = on; }
+      return count;
+    };
+    const sides = [runs((x) => ink[x], w), runs((x) => ink[(h - 1) * w + x], w),
+                   runs((y) => ink[y * w], h), runs((y) => ink[y * w + w - 1], h)];
+    const total = sides.reduce((a, b) => a + b, 0);
+    if (Math.min(...sides) > 0 && (total > EDGE_RUNS || Math.max(...sides) > SIDE_RUNS)) throw new NoDigit(ALL_EDGES);
     if (n < 2) return;
     const mass = new Float64Array(n + 1), boxes = [];
     for (let i = 0; i < h * w; i++) mass[label[i]] += ink[i];
@@ -289,13 +295,61 @@ const MnistLogreg = (() => {
     }
     return gray;
   }
-  function inkMap(gray, w, h) {
-    const border = [];
-    for (let x = 0; x < w; x++) border.push(gray[x]);
-    for (let x = 0; x < w; x++) border.push(gray[(h - 1) * w + x]);
-    for (let y = 0; y < h; y++) border.push(gray[y * w]);
-    for (let y = 0; y < h; y++) border.push(gray[y * w + w - 1]);
-    const invert = median(border) > 0.5;
+  function borderOf(a, w, h) {  // images._border: top row, bottom row, left column, right column
+    const out = [];
+    for (let x = 0; x < w; x++) out.push(a[x]);
+    for (let x = 0; x < w; x++) out.push(a[(h - 1) * w + x]);
+    for (let y = 0; y < h; y++) out.push(a[y * w]);
+    for (let y = 0; y < h; y++) out.push(a[y * w + w - 1]);
+    return out;
+  }
+  function quantiles(values, qs) {  // images.quantiles: on a 1/1024 grid, no sort
+    const cum = new Float64Array(1024);
+    for (const v of values) cum[Math.min(Math.floor(v * 1024), 1023)] += 1;
+    for (let i = 1; i < 1024; i++) cum[i] += cum[i - 1];
+    return qs.map((q) => {
+      const target = q * cum[1023];
+      let i = 0;
+      while (cum[i] < target) i++;  // np.searchsorted, side "left"
+      return i / 1024;
+    });
+  }
+  function darkInk(gray, w, h) {  // images.dark_ink
+    const paper = median(borderOf(gray, w, h));
+    const [lo, hi] = quantiles(gray, [POLARITY_TAIL, 1 - POLARITY_TAIL]);
+    return paper - lo > hi - paper;
+  }
+  function uneven(ink, w, h) {  // images.uneven
+    const edge = borderOf(ink, w, h);
+    return percentile(edge, 25) - percentile(edge, 1) > UNEVEN;
+  }
+  function median3(gray, w, h) {  // images.median3: 3x3 medians, edges repeated
+    const out = new Float64Array(w * h), win = new Float64Array(9);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      let k = 0;
+      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++)
+        win[k++] = gray[Math.min(Math.max(y + dy, 0), h - 1) * w + Math.min(Math.max(x + dx, 0), w - 1)];
+      out[y * w + x] = win.sort()[4];
+    }
+    return out;
+  }
+  function despeckle(gray, w, h) {  // images.despeckle
+    let islands = 0;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const v = gray[y * w + x];
+      let alike = 0;
+      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+        if (dy === 0 && dx === 0) continue;
+        const n = gray[Math.min(Math.max(y + dy, 0), h - 1) * w + Math.min(Math.max(x + dx, 0), w - 1)];
+        if (Math.abs(n - v) <= IMPULSE_STEP) alike++;
+      }
+      if (alike <= 1) islands++;
+    }
+    return islands > IMPULSE * (w * h) ? median3(gray, w, h) : gray;
+  }
+  function inkMap(gray, w, h) {  // images._ink
+    if (Math.max(w, h) <= LIGHT_SIDE) gray = despeckle(gray, w, h);
+    const invert = darkInk(gray, w, h);
     const ink = new Float64Array(w * h);
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < ink.length; i++) {
@@ -303,15 +357,7 @@ const MnistLogreg = (() => {
       lo = Math.min(lo, ink[i]); hi = Math.max(hi, ink[i]);
     }
     if (hi - lo < 0.05) throw new NoDigit(BLANK);
-    const edge = [];  // one exact level over half the image: no light to flatten (images._ink)
-    for (let x = 0; x < w; x++) edge.push(ink[x]);
-    for (let x = 0; x < w; x++) edge.push(ink[(h - 1) * w + x]);
-    for (let y = 0; y < h; y++) edge.push(ink[y * w]);
-    for (let y = 0; y < h; y++) edge.push(ink[y * w + w - 1]);
-    const level0 = median(edge);
-    let same = 0;
-    for (const v of ink) if (v === level0) same++;
-    const flat = 2 * same >= ink.length;
+    const flat = !uneven(ink, w, h);
     if (!flat) {
       const bg = background(ink, w, h);
       for (let i = 0; i < ink.length; i++) ink[i] = Math.max(ink[i] - bg[i], 0.0);
