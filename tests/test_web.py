@@ -112,6 +112,12 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     for i, (_, strokes) in enumerate(labelled(24, seed=31)):  # software photos of hand-drawn digits
         files[f"software-{i:02d}.png"] = _png(np.asarray(Image.open(io.BytesIO(
             software_photo(strokes, rng, TOOLS[i % 3])))))
+    from mnist_logreg import robustness
+    for row in ("impulse_noise", "brightness", "stripe", "fog", "canny_edges", "paper_60", "low_res_8",
+                "frame_filling", "blur_4", "zigzag"):  # the robustness benchmark's rows (as PNG)
+        for i in range(4):
+            img = robustness.corrupted_image(row, mnist.test_images[40 + i].numpy(), rng)
+            files[f"{row}-{i}.png"] = _png(np.asarray(img.convert("L")))
     for i in range(6):  # no digit here: empty paper, digits side by side
         files[f"empty-{i}.png"] = _png(np.asarray(Image.open(io.BytesIO(software_photo([], rng, TOOLS[i % 3])))))
         files[f"pair-{i}.png"] = _png(255 - np.hstack([mnist.test_images[i].numpy(), mnist.test_images[i + 6].numpy()]))

@@ -9,7 +9,7 @@ const MnistLogreg = (() => {
   const SIDE = 28, BOX = 20, CENTRE = 14.0, BINARY_MIN = 0.3;
   const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099;
   const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
-  const POLARITY_TAIL = 0.002, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
+  const POLARITY_TAIL = 0.002, MINORITY = 1 / 3, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
   // images.NoDigit: an image with no single digit in it, and why (an answer, not an error).
   class NoDigit extends Error {
     constructor(reason) { super("no digit: " + reason); this.reason = reason; }
@@ -200,8 +200,8 @@ const MnistLogreg = (() => {
     };
     const sides = [runs((x) => ink[x], w), runs((x) => ink[(h - 1) * w + x], w),
                    runs((y) => ink[y * w], h), runs((y) => ink[y * w + w - 1], h)];
-    const total = sides.reduce((a, b) => a + b, 0);
-    if (Math.min(...sides) > 0 && (total > EDGE_RUNS || Math.max(...sides) > SIDE_RUNS)) throw new NoDigit(ALL_EDGES);
+    const touches = sides.reduce((a, b) => a + b, 0);
+    if (Math.min(...sides) > 0 && (touches > EDGE_RUNS || Math.max(...sides) > SIDE_RUNS)) throw new NoDigit(ALL_EDGES);
     if (n < 2) return;
     const mass = new Float64Array(n + 1), boxes = [];
     for (let i = 0; i < h * w; i++) mass[label[i]] += ink[i];
@@ -317,7 +317,11 @@ const MnistLogreg = (() => {
   function darkInk(gray, w, h) {  // images.dark_ink
     const paper = median(borderOf(gray, w, h));
     const [lo, hi] = quantiles(gray, [POLARITY_TAIL, 1 - POLARITY_TAIL]);
-    return paper - lo > hi - paper;
+    const dark = paper - lo > hi - paper, cut = dark ? (paper + lo) / 2 : (paper + hi) / 2;
+    let beyond = 0;
+    for (const v of gray) if (dark ? v < cut : v > cut) beyond++;
+    if (beyond > MINORITY * gray.length) return paper > 0.5;  // not a minority: the paper's brightness decides
+    return dark;
   }
   function uneven(ink, w, h) {  // images.uneven
     const edge = borderOf(ink, w, h);
