@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time our trainer against the tutorial loop and scikit-learn")
     p.add_argument("--quick", action="store_true", help="one epoch each, under a minute (CI smoke test)")
     p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
-    p.add_argument("--repeats", type=_repeats, default=3, metavar="N",
+    p.add_argument("--repeats", type=_count(MAX_REPEATS), default=3, metavar="N",
                    help=f"repeats of our runs, 1 to {MAX_REPEATS} (median reported)")
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: the bundled copy)")
     p.add_argument("--out", help="where to save the results (default bench.json, or robustness.json and "
@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "corruptions and the ways people hand us digits (about 3 minutes)")
     p.add_argument("--run", metavar="DIR", help="with --robustness: the run to measure (default: train the "
                    "default recipe first)")
-    p.add_argument("--per-class", type=_per_class, metavar="N",
+    p.add_argument("--per-class", type=_count(MAX_PER_CLASS), metavar="N",
                    help=f"with --robustness: test digits of each class per row, 1 to {MAX_PER_CLASS} (default 100)")
     p.set_defaults(func=cmd_bench)
 
@@ -335,29 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 MAX_REPEATS = 100  # a repeat of the full benchmark takes minutes here
-
-
 MAX_PER_CLASS = 892  # MNIST's test set holds 892 fives, its rarest class
 
 
-def _per_class(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_PER_CLASS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_PER_CLASS}, got {value}")
-    return value
-
-
-def _repeats(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_REPEATS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_REPEATS}, got {value}")
-    return value
+def _count(limit: int):
+    """An argparse type: an integer from 1 to ``limit``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be from 1 to {limit}, got {value}")
+        return value
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
