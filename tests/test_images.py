@@ -266,3 +266,41 @@ def test_running_extremes_equal_windows():
             windows = np.lib.stride_tricks.sliding_window_view(np.pad(values, pad, mode="edge"), k, axis=axis)
             for op in (np.min, np.max):
                 assert np.array_equal(_running(values, k, axis, op), op(windows, axis=-1))
+
+
+def _blocky(digit):
+    """A digit cropped to its box, reduced to 8x8 and scaled up to 64x64 without smoothing,
+    dark on white: a low-resolution digit that fills its frame, all straight steps."""
+    rows, cols = np.flatnonzero(digit.max(1)), np.flatnonzero(digit.max(0))
+    small = Image.fromarray(digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]).resize((8, 8), Image.Resampling.BOX)
+    return 1 - np.asarray(small.resize((64, 64), Image.Resampling.NEAREST), dtype=np.float64) / 255
+
+
+def test_inverted_bands_at_the_edges_are_turned_back(mnist):
+    from mnist_logreg.images import unband
+    from mnist_logreg.robustness import stripe
+
+    restored = np.zeros(2, int)
+    for i in range(100):
+        x = mnist.test_images[i].numpy() / 255
+        # MNIST-C's stripe (columns), and the same along rows. A digit that crosses a cut
+        # with its antialiased edge in too many lines hides it: more often across rows
+        # (digits are taller than wide).
+        restored[0] += np.abs(unband(stripe(x, None)) - x).max() < 1e-12
+        restored[1] += np.abs(unband(stripe(x.T, None).T) - x).max() < 1e-12
+        sheet = 1 - x  # dark ink on paper, a dark table along the left edge (one cut)
+        on_table = sheet.copy()
+        on_table[:, :5] = 0.1
+        np.testing.assert_allclose(unband(on_table)[:, 5:], sheet[:, 5:])
+        assert (unband(on_table)[:, :5] == 0.9).all()
+    assert restored[0] >= 95 and restored[1] >= 80
+
+
+def test_straight_steps_of_a_digit_are_not_bands(mnist):
+    """Digits that fill their frame at low resolution have straight steps across most of
+    the image (a 1's stem, a 7's bar); none is taken for an inverted band."""
+    from mnist_logreg.images import unband
+
+    for i in range(1000):
+        gray = _blocky(mnist.test_images[i].numpy())
+        assert unband(gray) is gray, i

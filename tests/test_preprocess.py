@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -75,6 +76,51 @@ def test_augmentation_is_per_sample_and_seeded(mnist):
     # Ink is roughly preserved: a distortion, not a different picture.
     ratio = a.sum(dim=(1, 2)) / one.sum(dim=(1, 2))
     assert ((ratio > 0.7) & (ratio < 1.4)).all()
+
+
+def _presentations(x):
+    """The reference for ``preprocess.present``'s family, in NumPy: [kind] -> image [H, W]."""
+    h, w = x.shape
+    taps = np.exp(-0.5 * np.arange(-2, 3) ** 2)
+    taps /= taps.sum()
+    blur = np.apply_along_axis(lambda r: np.convolve(r, taps, "same"), 1, x)
+    blur = np.apply_along_axis(lambda c: np.convolve(c, taps, "same"), 0, blur)
+
+    def neighbours(pad):
+        p = np.pad(x, 1, constant_values=pad)
+        return np.stack([p[i:i + h, j:j + w] for i in range(3) for j in range(3)])
+
+    out = {"clean": x, "blur": blur, "thicker": neighbours(-np.inf).max(0), "thinner": neighbours(np.inf).min(0)}
+    for side in range(8, 15):
+        t = torch.from_numpy(x)[None, None]
+        small = torch.nn.functional.interpolate(t, size=(side, side), mode="area")
+        out[f"low_res {side}"] = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear")[0, 0].numpy()
+    return out
+
+
+def test_presentation_augmentation_is_one_of_the_family_per_image(mnist):
+    one = to_float(mnist.train_images[:1]).expand(64, 28, 28).contiguous()
+    config = AugmentConfig(augment="presentation")
+    out = augment(one, config, torch.Generator().manual_seed(0))
+    assert torch.equal(out, augment(one, config, torch.Generator().manual_seed(0)))
+    x = one[0].double().numpy()
+    kinds = []
+    for y in out.double().numpy():
+        # y = c * (x + a * (T(x) - x)) for one member T, a strength a in [0.3, 1] and the
+        # factor c that restores the brightest ink.
+        fits = {}
+        for kind, t in _presentations(x).items():
+            basis = np.stack([x.ravel(), (t - x).ravel()], axis=1)
+            coef, *_ = np.linalg.lstsq(basis, y.ravel(), rcond=None)
+            fits[kind] = (np.abs(basis @ coef - y.ravel()).max(), coef)
+        # An unchanged image fits every member with a = 0: call it clean.
+        kind, (err, (c, ca)) = min(fits.items(), key=lambda kv: (kv[1][0] > 1e-6, kv[0] != "clean", kv[1][0]))
+        assert err < 1e-4, (kind, err)
+        assert y.max() == pytest.approx(x.max(), abs=1e-5)
+        if kind != "clean":
+            assert 0.3 - 1e-3 <= ca / c <= 1 + 1e-3
+        kinds.append(kind.split()[0])
+    assert set(kinds) == {"clean", "blur", "thicker", "thinner", "low_res"}
 
 
 def test_no_augmentation_is_identity(mnist):

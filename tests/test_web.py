@@ -118,6 +118,14 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         for i in range(4):
             img = robustness.corrupted_image(row, mnist.test_images[40 + i].numpy(), rng)
             files[f"{row}-{i}.png"] = _png(np.asarray(img.convert("L")))
+    for i in range(4):  # inverted bands along the top and bottom (unband's rows)
+        img = robustness.corrupted_image("stripe", mnist.test_images[50 + i].numpy(), rng)
+        files[f"stripe-rows-{i}.png"] = _png(np.ascontiguousarray(np.asarray(img.convert("L")).T))
+    for i in range(8):  # frame-filling 8x8 digits scaled up without smoothing: steps that are not bands
+        d = mnist.test_images[60 + i].numpy()
+        rows, cols = np.flatnonzero(d.max(1)), np.flatnonzero(d.max(0))
+        small = Image.fromarray(d[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]).resize((8, 8), Image.Resampling.BOX)
+        files[f"blocky-{i}.png"] = _png(255 - np.asarray(small.resize((64, 64), Image.Resampling.NEAREST)))
     for i in range(6):  # no digit here: empty paper, digits side by side
         files[f"empty-{i}.png"] = _png(np.asarray(Image.open(io.BytesIO(software_photo([], rng, TOOLS[i % 3])))))
         files[f"pair-{i}.png"] = _png(255 - np.hstack([mnist.test_images[i].numpy(), mnist.test_images[i + 6].numpy()]))

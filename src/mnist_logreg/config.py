@@ -20,7 +20,7 @@ from .errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
 SCHEDULES = ("constant", "step", "cosine")
 NORMALIZATIONS = ("none", "global", "per-pixel")
-AUGMENTATIONS = ("affine", "elastic")
+AUGMENTATIONS = ("affine", "elastic", "presentation")
 DEVICES = ("auto", "cpu", "cuda")
 
 # What ``--select`` chooses among: the rungs of the recipe ladder (README: recipes), plus a

@@ -257,6 +257,7 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     whether the background was left as it is (no light flattened, no grain to close)."""
     if max(gray.shape) <= LIGHT_SIDE:
         gray = despeckle(gray)
+    gray = unband(gray)
     ink = 1.0 - gray if dark_ink(gray) else gray.copy()
     if ink.max() - ink.min() < 0.05:
         raise NoDigit(BLANK)
@@ -296,6 +297,60 @@ def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
 # empty sheet whose lit half is brighter than its shadowed border, or a digit that fills
 # its frame.
 POLARITY_TAIL, MINORITY = 0.002, 1 / 3
+
+
+# A band along an edge of the image can be inverted against the rest: a scanner's black
+# margin, a dark table beside the sheet, MNIST-C's stripe (the outer columns inverted).
+# Such a band ends at a straight cut: a step of over PANEL_STEP between two neighbouring
+# columns (or rows) in at least PANEL_SHARE of the lines across it (MNIST-C's stripe:
+# 23 to 28 of 28; a digit's antialiased edge crossing it takes the rest). The bands at the
+# edges, each under PANEL_EDGE of the side, are inverted where their level (median) lies
+# over one half from that of the panel between them, so that one paper surrounds the
+# digit, unless nothing would be left to read. A digit that fills its frame (a low-
+# resolution 1 scaled up without smoothing has straight steps too) is left alone: the
+# panel between its cuts is a stroke, all one level, not paper holding at least PANEL_INK
+# (and under half) of ink with paper at both ends (at most PANEL_ENDS of them ink).
+PANEL_STEP, PANEL_SHARE, PANEL_EDGE, PANEL_INK, PANEL_ENDS = 0.5, 0.75, 1 / 3, 0.02, 0.1
+
+
+def unband(gray: np.ndarray) -> np.ndarray:
+    """``gray`` with inverted edge bands turned back (see ``PANEL_STEP``): bands of
+    columns, then of rows."""
+    for transpose in (False, True):
+        g = gray.T if transpose else gray  # bands of columns of g
+        lines, side = g.shape
+        share = np.count_nonzero(np.abs(np.diff(g, axis=1)) > PANEL_STEP, axis=0)
+        cuts = np.flatnonzero(share >= PANEL_SHARE * lines) + 1
+        if cuts.size == 0:
+            continue
+        first, last = int(cuts[0]), int(cuts[-1])
+        bands = [(0, first)] if first < PANEL_EDGE * side else []
+        if side - last < PANEL_EDGE * side and (last != first or not bands):
+            bands.append((last, side))
+        if not bands:
+            continue
+        a = first if bands[0][0] == 0 else 0
+        b = last if bands[-1][1] == side else side
+        middle = g[:, a:b]
+        # The middle must be paper with a digit on it: a minority far from its level (a
+        # stroke between two cuts is all one level), and paper at both ends (a stroke
+        # ends in the paper around it, or at the frame).
+        level = float(np.median(middle))
+        off = np.abs(middle - level) > 0.5
+        if not PANEL_INK * off.size <= np.count_nonzero(off) <= off.size / 2 or off[[0, -1]].mean() > PANEL_ENDS:
+            continue
+        out = g.copy()
+        flipped = False
+        for a, b in bands:
+            if abs(float(np.median(out[:, a:b])) - level) > 0.5:
+                out[:, a:b] = 1.0 - out[:, a:b]
+                flipped = True
+        # And the paper, now one, must surround the digit: a digit that fills its frame
+        # (a 7's bar along the top edge) is not a band.
+        lo, hi = quantiles(out, (POLARITY_TAIL, 1 - POLARITY_TAIL))
+        if flipped and hi - lo > 0.5 and np.mean(np.abs(_border(out) - level) > 0.5) <= PANEL_ENDS / 2:
+            gray = out.T if transpose else out
+    return gray
 
 
 def dark_ink(gray: np.ndarray) -> bool:

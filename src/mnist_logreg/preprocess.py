@@ -11,6 +11,7 @@ all run this one code. Augmentation is a separate function that only the trainer
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -321,6 +322,15 @@ def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Genera
     kinds = config.kinds
     if not kinds or config.augment_prob == 0:
         return images
+    if "presentation" in kinds:
+        geometric = tuple(k for k in kinds if k != "presentation")
+        if geometric:
+            images = augment(images, dataclasses.replace(config, augment=",".join(geometric)), generator)
+        out = present(images, generator)
+        if config.augment_prob < 1:
+            keep = torch.rand(images.shape[0], generator=generator, device=images.device) >= config.augment_prob
+            out = torch.where(keep.view(-1, 1, 1), images, out)
+        return out
     n, h, w = images.shape
     dev = images.device
 
@@ -355,3 +365,33 @@ def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Genera
         keep = torch.rand(n, generator=generator, device=dev) >= config.augment_prob
         out = torch.where(keep.view(n, 1, 1), images, out)
     return out
+
+
+# The presentation family: how a digit reaches the reader other than as an MNIST scan.
+# Each image gets one of them, at a random strength (mixed with the original).
+PRESENTATIONS = ("clean", "blur", "thicker", "thinner", "low_res")
+
+
+def present(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per image [N, H, W] one of PRESENTATIONS at a random strength: a Gaussian blur
+    (sigma 1 px at 28x28), a thicker or thinner stroke (3x3 grey dilation or erosion), or a
+    lower resolution (area-reduced to 8-14 px a side and scaled back up bilinearly). Each
+    result keeps the image's brightest ink: the reader stretches contrast the same way."""
+    n, h, w = images.shape
+    dev = images.device
+    x = images.unsqueeze(1)
+    taps = torch.exp(-0.5 * torch.arange(-2, 3, dtype=x.dtype, device=dev) ** 2)
+    taps = taps / taps.sum()
+    blur = F.conv2d(F.conv2d(x, taps.view(1, 1, 1, 5), padding=(0, 2)), taps.view(1, 1, 5, 1), padding=(2, 0))
+    thicker = F.max_pool2d(x, 3, 1, 1)
+    thinner = -F.max_pool2d(-x, 3, 1, 1)
+    side = int(torch.randint(8, 15, (1,), generator=generator, device=dev))
+    low = F.interpolate(F.interpolate(x, size=(side, side), mode="area"), size=(h, w), mode="bilinear",
+                        align_corners=False)
+    options = torch.stack((x, blur, thicker, thinner, low)).squeeze(2)  # [5, N, H, W]
+    pick = torch.randint(0, len(PRESENTATIONS), (n,), generator=generator, device=dev)
+    out = options[pick, torch.arange(n, device=dev)]
+    strength = torch.rand(n, 1, 1, generator=generator, device=dev) * 0.7 + 0.3
+    out = images + strength * (out - images)
+    peak = images.amax(dim=(1, 2), keepdim=True)
+    return out * (peak / out.amax(dim=(1, 2), keepdim=True).clamp_min(1e-6))

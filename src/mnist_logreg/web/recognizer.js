@@ -10,6 +10,7 @@ const MnistLogreg = (() => {
   const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099;
   const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
   const POLARITY_TAIL = 0.002, MINORITY = 1 / 3, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
+  const PANEL_STEP = 0.5, PANEL_SHARE = 0.75, PANEL_EDGE = 1 / 3, PANEL_INK = 0.02, PANEL_ENDS = 0.1;
   // images.NoDigit: an image with no single digit in it, and why (an answer, not an error).
   class NoDigit extends Error {
     constructor(reason) { super("no digit: " + reason); this.reason = reason; }
@@ -314,6 +315,55 @@ const MnistLogreg = (() => {
       return i / 1024;
     });
   }
+  function unband(gray, w, h) {  // images.unband: bands of columns, then of rows
+    for (const transpose of [false, true]) {
+      // at(line, pos): the pixel of g (gray, or its transpose) at row `line`, column `pos`
+      const lines = transpose ? w : h, side = transpose ? h : w;
+      const at = transpose ? (line, pos) => pos * w + line : (line, pos) => line * w + pos;
+      const cuts = [];
+      for (let pos = 0; pos + 1 < side; pos++) {
+        let share = 0;
+        for (let line = 0; line < lines; line++)
+          if (Math.abs(gray[at(line, pos + 1)] - gray[at(line, pos)]) > PANEL_STEP) share++;
+        if (share >= PANEL_SHARE * lines) cuts.push(pos + 1);
+      }
+      if (!cuts.length) continue;
+      const first = cuts[0], last = cuts[cuts.length - 1];
+      const bands = first < PANEL_EDGE * side ? [[0, first]] : [];
+      if (side - last < PANEL_EDGE * side && (last !== first || !bands.length)) bands.push([last, side]);
+      if (!bands.length) continue;
+      const a = bands[0][0] === 0 ? bands[0][1] : 0;
+      const b = bands[bands.length - 1][1] === side ? bands[bands.length - 1][0] : side;
+      const middle = [];
+      for (let line = 0; line < lines; line++) for (let pos = a; pos < b; pos++) middle.push(gray[at(line, pos)]);
+      const level = median(middle);
+      let off = 0, endsOff = 0;
+      for (const v of middle) if (Math.abs(v - level) > 0.5) off++;
+      for (const line of [0, lines - 1])
+        for (let pos = a; pos < b; pos++) if (Math.abs(gray[at(line, pos)] - level) > 0.5) endsOff++;
+      if (!(PANEL_INK * middle.length <= off && off <= middle.length / 2) || endsOff / (2 * (b - a)) > PANEL_ENDS)
+        continue;
+      const out = Float64Array.from(gray);
+      let flipped = false;
+      for (const [p0, p1] of bands) {
+        const band = [];
+        for (let line = 0; line < lines; line++) for (let pos = p0; pos < p1; pos++) band.push(out[at(line, pos)]);
+        if (Math.abs(median(band) - level) > 0.5) {
+          for (let line = 0; line < lines; line++) for (let pos = p0; pos < p1; pos++) {
+            const i = at(line, pos);
+            out[i] = 1.0 - out[i];
+          }
+          flipped = true;
+        }
+      }
+      const [lo, hi] = quantiles(out, [POLARITY_TAIL, 1 - POLARITY_TAIL]);
+      const edge = borderOf(out, w, h);
+      let edgeOff = 0;
+      for (const v of edge) if (Math.abs(v - level) > 0.5) edgeOff++;
+      if (flipped && hi - lo > 0.5 && edgeOff / edge.length <= PANEL_ENDS / 2) gray = out;
+    }
+    return gray;
+  }
   function darkInk(gray, w, h) {  // images.dark_ink
     const paper = median(borderOf(gray, w, h));
     const [lo, hi] = quantiles(gray, [POLARITY_TAIL, 1 - POLARITY_TAIL]);
@@ -353,6 +403,7 @@ const MnistLogreg = (() => {
   }
   function inkMap(gray, w, h) {  // images._ink
     if (Math.max(w, h) <= LIGHT_SIDE) gray = despeckle(gray, w, h);
+    gray = unband(gray, w, h);
     const invert = darkInk(gray, w, h);
     const ink = new Float64Array(w * h);
     let lo = Infinity, hi = -Infinity;
