@@ -16,7 +16,7 @@ from mnist_logreg import robustness as R
 # Goals where they are met, today's figure (a little under) where they are not: see README.
 FLOORS = {
     "clean": 0.98, "shot_noise": 0.85, "impulse_noise": 0.86, "glass_blur": 0.87, "motion_blur": 0.90,
-    "shear": 0.96, "scale": 0.96, "rotate": 0.89, "brightness": 0.97, "translate": 0.95, "stripe": 0.15,
+    "shear": 0.96, "scale": 0.96, "rotate": 0.89, "brightness": 0.97, "translate": 0.95, "stripe": 0.90,
     "fog": 0.95, "spatter": 0.86, "dotted_line": 0.83, "zigzag": 0.50, "canny_edges": 0.88,
     "dark_on_white": 0.96, "paper_60": 0.97, "paper_100": 0.97, "paper_160": 0.97, "paper_200": 0.97,
     "low_res_8": 0.89, "low_res_12": 0.94, "low_res_16": 0.95, "frame_filling": 0.97, "blur_2": 0.97,
