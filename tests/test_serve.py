@@ -1,5 +1,6 @@
 import base64
 import io
+import json
 import os
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from digits import photo, png_bytes  # noqa: E402
 def client(default_run):
     from fastapi.testclient import TestClient
 
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.lite import load_run
     from mnist_logreg.serve import create_app
 
     with TestClient(create_app(load_run(default_run))) as c:
@@ -54,6 +55,42 @@ def test_predict_multipart_and_json_agree(client, mnist):
     probs = a.json()["probabilities"]
     assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-6 and a.json()["probability"] == max(probs)
     assert np.array(a.json()["preprocessed"]).shape == (28, 28)
+
+
+def test_serve_answers_as_predict_does_without_torch(default_run, mnist, tmp_path):
+    """A --workers process (``app_from_env``) reads with the NumPy engine: the same answer,
+    to the last bit, as ``predict`` on the same file, and PyTorch never imported."""
+    rng = np.random.default_rng(5)
+    files = []
+    for i in range(4):
+        path = tmp_path / f"d{i}.png"
+        path.write_bytes(photo(mnist.test_images[i].numpy(), rng, "dark-on-light", fmt="PNG"))
+        files.append(str(path))
+    code = f"""
+import json, os, sys
+os.environ["MNIST_LOGREG_SERVE_RUN"] = {str(default_run)!r}
+from fastapi.testclient import TestClient
+from mnist_logreg.serve import app_from_env
+with TestClient(app_from_env()) as c:
+    out = [c.post("/api/predict", files={{"image": ("d.png", open(f, "rb").read(), "image/png")}}).json()
+           for f in {files!r}]
+assert "torch" not in sys.modules, "serve imported torch"
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    served = json.loads(proc.stdout)
+    from mnist_logreg.images import read_digit
+    from mnist_logreg.lite import load_run
+    from mnist_logreg.predict import predict_digits
+
+    model = load_run(default_run)
+    # One image at a time, as `predict FILE` reads it (a batch's matrix product may round
+    # its last bits differently).
+    expected = [predict_digits(model, read_digit(f)[None])[0] for f in files]
+    for got, want, f in zip(served, expected, files):
+        assert got["label"] == want["label"] and got["probabilities"] == want["probabilities"], f
+        assert got["preprocessed"] == read_digit(f).tolist()
 
 
 def test_body_over_5_mb_is_413(client):
@@ -231,7 +268,7 @@ def test_over_the_cap_is_503_while_health_and_big_lane_answer(default_run, mnist
     import asyncio
     import threading
 
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.lite import load_run
     from mnist_logreg.serve import BIG_PIXELS, create_app
 
     release = threading.Event()
@@ -268,7 +305,7 @@ def live(default_run):
 
     import uvicorn
 
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.lite import load_run
     from mnist_logreg.serve import create_app, uvicorn_options
 
     checkpoint = load_run(default_run)

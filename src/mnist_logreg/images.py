@@ -644,7 +644,7 @@ def to_mnist(img) -> np.ndarray:
 def read_digit(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Open and convert: uint8 array [28, 28] ready for ``Checkpoint.logits`` or ``lite``."""
     label = name or ("image" if isinstance(source, bytes) else str(source))
-    return _digit(open_image(source, label), label)
+    return digit_of(open_image(source, label), label)
 
 
 def load_digit(source: str | os.PathLike | bytes, name: str | None = None) -> torch.Tensor:
@@ -654,14 +654,8 @@ def load_digit(source: str | os.PathLike | bytes, name: str | None = None) -> to
     return torch.from_numpy(read_digit(source, name))
 
 
-def digit_of(img, label: str) -> torch.Tensor:
-    """A decoded image -> uint8 tensor [28, 28]; a refusal names the image as ``label``."""
-    import torch
-
-    return torch.from_numpy(_digit(img, label))
-
-
-def _digit(img, label: str) -> np.ndarray:
+def digit_of(img, label: str) -> np.ndarray:
+    """A decoded image -> uint8 array [28, 28]; a refusal names the image as ``label``."""
     try:
         return to_mnist(img)
     except NoDigit as exc:

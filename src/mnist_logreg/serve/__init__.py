@@ -6,7 +6,9 @@ a body that has not arrived within ``BODY_SECONDS`` gets 408; images over 40 meg
 malformed ones and non-image formats get 400 with a message. Every request is
 independent: a bad one never takes the server down.
 
-The event loop only moves bytes. Decoding, preprocessing and the model run on a thread
+Every process reads with the NumPy engine (``lite.LiteModel``, as ``predict`` does): none
+imports PyTorch, so each holds tens of megabytes, not hundreds, and starts in well under
+a second. The event loop only moves bytes. Decoding, preprocessing and the model run on a thread
 pool, in two lanes: images over ``BIG_PIXELS`` (by their header) get at most half the
 cores, so a few huge photos never hold up ordinary digits, and ordinary digits get one
 slot per core. A request waits up to ``QUEUE_SECONDS`` for a slot in its lane, then gets
@@ -23,12 +25,10 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import torch
-
 from ..errors import UserError
 from ..images import ImageError, NoDigit, decode_image, digit_of, peek_image
+from ..lite import LiteModel
 from ..predict import predict_digits
-from ..runs import Checkpoint
 from ..system import cores
 
 log = logging.getLogger(__name__)
@@ -98,25 +98,26 @@ async def _image_bytes(request, body: bytes) -> bytes:
     raise ImageError("send multipart/form-data with an 'image' file, or JSON {\"image\": \"<base64>\"}")
 
 
-def _answer(checkpoint: Checkpoint, img) -> dict:
+def _answer(model: LiteModel, img) -> dict:
     """Decode, preprocess and classify one image: the work that runs on the pool. An image
     with no digit is an answer too: label null and the reason."""
     try:
         digit = digit_of(decode_image(img, "image"), "image")
     except NoDigit as exc:
         return {"label": None, "reason": exc.reason, "probability": None, "probabilities": None,
-                "classes": checkpoint.classes, "top": [], "preprocessed": None}
-    pred = predict_digits(checkpoint, digit.unsqueeze(0), top_k=3)[0]
+                "classes": model.classes, "top": [], "preprocessed": None}
+    pred = predict_digits(model, digit[None], top_k=3)[0]
     return {"label": pred["label"], "probability": pred["probability"],
-            "probabilities": pred["probabilities"], "classes": checkpoint.classes,
+            "probabilities": pred["probabilities"], "classes": model.classes,
             "top": [{"label": c, "probability": p} for c, p in pred["top"]],
             "preprocessed": digit.tolist()}
 
 
-def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int | None = None,
+def create_app(model: LiteModel, slots: int | None = None, big_slots: int | None = None,
                queue_seconds: float = QUEUE_SECONDS, body_seconds: float = BODY_SECONDS):
-    """The app. ``slots``: concurrent ordinary images (default: one per core); ``big_slots``:
-    concurrent images over ``BIG_PIXELS`` (default: half the cores, at least one)."""
+    """The app for ``model`` (``lite.load_run``). ``slots``: concurrent ordinary images
+    (default: one per core); ``big_slots``: concurrent images over ``BIG_PIXELS`` (default:
+    half the cores, at least one)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -139,7 +140,7 @@ def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int 
         except asyncio.TimeoutError:
             raise _Busy() from None
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, _answer, checkpoint, img)
+            return await asyncio.get_running_loop().run_in_executor(pool, _answer, model, img)
         finally:
             lane.release()
 
@@ -154,7 +155,7 @@ def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int 
     # async: answered on the event loop itself, never queued behind a thread pool.
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "classes": checkpoint.classes}
+        return {"status": "ok", "classes": model.classes}
 
     @app.post("/api/predict")
     async def predict(request: Request):
@@ -182,7 +183,7 @@ def create_app(checkpoint: Checkpoint, slots: int | None = None, big_slots: int 
 
 def app_from_env():
     """The app of the run named by ``$MNIST_LOGREG_SERVE_RUN``: each ``--workers`` process calls this."""
-    from ..runs import load_run
+    from ..lite import load_run
 
     _tune_process()
     return create_app(load_run(os.environ[RUN_ENV]))
@@ -191,14 +192,12 @@ def app_from_env():
 def _tune_process() -> None:
     """Settings for a server process (not for the library: they are process-wide).
 
-    One image's tensors are tiny: PyTorch's own threads would only add hand-offs; the
-    parallelism is the pool's threads and the worker processes. And the event loop must
-    get the GIL back quickly from the pool's threads: at Python's default 5 ms switch
-    interval, /healthz waited 46 ms (median) behind 38-megapixel uploads.
+    The event loop must get the GIL back quickly from the pool's threads: at Python's
+    default 5 ms switch interval, /healthz waited 46 ms (median) behind 38-megapixel uploads.
+    (One image's arrays are tiny: NumPy's BLAS runs them on the calling thread.)
     """
     import sys
 
-    torch.set_num_threads(1)
     sys.setswitchinterval(0.0005)
 
 
@@ -216,11 +215,11 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int 
 
     import uvicorn
 
-    from ..runs import load_run
+    from ..lite import load_run
 
     if not isinstance(workers, int) or not 1 <= workers <= 64:
         raise UserError(f"--workers must be an integer between 1 and 64, got {workers!r}")
-    checkpoint = load_run(run_dir)  # a bad run folder is one line here, not one per worker
+    model = load_run(run_dir)  # a bad run folder is one line here, not one per worker
     # uvicorn reports a busy port over several log lines and exits; check first, so the
     # user gets one line naming the problem.
     try:
@@ -235,7 +234,7 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int 
     _tune_process()
     options = uvicorn_options(host, port)
     if workers == 1:
-        uvicorn.run(create_app(checkpoint), **options)
+        uvicorn.run(create_app(model), **options)
     else:
         os.environ[RUN_ENV] = str(os.path.abspath(run_dir))
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
