@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import ROOT, one_line_error, write_small
 
@@ -166,6 +167,13 @@ def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["kernel"] == kernels.active() != "off"
     assert any(name.startswith("mnist_logreg/_kernels") for name in zipfile.ZipFile(wheel).namelist())
+    # The shipped model travels as package data too: predict works with no run at all.
+    digit = tmp_path / "digit.png"
+    Image.fromarray(255 - mnist.test_images[0].numpy()).resize((140, 140)).save(digit)
+    proc = subprocess.run([str(venv / "bin" / "mnist-logreg"), "predict", str(digit)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and proc.stdout.split("\t")[1] == "7", (proc.stdout, proc.stderr)
+    assert "using the model shipped with mnist-logreg" in proc.stderr
     # The web page's files travel as package data: the installed package exports the page.
     page = tmp_path / "digits.html"
     proc = subprocess.run([str(venv / "bin" / "mnist-logreg"), "export", "--run", str(tmp_path / "run"), "--format",

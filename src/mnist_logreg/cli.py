@@ -181,13 +181,29 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_or_shipped(args: argparse.Namespace) -> str:
+    """``--run``, or the model shipped in the package, said in one line on stderr."""
+    if args.run is not None:
+        return args.run
+    from .modelfile import shipped_run
+
+    run = shipped_run()
+    try:
+        accuracy = f"{json.loads((run / 'metrics.json').read_text())['test_accuracy']:.2%} on MNIST's test set"
+    except (OSError, ValueError, KeyError, TypeError):
+        accuracy = "trained on MNIST"
+    sys.stderr.write(f"{PROG}: no --run given: using the model shipped with {PROG} (the default recipe, "
+                     f"{accuracy}; docs/model-card.md)\n")
+    return str(run)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .lite import load_run  # NumPy only: no PyTorch to import for a few photos
     from .predict import predict_files
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    checkpoint = load_run(args.run)
+    checkpoint = load_run(_run_or_shipped(args))
     results = predict_files(checkpoint, args.images, top_k=args.top, save_preprocessed=args.save_preprocessed)
     if not results:
         raise UserError("no image files found in " + ", ".join(args.images))
@@ -213,10 +229,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import DEFAULT_FILE, class_names, export
     from .runs import load_run
 
-    checkpoint = load_run(args.run)
-    out = args.out or str(Path(args.run) / DEFAULT_FILE[args.format])
+    run = _run_or_shipped(args)
+    checkpoint = load_run(run)
+    # Beside the run, or here for the shipped model (never into the installed package).
+    out = args.out or (str(Path(run) / DEFAULT_FILE[args.format]) if args.run else DEFAULT_FILE[args.format])
     check_writable(out)  # before the export (seconds for ONNX), not after
-    names = class_names(args.run, len(checkpoint.classes)) if args.format == "web" else None
+    names = class_names(run, len(checkpoint.classes)) if args.format == "web" else None
     print(f"exported to {export(checkpoint, args.format, out, names)}")
     return 0
 
@@ -227,7 +245,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require("serve", "serve", "fastapi", "uvicorn", "python_multipart")
     from .serve import serve
 
-    serve(args.run, host=args.host, port=args.port, workers=args.workers)
+    serve(_run_or_shipped(args), host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
@@ -273,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="recognise digits in your own image files")
-    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
+    p.add_argument("--run", metavar="DIR", help="run folder written by train (default: the model shipped "
+                   "with mnist-logreg, docs/model-card.md)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--top", type=int, default=3, help="how many best classes to show (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -281,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="a web page to draw a digit on, and a JSON API")
-    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
+    p.add_argument("--run", metavar="DIR", help="run folder written by train (default: the model shipped "
+                   "with mnist-logreg, docs/model-card.md)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
@@ -289,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", help="export a run to ONNX, TorchScript or a web page (preprocessing included)")
-    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by train")
+    p.add_argument("--run", metavar="DIR", help="run folder written by train (default: the model shipped "
+                   "with mnist-logreg, docs/model-card.md)")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript", "web"),
                    help="file format; web: one self-contained HTML page that runs the model in the browser")
     p.add_argument("--out", metavar="FILE", help="output file (default: in the run folder)")

@@ -46,6 +46,15 @@ def check_image_shape(shape: tuple, image_shape: tuple[int, int]) -> None:
                         + "x".join(map(str, shape[1:])))
 
 
+def shipped_run() -> Path:
+    """The run folder shipped inside the package (checkout and wheel alike): the default
+    recipe trained on MNIST, what ``predict``, ``serve`` and ``export`` use without ``--run``
+    (docs/model-card.md; ``make default-model`` trains it again)."""
+    from importlib import resources
+
+    return Path(str(resources.files("mnist_logreg.data") / "default-run"))
+
+
 def model_path(run_dir: str | os.PathLike) -> Path:
     """The model file of a run folder, or a one-line refusal saying what is missing."""
     run_dir = Path(run_dir)
