@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean notebooks notebooks-html default-model
+.PHONY: run test test-minutes bench lint clean notebooks notebooks-html default-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml setup.py src/mnist_logreg/_kernels.c src/mnist_logreg/_
 run: $(STAMP)
 	$(BIN)/mnist-logreg train
 
+# make test leaves out the tests that take minutes (pytest's "minutes" marker: the
+# fresh-venv wheel install, the canvas drawing set); make test-minutes runs just those,
+# and .ci/run runs both.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not minutes"
+	@echo "(tests marked 'minutes' were left out: make test-minutes runs them)"
+
+test-minutes: $(STAMP)
+	$(BIN)/python -m pytest -q -m minutes
 
 bench: $(STAMP)
 	$(BIN)/mnist-logreg bench

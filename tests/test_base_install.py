@@ -138,6 +138,7 @@ def test_help_imports_neither_torch_nor_scikit_learn(level):
 
 
 @pytest.mark.slow
+@pytest.mark.minutes
 def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path, mnist, request):
     """pip wheel from this checkout, a new venv, pip install of the wheel alone, then train (about a minute)."""
     wheels = tmp_path / "wheels"

@@ -200,6 +200,7 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
 
 
 @pytest.mark.browser
+@pytest.mark.minutes
 def test_digits_drawn_on_the_page_by_a_script(default_run, page_file, tmp_path):
     """100 digits that were never MNIST images (tests/handwriting.py) drawn with the mouse on
     the exported page's canvas, at five pen widths, fast and slow hands, anywhere on the

@@ -40,7 +40,9 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
+            # --data names what it reads; --data-dir, its first name, still works.
+            flags = ("--data", flag) if name == "data_dir" else (flag,)
+            parser.add_argument(*flags, dest=name, type=kind, default=None, choices=f.metadata.get("choices"),
                                 metavar=f.metadata.get("metavar"), help=help_text)
 
 

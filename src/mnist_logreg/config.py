@@ -57,8 +57,10 @@ def _finite(x: float) -> bool:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = knob("mnist", "named dataset (bundled MNIST needs no network; others download)")
-    data_dir: str | None = knob(None, "folder with the four MNIST-format IDX files (.gz or raw); "
-                                      "downloaded into it when empty", metavar="DIR")
+    data_dir: str | None = knob(None, "training data: a folder with the four MNIST-format IDX files (.gz or raw; "
+                                      "downloaded into it when empty), torchvision's root folder (MNIST/raw), "
+                                      "Kaggle's train.csv or a NumPy .npz (x_train, y_train[, x_test, y_test])",
+                                metavar="PATH")
     val_size: int | None = knob(None, "training images held out for validation (never the test set); default: "
                                       "1/12 of them (5,000 of MNIST's 60,000), at least 200, at most half",
                                 metavar="N")

@@ -3,7 +3,9 @@
 Resolution order for ``load_dataset``:
 
 1. ``data_dir`` given and holding the four IDX files (``.gz`` or raw): use them.
-   Any MNIST-format dataset works; known ones are also checksum-verified.
+   Any MNIST-format dataset works; known ones are also checksum-verified. The same for
+   the ``MNIST/raw`` folder torchvision leaves under its root; a Kaggle ``.csv`` or a
+   NumPy ``.npz`` file is read by ``formats.py``.
 2. No ``data_dir`` and the dataset is MNIST: the copy bundled inside this package.
 3. Otherwise download from the dataset's mirrors into ``data_dir`` (or the cache
    folder), verifying checksums, with a progress bar on a terminal.
@@ -22,11 +24,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .. import cache
 from ..atomic import atomic_write_bytes
 from ..errors import DataError
+from . import formats
 from .idx import GZIP_MAGIC, decompress, parse_idx, read_idx_bytes
 
 log = logging.getLogger(__name__)
@@ -124,10 +128,14 @@ class Dataset:
     # taken as the user's own data (see ``_load_folder``).
     verified: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
+    # What a file in another format held (``formats.py``), said instead of the checksums.
+    description: str = ""
 
     @property
     def provenance(self) -> str:
         """One line on what was checked: the whole published dataset, part of it, or nothing."""
+        if self.description:
+            return self.description
         if not self.unverified:
             return f"{self.name}: every file matches the published checksums"
         if not self.verified:
@@ -324,9 +332,16 @@ def load_dataset(
         raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} or give --data-dir")
     if data_dir is not None:
         folder = Path(data_dir)
+        if folder.is_file():
+            return _load_file(folder)
         if folder.exists() and not folder.is_dir():
-            raise DataError(f"--data-dir {folder}: not a folder")
+            raise DataError(f"--data {folder}: not a file or a folder")
         present = [s for s in FILE_STEMS if folder.is_dir() and _find_file(folder, s) is not None]
+        raw = formats.torchvision_raw(folder) if folder.is_dir() and not present else None
+        if raw is not None and all(_find_file(raw, s) for s in FILE_STEMS):
+            dataset = _load_folder(raw, _identify(raw))
+            dataset.description = f"torchvision's folder {raw}: {dataset.provenance}"
+            return dataset
         if len(present) == len(FILE_STEMS):
             # A user's folder may hold any MNIST-format dataset, or part of a known one:
             # check what claims to be a published file, accept the rest (``_load_folder``).
@@ -344,6 +359,37 @@ def load_dataset(
         raise DataError(f"{folder}: no {spec.name} files here and downloading is disabled")
     download(spec, folder, mirrors)
     return _load_folder(folder, spec, strict=True)
+
+
+def _load_file(path: Path) -> Dataset:
+    """A dataset in one file: Kaggle's CSV or NumPy's .npz (``formats.py``)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        images, labels = formats.read_kaggle_csv(path)
+        what, test = "Kaggle CSV", None
+    elif suffix == ".npz":
+        arrays = formats.read_npz(path)
+        images, labels = arrays["x_train"], arrays["y_train"]
+        what = "NumPy arrays"
+        test = (arrays["x_test"], arrays["y_test"]) if "x_test" in arrays else None
+    else:
+        raise DataError(f"--data {path}: not a format we read (a folder of IDX files, torchvision's folder, "
+                        "a Kaggle .csv or a NumPy .npz)")
+    if len(images) != len(labels):
+        raise DataError(f"{path}: {len(images)} training images but {len(labels)} labels")
+    n = len(images)
+    if test is None:
+        images, labels, *test = formats.holdout(images, labels)
+        split = f"no test split: 1/12 held out for test ({len(test[1]):,} images)"
+    else:
+        split = f"{len(test[1]):,} test images"
+    tensors = {("train", "images"): torch.from_numpy(np.ascontiguousarray(images)),
+               ("train", "labels"): torch.from_numpy(labels),
+               ("t10k", "images"): torch.from_numpy(np.ascontiguousarray(test[0])),
+               ("t10k", "labels"): torch.from_numpy(test[1])}
+    dataset = make_dataset(tensors, name=path.stem, source=str(path))
+    dataset.description = f"{what} {path}, {n:,} labelled images, {split}"
+    return dataset
 
 
 def _identify(folder: Path) -> DatasetSpec | None:

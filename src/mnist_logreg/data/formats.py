@@ -1,0 +1,144 @@
+"""Training data in the formats people hold, beside MNIST's IDX files.
+
+``--data PATH`` (``load_dataset``'s ``data_dir``) is recognised by what it is:
+
+- a ``.csv`` file: Kaggle's "Digit Recognizer" ``train.csv`` (a ``label`` column, then
+  ``pixel0`` ... ``pixelN`` for a square image, values 0-255, one image a row);
+- a ``.npz`` file: NumPy arrays as Keras' ``mnist.load_data()`` returns them, saved with
+  ``np.savez`` (``x_train``, ``y_train``, and ``x_test``, ``y_test`` where there is a test
+  split);
+- a folder holding ``MNIST/raw`` (or ``FashionMNIST/raw``): what
+  ``torchvision.datasets.MNIST(root=...)`` leaves behind, MNIST's own IDX files (read by
+  ``datasets.py``, checksums and all).
+
+Where there is no test split, 1/12 of the images (stratified by class, seeded) are held
+out for it, and the one-line description (``Dataset.provenance``) says so. A malformed
+file is one line naming the file and the row or column.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+# Without a test split, this share of the images (per class) is held out for it: the same
+# share as the validation split's default (5,000 of MNIST's 60,000).
+TEST_FRACTION = 1 / 12
+HOLDOUT_SEED = 0
+TORCHVISION_FOLDERS = ("MNIST", "FashionMNIST", "KMNIST", "EMNIST")
+
+
+def torchvision_raw(folder: Path) -> Path | None:
+    """The ``<root>/<Name>/raw`` folder torchvision made under ``folder`` (or ``folder``
+    itself being ``<Name>`` or its ``raw``), if there is one."""
+    for candidate in [folder / name / "raw" for name in TORCHVISION_FOLDERS] + [folder / "raw"]:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def holdout(images: np.ndarray, labels: np.ndarray, seed: int = HOLDOUT_SEED):
+    """(train images, train labels, test images, test labels): ``TEST_FRACTION`` of each
+    class held out, chosen by a seeded permutation (the same split every time)."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        test.append(rng.permutation(members)[:round(len(members) * TEST_FRACTION)])
+    test = np.sort(np.concatenate(test))
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    if test.size == 0 or train.size == 0:
+        raise DataError(f"{len(labels)} labelled images are too few to hold out a test split")
+    return images[train], labels[train], images[test], labels[test]
+
+
+def _square(n_pixels: int, where: str) -> int:
+    side = int(round(n_pixels ** 0.5))
+    if side * side != n_pixels or side < 2:
+        raise DataError(f"{where}: {n_pixels} pixel columns do not make a square image (784 for 28x28)")
+    return side
+
+
+def read_kaggle_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Kaggle's train.csv -> (uint8 images [N, S, S], int64 labels [N])."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    lines = text.splitlines()
+    if not lines:
+        raise DataError(f"{path}: empty file")
+    header = [h.strip() for h in lines[0].split(",")]
+    if "label" not in header:
+        raise DataError(f"{path}: no 'label' column (a Kaggle test.csv has none: predict reads it, train cannot)")
+    if header[0] != "label":
+        raise DataError(f"{path}: the 'label' column must come first (column 1 is {header[0]!r})")
+    for i, name in enumerate(header[1:]):
+        if name != f"pixel{i}":
+            raise DataError(f"{path}: column {i + 2} is {name!r}, expected 'pixel{i}' (missing column?)")
+    width = len(header)
+    side = _square(width - 1, str(path))
+    rows = [ln for ln in lines[1:] if ln.strip()]
+    if not rows:
+        raise DataError(f"{path}: a header and no images")
+    try:
+        values = np.array(",".join(rows).split(","), dtype=np.float64)
+    except ValueError:
+        for n, ln in enumerate(lines[1:], start=2):
+            for j, v in enumerate(ln.split(",")):
+                try:
+                    float(v)
+                except ValueError:
+                    raise DataError(f"{path}: row {n}, column {j + 1} ({header[j] if j < width else '?'}): "
+                                    f"{v.strip()!r} is not a number") from None
+        raise
+    if values.size != len(rows) * width:
+        for n, ln in enumerate(lines[1:], start=2):
+            if ln.strip() and ln.count(",") + 1 != width:
+                raise DataError(f"{path}: row {n} has {ln.count(',') + 1} values, the header {width}")
+    table = values.reshape(len(rows), width)
+    for column, hi in ((slice(1, None), 255), (slice(0, 1), None)):  # pixels 0-255, labels >= 0
+        part = table[:, column]
+        wrong = (part != np.round(part)) | (part < 0) | ((part > hi) if hi is not None else False)
+        if wrong.any():
+            r, c = np.argwhere(wrong)[0]
+            c += column.start
+            limit = "an integer from 0 to 255" if hi is not None else "an integer >= 0"
+            raise DataError(f"{path}: row {r + 2}, column {c + 1} ({header[c]}): {table[r, c]:g} is not {limit}")
+    pixels, labels = table[:, 1:], table[:, 0]
+    return pixels.astype(np.uint8).reshape(-1, side, side), labels.astype(np.int64)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """``np.savez`` arrays: x_train, y_train (required), x_test, y_test (both or neither)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a NumPy .npz file ({exc})") from None
+    missing = [k for k in ("x_train", "y_train") if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: no {' or '.join(missing)} array (found: {', '.join(sorted(arrays)) or 'none'})")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path}: x_test and y_test come together (found only one)")
+    for name in [k for k in ("x_train", "x_test") if k in arrays]:
+        x = arrays[name]
+        if x.ndim != 3:
+            raise DataError(f"{path}: {name} must be images [N, H, W], got shape {x.shape}")
+        if x.dtype != np.uint8:
+            if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all() or x.min() < 0 or x.max() > 255 \
+                    or (x != np.round(x)).any():
+                raise DataError(f"{path}: {name} must hold pixel values 0-255 (uint8), got {x.dtype}")
+            arrays[name] = x.astype(np.uint8)
+    for name in [k for k in ("y_train", "y_test") if k in arrays]:
+        y = arrays[name]
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}: {name} must be integer labels [N], got {y.dtype} of shape {y.shape}")
+        if y.size and y.min() < 0:
+            raise DataError(f"{path}: {name} holds a negative label ({y.min()})")
+        arrays[name] = y.astype(np.int64)
+    return arrays

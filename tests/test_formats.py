@@ -1,0 +1,125 @@
+"""Training data in the formats people hold (data/formats.py): real files written in each
+format from MNIST's own digits, trained on from the command line."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import one_line_error, run_main, write_small
+from mnist_logreg.data import load_dataset
+from mnist_logreg.data.formats import TEST_FRACTION, read_kaggle_csv
+
+N = 1200  # training digits written in each format: enough to train on in a second
+FAST = ("--epochs", "2", "--no-select")
+
+
+def _kaggle_csv(path, images, labels, header=None, rows=None):
+    """Kaggle's Digit Recognizer train.csv: label, pixel0..pixel783, one digit a row."""
+    header = header or "label," + ",".join(f"pixel{i}" for i in range(images[0].size))
+    lines = rows if rows is not None else [f"{y}," + ",".join(map(str, x.ravel())) for x, y in zip(images, labels)]
+    path.write_text(header + "\n" + "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    return mnist.train_images[:N].numpy(), mnist.train_labels[:N].numpy()
+
+
+def _trained(tmp_path, *args):
+    proc = run_main("train", *args, *FAST, "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    return proc, metrics
+
+
+def test_kaggle_csv_trains_with_a_stratified_held_out_test_split(tmp_path, digits):
+    images, labels = digits
+    path = _kaggle_csv(tmp_path / "train.csv", images, labels)
+    x, y = read_kaggle_csv(path)
+    assert np.array_equal(x, images) and np.array_equal(y, labels)
+    proc, metrics = _trained(tmp_path, "--data", str(path))
+    n_test = metrics["n_test"]
+    assert (f"data: Kaggle CSV {path}, 1,200 labelled images, no test split: 1/12 held out for test "
+            f"({n_test} images)") in proc.stdout
+    assert abs(n_test - N * TEST_FRACTION) <= 10 and metrics["test_accuracy"] > 0.85
+    # Stratified and seeded: each class gives its twelfth, the same images every time.
+    ds, again = load_dataset(data_dir=str(path)), load_dataset(data_dir=str(path))
+    assert np.array_equal(ds.test_images.numpy(), again.test_images.numpy())
+    share = np.bincount(ds.test_labels.numpy(), minlength=10) / np.bincount(labels, minlength=10)
+    assert np.allclose(share, TEST_FRACTION, atol=0.02)
+    # evaluate finds the same split from the run's config
+    proc = run_main("evaluate", "--run", str(tmp_path / "run"), "--no-report")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["test_accuracy"] == metrics["test_accuracy"]
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda h, r: (h.replace(",pixel5,", ",pixel6,"), r), "column 7 is 'pixel6', expected 'pixel5' (missing column?)"),
+    (lambda h, r: (h.replace("label,", ""), [x.split(",", 1)[1] for x in r]), "no 'label' column"),
+    (lambda h, r: (h, r[:2] + [r[2].rsplit(",", 1)[0]] + r[3:]), "row 4 has 784 values, the header 785"),
+    (lambda h, r: (h, r[:1] + [r[1].replace(",0,", ",300,", 1)] + r[2:]), "row 3, column"),
+    (lambda h, r: (h, r[:1] + [r[1].replace(",0,", ",x,", 1)] + r[2:]), "'x' is not a number"),
+    (lambda h, r: (h, ["-1" + r[0][1:]] + r[1:]), "row 2, column 1 (label): -1 is not an integer >= 0"),
+])
+def test_a_malformed_csv_is_one_line_naming_row_or_column(tmp_path, digits, change, needle):
+    images, labels = digits
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    rows = [f"{y}," + ",".join(map(str, x.ravel())) for x, y in zip(images[:20], labels[:20])]
+    header, rows = change(header, rows)
+    path = _kaggle_csv(tmp_path / "train.csv", images, labels, header, rows)
+    one_line_error(run_main("train", "--data", str(path), *FAST, "--out", str(tmp_path / "run")), str(path), needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_numpy_npz_with_and_without_a_test_split(tmp_path, digits, mnist):
+    images, labels = digits
+    with_test = tmp_path / "mnist.npz"  # as Keras' mnist.load_data() returns them
+    np.savez(with_test, x_train=images, y_train=labels, x_test=mnist.test_images[:300].numpy(),
+             y_test=mnist.test_labels[:300].numpy())
+    proc, metrics = _trained(tmp_path / "a", "--data", str(with_test))
+    assert f"data: NumPy arrays {with_test}, 1,200 labelled images, 300 test images" in proc.stdout
+    assert metrics["n_test"] == 300
+    only_train = tmp_path / "train.npz"
+    np.savez(only_train, x_train=images.astype(np.float32), y_train=labels.astype(np.int32))
+    proc, metrics = _trained(tmp_path / "b", "--data", str(only_train))
+    assert "no test split: 1/12 held out for test" in proc.stdout
+
+
+@pytest.mark.parametrize("arrays, needle", [
+    (dict(x_train=np.zeros((4, 28, 28), np.uint8)), "no y_train array"),
+    (dict(x_train=np.zeros((4, 784), np.uint8), y_train=np.zeros(4, np.int64)), "x_train must be images [N, H, W]"),
+    (dict(x_train=np.full((4, 28, 28), 1.5), y_train=np.zeros(4, np.int64)), "pixel values 0-255"),
+    (dict(x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.zeros(4)), "y_train must be integer labels"),
+    (dict(x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.zeros(4, int), x_test=np.zeros((2, 28, 28))),
+     "x_test and y_test come together"),
+])
+def test_a_malformed_npz_is_one_line(tmp_path, arrays, needle):
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    one_line_error(run_main("train", "--data", str(path), *FAST, "--out", str(tmp_path / "run")), needle)
+
+
+def test_other_files_are_refused_in_one_line(tmp_path):
+    path = tmp_path / "digits.txt"
+    path.write_text("1 2 3")
+    one_line_error(run_main("train", "--data", str(path), "--out", str(tmp_path / "run")), "not a format we read")
+
+
+def test_the_folder_torchvision_leaves_behind(tmp_path, mnist):
+    """torchvision.datasets.MNIST(root) keeps MNIST's IDX files (the .gz and their contents)
+    in root/MNIST/raw; --data root finds them there."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    write_small(raw, mnist, N, 300, gz=True)
+    write_small(raw, mnist, N, 300, gz=False)
+    try:
+        from torchvision.datasets import MNIST
+    except ImportError:
+        MNIST = None
+    if MNIST is not None:  # torchvision itself reads the folder as its own
+        assert len(MNIST(str(tmp_path / "data"), train=True, download=False)) == N
+    proc, metrics = _trained(tmp_path, "--data", str(tmp_path / "data"))
+    assert f"data: torchvision's folder {raw}" in proc.stdout
+    assert metrics["n_test"] == 300 and metrics["n_train"] + metrics["n_val"] == N
+    shutil.rmtree(raw)
