@@ -123,3 +123,36 @@ def test_the_folder_torchvision_leaves_behind(tmp_path, mnist):
     assert f"data: torchvision's folder {raw}" in proc.stdout
     assert metrics["n_test"] == 300 and metrics["n_train"] + metrics["n_val"] == N
     shutil.rmtree(raw)
+
+
+def test_kaggle_round_trip_writes_the_submission(tmp_path, mnist, default_run):
+    """test.csv (pixel0..pixel783, no labels) -> predict --out submission.csv: ImageId from 1,
+    a row per digit, each the model's reading of the 28x28 digit as it stands (no photo path)."""
+    from mnist_logreg.lite import load_run
+
+    n = 600
+    images, labels = mnist.test_images[:n].numpy(), mnist.test_labels[:n].numpy()
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text(",".join(f"pixel{i}" for i in range(784)) + "\n"
+                        + "".join(",".join(map(str, x.ravel())) + "\n" for x in images))
+    out = tmp_path / "submission.csv"
+    proc = run_main("predict", "--run", str(default_run), str(test_csv), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"600 predictions written to {out} (ImageId,Label)"
+    lines = out.read_text().splitlines()
+    assert lines[0] == "ImageId,Label" and len(lines) == n + 1
+    ids, answers = zip(*(map(int, line.split(",")) for line in lines[1:]))
+    assert list(ids) == list(range(1, n + 1))
+    assert list(answers) == load_run(default_run).logits(images).argmax(axis=1).tolist()
+    assert (np.array(answers) == labels).mean() >= 0.98
+    # without --out the same file goes to stdout
+    assert run_main("predict", "--run", str(default_run), str(test_csv)).stdout == out.read_text()
+    one_line_error(run_main("predict", "--run", str(default_run), str(test_csv), str(tmp_path / "x.png")),
+                   "is read alone")
+    one_line_error(run_main("predict", "--run", str(default_run), str(tmp_path / "x.png"), "--out", str(out)),
+                   "--out writes a Kaggle submission")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pixel0,pixel2\n1,2\n")
+    one_line_error(run_main("predict", "--run", str(default_run), str(bad), "--out", str(tmp_path / "s.csv")),
+                   "column 2 is 'pixel2', expected 'pixel1'")
+    assert not (tmp_path / "s.csv").exists()

@@ -205,6 +205,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
+    csvs = [p for p in args.images if str(p).lower().endswith(".csv")]
+    if csvs:
+        return _predict_csv(args, csvs)
+    if args.out:
+        raise UserError("--out writes a Kaggle submission: give it one CSV of digits (test.csv), not images")
     checkpoint = load_run(_run_or_shipped(args))
     results = predict_files(checkpoint, args.images, top_k=args.top, save_preprocessed=args.save_preprocessed)
     if not results:
@@ -222,6 +227,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
             top = "  ".join(f"{c}:{p * 100:.1f}%" for c, p in r.top)
             print(f"{r.file}\t{r.label}\t{r.probability * 100:.1f}%\t{top}")
     return 2 if failed else 0
+
+
+def _predict_csv(args: argparse.Namespace, csvs: list[str]) -> int:
+    """Kaggle's round trip: test.csv's rows are 28x28 digits already, so they skip the photo
+    path and go straight to the run's preprocessing; the answer is the competition's
+    ``ImageId,Label`` file (``--out``), or the same on stdout."""
+    import numpy as np
+
+    from .atomic import atomic_write_bytes, check_writable
+    from .data.formats import read_kaggle_csv, submission_csv
+    from .lite import load_run
+
+    if len(args.images) != 1:
+        raise UserError(f"a CSV of digits ({csvs[0]}) is read alone: give it without other files")
+    if args.save_preprocessed or args.json:
+        raise UserError("--save-preprocessed and --json are for image files; a CSV's answer is ImageId,Label")
+    if args.out:
+        check_writable(args.out)
+    model = load_run(_run_or_shipped(args))
+    images, _ = read_kaggle_csv(Path(csvs[0]), labelled=False)
+    labels = [model.classes[i] for i in np.concatenate(
+        [model.logits(chunk).argmax(axis=1) for chunk in np.array_split(images, max(1, len(images) // 4096))])]
+    data = submission_csv(labels)
+    if args.out:
+        atomic_write_bytes(args.out, data)
+        print(f"{len(labels):,} predictions written to {args.out} (ImageId,Label)")
+    else:
+        sys.stdout.write(data.decode())
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -299,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="how many best classes to show (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--save-preprocessed", metavar="DIR", help="write the 28x28 images the model saw here")
+    p.add_argument("--out", metavar="FILE", help="with a CSV of digits (Kaggle's test.csv): write the "
+                   "submission (ImageId,Label) here instead of to stdout")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="a web page to draw a digit on, and a JSON API")

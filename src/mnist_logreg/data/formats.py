@@ -63,8 +63,12 @@ def _square(n_pixels: int, where: str) -> int:
     return side
 
 
-def read_kaggle_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Kaggle's train.csv -> (uint8 images [N, S, S], int64 labels [N])."""
+def read_kaggle_csv(path: Path, labelled: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Kaggle's Digit Recognizer CSV -> (uint8 images [N, S, S], int64 labels [N] or None).
+
+    ``labelled``: train.csv, whose first column is ``label``; otherwise test.csv's shape
+    (``pixel0`` ... only; a ``label`` column, if there is one, is read and returned)."""
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -73,15 +77,17 @@ def read_kaggle_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not lines:
         raise DataError(f"{path}: empty file")
     header = [h.strip() for h in lines[0].split(",")]
-    if "label" not in header:
+    has_label = header[0] == "label"
+    if labelled and "label" not in header:
         raise DataError(f"{path}: no 'label' column (a Kaggle test.csv has none: predict reads it, train cannot)")
-    if header[0] != "label":
+    if "label" in header and not has_label:
         raise DataError(f"{path}: the 'label' column must come first (column 1 is {header[0]!r})")
-    for i, name in enumerate(header[1:]):
+    first = int(has_label)
+    for i, name in enumerate(header[first:]):
         if name != f"pixel{i}":
-            raise DataError(f"{path}: column {i + 2} is {name!r}, expected 'pixel{i}' (missing column?)")
+            raise DataError(f"{path}: column {i + first + 1} is {name!r}, expected 'pixel{i}' (missing column?)")
     width = len(header)
-    side = _square(width - 1, str(path))
+    side = _square(width - first, str(path))
     rows = [ln for ln in lines[1:] if ln.strip()]
     if not rows:
         raise DataError(f"{path}: a header and no images")
@@ -101,7 +107,7 @@ def read_kaggle_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             if ln.strip() and ln.count(",") + 1 != width:
                 raise DataError(f"{path}: row {n} has {ln.count(',') + 1} values, the header {width}")
     table = values.reshape(len(rows), width)
-    for column, hi in ((slice(1, None), 255), (slice(0, 1), None)):  # pixels 0-255, labels >= 0
+    for column, hi in ((slice(first, None), 255), (slice(0, first), None)):  # pixels 0-255, labels >= 0
         part = table[:, column]
         wrong = (part != np.round(part)) | (part < 0) | ((part > hi) if hi is not None else False)
         if wrong.any():
@@ -109,8 +115,13 @@ def read_kaggle_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             c += column.start
             limit = "an integer from 0 to 255" if hi is not None else "an integer >= 0"
             raise DataError(f"{path}: row {r + 2}, column {c + 1} ({header[c]}): {table[r, c]:g} is not {limit}")
-    pixels, labels = table[:, 1:], table[:, 0]
-    return pixels.astype(np.uint8).reshape(-1, side, side), labels.astype(np.int64)
+    images = table[:, first:].astype(np.uint8).reshape(-1, side, side)
+    return images, table[:, 0].astype(np.int64) if has_label else None
+
+
+def submission_csv(labels) -> bytes:
+    """Kaggle's submission: ``ImageId,Label``, ids from 1, one row per image of test.csv."""
+    return ("ImageId,Label\n" + "".join(f"{i},{y}\n" for i, y in enumerate(labels, start=1))).encode()
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
