@@ -156,3 +156,62 @@ def test_kaggle_round_trip_writes_the_submission(tmp_path, mnist, default_run):
     one_line_error(run_main("predict", "--run", str(default_run), str(bad), "--out", str(tmp_path / "s.csv")),
                    "column 2 is 'pixel2', expected 'pixel1'")
     assert not (tmp_path / "s.csv").exists()
+
+
+def _image_folder(root, mnist, per_class, names=None):
+    """One sub-folder per class of photos-like files: MNIST digits, dark on white, scaled to
+    84x84, PNG and JPEG in turn (torchvision's ImageFolder layout)."""
+    from PIL import Image
+
+    labels = mnist.train_labels.numpy()
+    for c in range(10):
+        folder = root / (names[c] if names else str(c))
+        folder.mkdir(parents=True)
+        for k, i in enumerate(np.flatnonzero(labels == c)[:per_class]):
+            img = Image.fromarray(255 - mnist.train_images[i].numpy()).resize((84, 84))
+            img.save(folder / f"{i}.{'png' if k % 2 else 'jpg'}")
+    return root
+
+
+def test_an_image_folder_trains_through_the_reading_path(tmp_path, mnist):
+    from PIL import Image
+
+    root = _image_folder(tmp_path / "digits", mnist, 24)
+    (root / "3" / "notes.png").write_bytes(b"not an image")
+    Image.new("L", (60, 60), 255).save(root / "4" / "empty.png")
+    proc, metrics = _trained(tmp_path, "--data", str(root))
+    assert f"data: image folder {root}, 10 classes, 240 images (2 skipped), no test split" in proc.stdout
+    assert proc.stderr.splitlines() == [f"mnist-logreg: skipped {root}/3/notes.png: not an image in a supported "
+                                        "format (PNG, JPEG, BMP, GIF, TIFF, WEBP)",
+                                        f"mnist-logreg: skipped {root}/4/empty.png: no digit: the image is blank"]
+    assert len(metrics["skipped"]) == 2 and "class_names" not in metrics
+    # the folder names are the labels: the training digits are what predict reads
+    from mnist_logreg.data import load_dataset
+    from mnist_logreg.images import read_digit
+
+    ds = load_dataset(data_dir=str(root))
+    first = sorted((root / "0").iterdir())[0]
+    assert any(np.array_equal(read_digit(first), x) for x in np.concatenate([ds.train_images.numpy(),
+                                                                            ds.test_images.numpy()]))
+    assert set(ds.train_labels.tolist()) == set(range(10))
+
+
+def test_an_image_folder_names_its_classes(tmp_path, mnist):
+    from mnist_logreg.export import class_names
+
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    root = _image_folder(tmp_path / "named", mnist, 12, names)
+    _, metrics = _trained(tmp_path, "--data", str(root))
+    assert metrics["class_names"] == sorted(names)  # numbered in sorted order
+    assert class_names(tmp_path / "run", 10) == sorted(names)  # the exported page shows them
+
+
+def test_an_image_folder_with_an_empty_class_is_one_line(tmp_path, mnist):
+    from PIL import Image
+
+    root = _image_folder(tmp_path / "digits", mnist, 3)
+    for f in (root / "5").iterdir():
+        f.unlink()
+    Image.new("L", (60, 60), 255).save(root / "5" / "blank.png")
+    one_line_error(run_main("train", "--data", str(root), *FAST, "--out", str(tmp_path / "run")),
+                   f"{root}/5: no readable digit in this class folder (1 image files)")

@@ -74,6 +74,10 @@ def train_run(config: TrainConfig, out_dir: str | os.PathLike | None = None, dat
     checkpoint = checkpoint_of(result, dataset)
     metrics = run_metrics(result, test_metrics(checkpoint, dataset), time.perf_counter() - t0)
     metrics["data"] = dataset.provenance
+    if dataset.class_names:
+        metrics["class_names"] = dataset.class_names
+    if dataset.skipped:
+        metrics["skipped"] = list(dataset.skipped)
     if out_dir is not None:
         save_run(Path(out_dir), checkpoint, result.history, metrics)
     return checkpoint, result.history, metrics

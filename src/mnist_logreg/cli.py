@@ -13,6 +13,8 @@ from .errors import UserError
 from .extras import install_hint, require
 
 PROG = "mnist-logreg"
+# Files an image folder could not give, named one per line up to this many; the rest counted.
+SKIPPED_LISTED = 5
 
 
 def _version() -> str:
@@ -57,6 +59,11 @@ def _print_summary(metrics: dict, run_dir: Path | None) -> None:
           f"{metrics['epochs']} epochs, {metrics['device']})")
     if "data" in metrics:
         print(f"data: {metrics['data']}")
+    skipped = metrics.get("skipped", [])
+    for line in skipped[:SKIPPED_LISTED]:
+        sys.stderr.write(f"{PROG}: skipped {line}\n")
+    if len(skipped) > SKIPPED_LISTED:
+        sys.stderr.write(f"{PROG}: skipped {len(skipped) - SKIPPED_LISTED} more files (metrics.json lists them all)\n")
     selection = metrics.get("selection")
     if selection is not None:
         scores = ", ".join(f"{name} {acc * 100:.2f}%" for name, acc in selection["val_accuracy"].items())

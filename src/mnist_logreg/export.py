@@ -68,9 +68,13 @@ def class_names(run_dir: str | os.PathLike, n_classes: int) -> list[str] | None:
     from .data.datasets import DATASETS
 
     try:
-        data = json.loads((Path(run_dir) / "metrics.json").read_text()).get("data", "")
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+        data = metrics.get("data", "")
     except (OSError, ValueError, AttributeError):
         return None
+    named = metrics.get("class_names")  # an image folder's sub-folder names
+    if isinstance(named, list) and len(named) == n_classes and all(isinstance(n, str) for n in named):
+        return named
     spec = DATASETS.get(str(data).split(":", 1)[0])
     names = spec.class_names if spec else None
     return list(names) if names and len(names) == n_classes else None

@@ -130,6 +130,10 @@ class Dataset:
     unverified: tuple[str, ...] = ()
     # What a file in another format held (``formats.py``), said instead of the checksums.
     description: str = ""
+    # The classes' names where the data named them (an image folder's sub-folders).
+    class_names: list[str] | None = None
+    # Files of an image folder that were not read, each with why.
+    skipped: tuple[str, ...] = ()
 
     @property
     def provenance(self) -> str:
@@ -342,6 +346,11 @@ def load_dataset(
             dataset = _load_folder(raw, _identify(raw))
             dataset.description = f"torchvision's folder {raw}: {dataset.provenance}"
             return dataset
+        if folder.is_dir() and not present and raw is None and formats.image_classes(folder):
+            images, labels, classes, summary, skipped = formats.read_image_folder(folder)
+            dataset = _from_arrays(folder, "image folder", images, labels, None, summary, classes)
+            dataset.skipped = tuple(skipped)
+            return dataset
         if len(present) == len(FILE_STEMS):
             # A user's folder may hold any MNIST-format dataset, or part of a known one:
             # check what claims to be a published file, accept the rest (``_load_folder``).
@@ -375,6 +384,12 @@ def _load_file(path: Path) -> Dataset:
     else:
         raise DataError(f"--data {path}: not a format we read (a folder of IDX files, torchvision's folder, "
                         "a Kaggle .csv or a NumPy .npz)")
+    return _from_arrays(path, what, images, labels, test)
+
+
+def _from_arrays(path: Path, what: str, images, labels, test, summary: str | None = None,
+                 class_names: list[str] | None = None) -> Dataset:
+    """A ``Dataset`` from NumPy arrays, a test split held out where there is none."""
     if len(images) != len(labels):
         raise DataError(f"{path}: {len(images)} training images but {len(labels)} labels")
     n = len(images)
@@ -388,7 +403,8 @@ def _load_file(path: Path) -> Dataset:
                ("t10k", "images"): torch.from_numpy(np.ascontiguousarray(test[0])),
                ("t10k", "labels"): torch.from_numpy(test[1])}
     dataset = make_dataset(tensors, name=path.stem, source=str(path))
-    dataset.description = f"{what} {path}, {n:,} labelled images, {split}"
+    dataset.description = f"{what} {path}, {summary or f'{n:,} labelled images'}, {split}"
+    dataset.class_names = class_names
     return dataset
 
 

@@ -9,7 +9,13 @@
   split);
 - a folder holding ``MNIST/raw`` (or ``FashionMNIST/raw``): what
   ``torchvision.datasets.MNIST(root=...)`` leaves behind, MNIST's own IDX files (read by
-  ``datasets.py``, checksums and all).
+  ``datasets.py``, checksums and all);
+- a folder of image files, one sub-folder per class (``digits/3/*.png``: the layout of
+  torchvision's ``ImageFolder`` and Keras' ``image_dataset_from_directory``). Each image
+  goes through the reading path of ``predict`` (``images.read_digit``), so a person's
+  photos become training digits; files that cannot be read, or hold no digit, are listed
+  and skipped. Classes are the folder names: integers are the labels themselves (``3/``
+  is class 3), other names are numbered in sorted order and kept as the class names.
 
 Where there is no test split, 1/12 of the images (stratified by class, seeded) are held
 out for it, and the one-line description (``Dataset.provenance``) says so. A malformed
@@ -153,3 +159,42 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: {name} holds a negative label ({y.min()})")
         arrays[name] = y.astype(np.int64)
     return arrays
+
+
+def image_classes(folder: Path) -> list[Path] | None:
+    """The class sub-folders of an image folder (those holding image files), or None when
+    ``folder`` is not laid out that way."""
+    from ..images import EXTENSIONS
+
+    subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    with_images = [p for p in subs if any(q.suffix.lower() in EXTENSIONS for q in p.iterdir() if q.is_file())]
+    return subs if with_images else None
+
+
+def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None, str, list[str]]:
+    """(uint8 digits [N, 28, 28], int64 labels [N], the class names (None where the folder
+    names are the labels), a summary, and the files skipped, each with why). Every class
+    folder must give at least one digit."""
+    from ..images import EXTENSIONS, ImageError, NoDigit, read_digit
+
+    subs = image_classes(folder)
+    if not subs or len(subs) < 2:
+        raise DataError(f"{folder}: an image folder needs a sub-folder of images per class, at least two classes")
+    names = [p.name for p in subs]
+    numeric = all(n.isdigit() and int(n) < 256 for n in names)
+    digits, labels, skipped = [], [], []
+    for index, sub in enumerate(subs):
+        files = sorted(q for q in sub.iterdir() if q.is_file() and q.suffix.lower() in EXTENSIONS)
+        before = len(digits)
+        for f in files:
+            try:
+                digits.append(read_digit(f))
+                labels.append(int(sub.name) if numeric else index)
+            except NoDigit as exc:
+                skipped.append(f"{f}: no digit: {exc.reason}")
+            except ImageError as exc:
+                skipped.append(str(exc))
+        if len(digits) == before:
+            raise DataError(f"{sub}: no readable digit in this class folder ({len(files)} image files)")
+    summary = f"{len(names)} classes, {len(digits):,} images" + (f" ({len(skipped)} skipped)" if skipped else "")
+    return np.stack(digits), np.array(labels, dtype=np.int64), None if numeric else names, summary, skipped
