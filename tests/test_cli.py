@@ -149,3 +149,18 @@ def test_tutorial_preset_on_real_mnist(tmp_path):
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert 0.815 <= metrics["test_accuracy"] <= 0.835  # the tutorial's ~82.5%
     assert metrics["epochs"] == 5 and metrics["n_train"] == 60000
+
+
+def test_version_is_the_changelogs_latest():
+    """--version, the package metadata and the newest CHANGELOG entry say the same version."""
+    import re
+    import tomllib
+
+    from conftest import ROOT
+
+    from mnist_logreg import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    latest = re.search(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    proc = run_main("--version")
+    assert proc.stdout.strip() == f"mnist-logreg {__version__}" and __version__ == project == latest.group(1)
