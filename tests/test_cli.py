@@ -154,11 +154,15 @@ def test_tutorial_preset_on_real_mnist(tmp_path):
 def test_version_is_the_changelogs_latest():
     """--version, the package metadata and the newest CHANGELOG entry say the same version."""
     import re
-    import tomllib
 
     from conftest import ROOT
 
     from mnist_logreg import __version__
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     latest = re.search(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.M)
