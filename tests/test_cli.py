@@ -156,7 +156,6 @@ def test_version_is_the_changelogs_latest():
     import re
 
     from conftest import ROOT
-
     from mnist_logreg import __version__
 
     try:
