@@ -150,13 +150,19 @@ def test_bad_requests_are_400_and_the_server_lives(client, kwargs, needle):
 
 
 @pytest.fixture(scope="module")
-def server(default_run):
+def collected(tmp_path_factory):
+    """Where the real server (``server``) saves the page's corrections (serve --collect)."""
+    return tmp_path_factory.mktemp("collected")
+
+
+@pytest.fixture(scope="module")
+def server(default_run, collected):
     port = free_port()
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     # Two worker processes (uvicorn's): the page and the API work the same through either.
     proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", str(default_run), "--port",
-                             str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             str(port), "--workers", "2", "--collect", str(collected)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -185,7 +191,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.browser
-def test_drawing_in_a_real_browser(server, tmp_path):
+def test_drawing_in_a_real_browser(server, collected, tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (scripts/install-debian.sh chromium /usr/bin/chromium installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -218,6 +224,9 @@ def test_drawing_in_a_real_browser(server, tmp_path):
             bars = page.locator(".bar").count()
             data_url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
             page.screenshot(path=str(shot))
+            # "That was a 1": the server saves the digit it saw under 1/
+            page.click("#correct-buttons button[data-label='1']")
+            page.wait_for_function("document.getElementById('collected').textContent.includes('saved')")
         finally:
             browser.close()
     api = httpx.post(server + "/api/predict", json={"image": data_url}, timeout=30).json()
@@ -225,6 +234,8 @@ def test_drawing_in_a_real_browser(server, tmp_path):
     assert shown == str(api["label"])
     assert shown_p == pytest.approx(api["probability"], abs=1e-9)
     assert api["label"] == 7
+    (saved,) = (collected / "1").iterdir()
+    assert np.array_equal(np.asarray(Image.open(saved)), np.array(api["preprocessed"], np.uint8))
     assert shot.stat().st_size > 5000
     print(f"\nscreenshot: {shot}; browser shows {shown} ({shown_p:.3f}), API says {api['label']}")
 

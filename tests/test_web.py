@@ -263,3 +263,43 @@ def test_a_fashion_mnist_run_shows_class_names(default_run, tmp_path):
     proc = run_main("export", "--run", str(default_run), "--format", "web", "--out", str(tmp_path / "m.html"))
     assert proc.returncode == 0
     assert '"names":null' in (tmp_path / "m.html").read_text()
+
+
+@pytest.mark.browser
+def test_corrections_on_the_exported_page_download_as_a_zip(default_run, page_file, mnist, tmp_path):
+    """Upload a digit, say what it was: the page keeps the digit it read under that label and
+    offers a zip of <label>/<n>.png, which train --add reads (tests/test_corrections.py)."""
+    import zipfile
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    upload = tmp_path / "seven.png"
+    upload.write_bytes(_png(255 - mnist.test_images[0].numpy()))
+    with _open_page(sync_api, page_file) as page:
+        assert page.locator("#correct").is_hidden()
+        page.set_input_files("#upload", str(upload))
+        page.wait_for_selector("#correct-buttons button")
+        seen = page.evaluate("async () => (await window.digitPage.predict("
+                             "document.getElementById('pad'))).preprocessed")  # a blank pad: no digit
+        assert seen is None
+        page.click("#correct-buttons button[data-label='4']")
+        page.click("#correct-buttons button[data-label='7']")
+        assert "2 digits" in page.inner_text("#collected")
+        with page.expect_download() as info:
+            page.click("#download")
+        archive = tmp_path / "my-digits.zip"
+        info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as z:
+        assert z.testzip() is None and sorted(z.namelist()) == ["4/1.png", "7/2.png"]
+        digit = np.asarray(Image.open(io.BytesIO(z.read("7/2.png"))).convert("L"))  # the browser writes RGBA
+    from mnist_logreg.images import read_digit
+
+    assert np.array_equal(digit, read_digit(upload))  # the 28x28 image the page (and predict) saw
+    from mnist_logreg.data.formats import read_collected
+
+    (tmp_path / "mine").mkdir()
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path / "mine")
+    images, labels = read_collected(tmp_path / "mine", (28, 28))  # what train --add reads
+    assert labels.tolist() == [4, 7] and np.array_equal(images[1], digit)

@@ -288,7 +288,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require("serve", "serve", "fastapi", "uvicorn", "python_multipart")
     from .serve import serve
 
-    serve(_run_or_shipped(args), host=args.host, port=args.port, workers=args.workers)
+    serve(_run_or_shipped(args), host=args.host, port=args.port, workers=args.workers, collect=args.collect)
     return 0
 
 
@@ -351,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="server processes (default 1); more for machines with more cores")
+    p.add_argument("--collect", metavar="DIR", help="save the digits people correct on the page here, a "
+                   "sub-folder per label (train --add DIR learns from them)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", help="export a run to ONNX, TorchScript or a web page (preprocessing included)")

@@ -54,6 +54,11 @@ def _finite(x: float) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+# --add's weights tried on a held-out part of the person's digits, and the largest allowed.
+ADD_WEIGHTS = (1, 4, 16)
+MAX_ADD_WEIGHT = 1000
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = knob("mnist", "named dataset (bundled MNIST needs no network; others download)")
@@ -61,6 +66,11 @@ class DataConfig:
                                       "downloaded into it when empty), torchvision's root folder (MNIST/raw), "
                                       "Kaggle's train.csv or a NumPy .npz (x_train, y_train[, x_test, y_test])",
                                 metavar="PATH")
+    add: str | None = knob(None, "a folder of your own digits, a sub-folder per label (serve --collect writes "
+                                 "one), trained on beside --data's training images", metavar="DIR")
+    add_weight: int | None = knob(None, "copies of each --add digit in the training set; default: the best of "
+                                        f"{', '.join(map(str, ADD_WEIGHTS))} on a held-out quarter of them",
+                                  metavar="N")
     val_size: int | None = knob(None, "training images held out for validation (never the test set); default: "
                                       "1/12 of them (5,000 of MNIST's 60,000), at least 200, at most half",
                                 metavar="N")
@@ -68,6 +78,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(self.val_size is None or (isinstance(self.val_size, int) and self.val_size >= 0), "val_size",
                self.val_size, "an integer >= 0")
+        _check(self.add_weight is None or (isinstance(self.add_weight, int) and 1 <= self.add_weight <= MAX_ADD_WEIGHT),
+               "add_weight", self.add_weight, f"an integer from 1 to {MAX_ADD_WEIGHT}")
 
 
 MAX_STD_FLOOR = 10

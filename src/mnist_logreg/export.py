@@ -58,7 +58,7 @@ def web_page(checkpoint: Checkpoint, names: list[str] | None = None) -> str:
     model = json.dumps(web_model(checkpoint, names), separators=(",", ":"))
     scripts = "\n".join(f"<script>\n{script(name)}</script>" for name in ("recognizer.js", "page.js"))
     scripts += (f"\n<script>\nconst MODEL = {model};\n"
-                "window.digitPage = MnistPage.start(MnistPage.local(MODEL));\n</script>")
+                "window.digitPage = MnistPage.start(MnistPage.local(MODEL), MnistPage.collectHere());\n</script>")
     return page_html(scripts, title="mnist-logreg: draw a digit (runs in this page, no server)")
 
 

@@ -316,12 +316,16 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
     key = ("prepared", id(dataset), config.data.val_size, pre, augmenting, str(device))
     if cache is not None and key in cache:
         return cache[key]
-    train_idx, val_idx = train_val_split(dataset.train_images.shape[0], config.data.val_size)
+    n = dataset.train_images.shape[0]
+    train_idx, val_idx = train_val_split(n - dataset.n_extra, config.data.val_size)
+    if dataset.n_extra:  # a person's own digits (--add): always trained on, never validated on
+        train_idx = torch.cat([train_idx, torch.arange(n - dataset.n_extra, n)])
     images = dataset.train_images[train_idx].to(device)
     labels = dataset.train_labels[train_idx].to(device)
     val_labels = dataset.train_labels[val_idx].to(device)
     preprocessor = Preprocessor(pre, dataset.image_shape)
-    disk_key = {"train_images": dataset.train_digest, "n_val": int(val_idx.numel()), "deskew": pre.deskew,
+    disk_key = {"train_images": dataset.train_digest, "n_val": int(val_idx.numel()), "n_extra": dataset.n_extra,
+                "deskew": pre.deskew,
                 "moment_norm": pre.moment_norm, "torch": torch.__version__}
 
     def geometry() -> dict[str, torch.Tensor]:

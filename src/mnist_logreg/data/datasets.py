@@ -13,6 +13,7 @@ Resolution order for ``load_dataset``:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -134,6 +135,9 @@ class Dataset:
     class_names: list[str] | None = None
     # Files of an image folder that were not read, each with why.
     skipped: tuple[str, ...] = ()
+    # The last n_extra training images are a person's own (--add): always trained on,
+    # never part of the validation split (which stays that of the data without them).
+    n_extra: int = 0
 
     @property
     def provenance(self) -> str:
@@ -406,6 +410,20 @@ def _from_arrays(path: Path, what: str, images, labels, test, summary: str | Non
     dataset.description = f"{what} {path}, {summary or f'{n:,} labelled images'}, {split}"
     dataset.class_names = class_names
     return dataset
+
+
+def with_added(dataset: Dataset, images: torch.Tensor, labels: torch.Tensor, copies: int) -> Dataset:
+    """``dataset`` with ``copies`` copies of a person's own digits after its training images."""
+    if tuple(images.shape[1:]) != dataset.image_shape:
+        raise DataError(f"--add: digits of {tuple(images.shape[1:])} pixels, the data's are {dataset.image_shape}")
+    if int(labels.max()) >= dataset.n_classes:
+        raise DataError(f"--add: label {int(labels.max())} is not one of the data's classes "
+                        f"(0..{dataset.n_classes - 1})")
+    extra_images, extra_labels = images.repeat(copies, 1, 1), labels.long().repeat(copies)
+    return dataclasses.replace(
+        dataset, train_images=torch.cat([dataset.train_images, extra_images]),
+        train_labels=torch.cat([dataset.train_labels, extra_labels]), n_extra=dataset.n_extra + len(extra_labels),
+        description=f"{dataset.provenance}; plus {len(labels):,} of your own digits x {copies}")
 
 
 def _identify(folder: Path) -> DatasetSpec | None:

@@ -47,14 +47,14 @@ def torchvision_raw(folder: Path) -> Path | None:
     return None
 
 
-def holdout(images: np.ndarray, labels: np.ndarray, seed: int = HOLDOUT_SEED):
-    """(train images, train labels, test images, test labels): ``TEST_FRACTION`` of each
-    class held out, chosen by a seeded permutation (the same split every time)."""
+def holdout(images: np.ndarray, labels: np.ndarray, seed: int = HOLDOUT_SEED, fraction: float = TEST_FRACTION):
+    """(train images, train labels, test images, test labels): ``fraction`` of each class
+    held out, chosen by a seeded permutation (the same split every time)."""
     rng = np.random.default_rng(seed)
     test = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        test.append(rng.permutation(members)[:round(len(members) * TEST_FRACTION)])
+        test.append(rng.permutation(members)[:round(len(members) * fraction)])
     test = np.sort(np.concatenate(test))
     train = np.setdiff1d(np.arange(len(labels)), test)
     if test.size == 0 or train.size == 0:
@@ -198,3 +198,33 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str] |
             raise DataError(f"{sub}: no readable digit in this class folder ({len(files)} image files)")
     summary = f"{len(names)} classes, {len(digits):,} images" + (f" ({len(skipped)} skipped)" if skipped else "")
     return np.stack(digits), np.array(labels, dtype=np.int64), None if numeric else names, summary, skipped
+
+
+def read_collected(folder: Path, image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A person's own digits for ``--add``: a sub-folder per (integer) label of images.
+    Images of the data's own shape (what ``serve --collect`` saves: the digit as the model
+    saw it) are taken as they are; any other image goes through ``predict``'s reading path."""
+    from ..images import EXTENSIONS, ImageError, NoDigit, open_image, read_digit
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"--add {folder}: no such folder")
+    digits, labels = [], []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (sub.name.isdigit() and int(sub.name) < 256):
+            raise DataError(f"--add {sub}: a label folder must be named by its class number (0, 1, ...)")
+        for f in sorted(q for q in sub.iterdir() if q.is_file() and q.suffix.lower() in EXTENSIONS):
+            try:
+                img = open_image(f, str(f))
+                opaque = img.mode not in ("RGBA", "LA") or img.getchannel("A").getextrema()[0] == 255
+                if img.size[::-1] == tuple(image_shape) and img.mode in ("L", "P", "RGB", "RGBA", "LA") and opaque:
+                    digits.append(np.asarray(img.convert("L"), dtype=np.uint8))  # the page's PNGs are RGBA
+                else:
+                    digits.append(read_digit(f))
+            except (NoDigit, ImageError, OSError) as exc:
+                raise DataError(f"--add {f}: {getattr(exc, 'reason', None) or exc}") from None
+            labels.append(int(sub.name))
+    if not digits:
+        raise DataError(f"--add {folder}: no digits here (a sub-folder of images per label, as serve --collect "
+                        "writes)")
+    return np.stack(digits), np.array(labels, dtype=np.int64)

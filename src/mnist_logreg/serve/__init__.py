@@ -24,6 +24,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ..errors import UserError
 from ..images import ImageError, NoDigit, decode_image, digit_of, peek_image
@@ -45,6 +46,7 @@ BIG_PIXELS = 4_000_000
 HEADER_BYTES = 16 * 1024
 # Where the workers of ``serve --workers N`` find the run to load.
 RUN_ENV = "MNIST_LOGREG_SERVE_RUN"
+COLLECT_ENV = "MNIST_LOGREG_SERVE_COLLECT"
 
 
 class _TooLarge(Exception):
@@ -52,6 +54,10 @@ class _TooLarge(Exception):
 
 
 class _Busy(Exception):
+    pass
+
+
+class _Full(Exception):
     pass
 
 
@@ -113,11 +119,53 @@ def _answer(model: LiteModel, img) -> dict:
             "preprocessed": digit.tolist()}
 
 
+# serve --collect: at most this many corrections are kept (then 507, nothing written).
+MAX_COLLECTED = 10_000
+
+
+def _collect(folder, model: LiteModel, payload) -> str:
+    """Save one correction: the digit as the model saw it, as a PNG in ``folder/<label>/``
+    (named by its content: the same digit twice is one file). Returns the file's path
+    relative to ``folder``. The label must be one of the model's classes and the pixels
+    the model's image shape, so nothing is written outside ``folder``."""
+    import hashlib
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ..atomic import atomic_write_bytes
+
+    if not isinstance(payload, dict):
+        raise ImageError("JSON body must be an object: {\"preprocessed\": [[...]], \"label\": N}")
+    label, pixels = payload.get("label"), payload.get("preprocessed")
+    if isinstance(label, bool) or not isinstance(label, int) or label not in model.classes:
+        raise ImageError(f"'label' must be one of the model's classes {model.classes}, got {label!r}")
+    try:
+        digit = np.asarray(pixels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ImageError("'preprocessed' must be the rows of the digit the model saw") from None
+    h, w = model.image_shape
+    if digit.shape != (h, w) or not np.isfinite(digit).all() or digit.min() < 0 or digit.max() > 255 \
+            or (digit != np.round(digit)).any():
+        raise ImageError(f"'preprocessed' must be {h}x{w} integers from 0 to 255, as /api/predict returned it")
+    folder = Path(folder)
+    if sum(1 for _ in folder.glob("*/*.png")) >= MAX_COLLECTED:
+        raise _Full()
+    digit = digit.astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(digit).save(buf, format="PNG")
+    name = f"{label}/{hashlib.sha256(digit.tobytes()).hexdigest()[:16]}.png"
+    atomic_write_bytes(folder / name, buf.getvalue())
+    return name
+
+
 def create_app(model: LiteModel, slots: int | None = None, big_slots: int | None = None,
-               queue_seconds: float = QUEUE_SECONDS, body_seconds: float = BODY_SECONDS):
+               queue_seconds: float = QUEUE_SECONDS, body_seconds: float = BODY_SECONDS, collect=None):
     """The app for ``model`` (``lite.load_run``). ``slots``: concurrent ordinary images
     (default: one per core); ``big_slots``: concurrent images over ``BIG_PIXELS`` (default:
-    half the cores, at least one)."""
+    half the cores, at least one). ``collect``: a folder where ``POST /api/correct`` saves
+    the digits people correct (None: corrections are refused)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -130,7 +178,8 @@ def create_app(model: LiteModel, slots: int | None = None, big_slots: int | None
     lanes = {False: asyncio.Semaphore(slots), True: asyncio.Semaphore(big_slots)}
     app = FastAPI(title="mnist-logreg", docs_url=None, redoc_url=None)
     # The page and its script are the exported page's too (web/): here it asks the API.
-    page = page_html('<script src="page.js"></script>\n<script>MnistPage.start(MnistPage.api());</script>')
+    page = page_html('<script src="page.js"></script>\n'
+                     '<script>MnistPage.start(MnistPage.api(), MnistPage.collectOnServer());</script>')
     page_js = script("page.js")
 
     async def work(img) -> dict:
@@ -155,7 +204,33 @@ def create_app(model: LiteModel, slots: int | None = None, big_slots: int | None
     # async: answered on the event loop itself, never queued behind a thread pool.
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "classes": model.classes}
+        return {"status": "ok", "classes": model.classes, "collect": collect is not None}
+
+    @app.post("/api/correct")
+    async def correct(request: Request):
+        """A correction from the page: {"preprocessed": the digit /api/predict returned, "label": N}."""
+        if collect is None:
+            return JSONResponse({"error": "this server does not collect corrections (serve --collect DIR)"},
+                                status_code=404)
+        try:
+            body = await asyncio.wait_for(_read_body(request), body_seconds)
+            try:
+                payload = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise ImageError("invalid JSON body") from None
+            name = await asyncio.get_running_loop().run_in_executor(pool, _collect, collect, model, payload)
+            return JSONResponse({"saved": name})
+        except asyncio.TimeoutError:
+            return JSONResponse({"error": f"request body not received within {body_seconds:g} s"}, status_code=408)
+        except _TooLarge:
+            return JSONResponse({"error": f"request body over {MAX_BODY // (1024 * 1024)} MB"}, status_code=413)
+        except _Full:
+            return JSONResponse({"error": f"the collection is full ({MAX_COLLECTED:,} digits)"}, status_code=507)
+        except ImageError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except OSError as exc:
+            log.warning("could not save a correction: %r", exc)
+            return JSONResponse({"error": f"could not save the digit ({exc.strerror or exc})"}, status_code=507)
 
     @app.post("/api/predict")
     async def predict(request: Request):
@@ -186,7 +261,7 @@ def app_from_env():
     from ..lite import load_run
 
     _tune_process()
-    return create_app(load_run(os.environ[RUN_ENV]))
+    return create_app(load_run(os.environ[RUN_ENV]), collect=os.environ.get(COLLECT_ENV) or None)
 
 
 def _tune_process() -> None:
@@ -210,7 +285,8 @@ def uvicorn_options(host: str, port: int) -> dict:
                 h11_max_incomplete_event_size=HEADER_BYTES, timeout_keep_alive=5)
 
 
-def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          collect: str | None = None) -> None:
     import socket
 
     import uvicorn
@@ -220,6 +296,11 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int 
     if not isinstance(workers, int) or not 1 <= workers <= 64:
         raise UserError(f"--workers must be an integer between 1 and 64, got {workers!r}")
     model = load_run(run_dir)  # a bad run folder is one line here, not one per worker
+    if collect is not None:
+        from ..atomic import check_folder_writable
+
+        check_folder_writable(Path(collect), "--collect")
+        collect = os.path.abspath(collect)
     # uvicorn reports a busy port over several log lines and exits; check first, so the
     # user gets one line naming the problem.
     try:
@@ -234,7 +315,8 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int 
     _tune_process()
     options = uvicorn_options(host, port)
     if workers == 1:
-        uvicorn.run(create_app(model), **options)
+        uvicorn.run(create_app(model, collect=collect), **options)
     else:
         os.environ[RUN_ENV] = str(os.path.abspath(run_dir))
+        os.environ[COLLECT_ENV] = collect or ""
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)

@@ -16,6 +16,76 @@ const MnistPage = (() => {
     };
   }
 
+  // Corrections ("that was a 4"): serve --collect saves each one (POST api/correct); the
+  // exported page keeps them here and offers them as a zip of the same layout
+  // (<label>/<n>.png), which `train --add` reads.
+  function collectOnServer() {
+    return {
+      enabled: async () => { try { return (await (await fetch("healthz")).json()).collect === true; } catch (e) { return false; } },
+      save: async (preprocessed, label) => {
+        const resp = await fetch("api/correct", { method: "POST", headers: { "Content-Type": "application/json" },
+                                                  body: JSON.stringify({ preprocessed, label }) });
+        const data = await resp.json();
+        if (!resp.ok) throw new Error(data.error || "error " + resp.status);
+        return "saved on the server as " + data.saved;
+      },
+    };
+  }
+  function collectHere() {
+    const kept = [];
+    return {
+      enabled: async () => true,
+      save: async (preprocessed, label) => {
+        kept.push({ preprocessed, label });
+        return `kept as a ${label} (${kept.length} digit${kept.length > 1 ? "s" : ""}): download them below`;
+      },
+      kept,
+      zip: async () => zipFiles(await Promise.all(kept.map(async ({ preprocessed, label }, i) =>
+        ({ name: `${label}/${i + 1}.png`, data: await pngOf(preprocessed) })))),
+    };
+  }
+  async function pngOf(rows) {
+    const c = new OffscreenCanvas(rows[0].length, rows.length), g = c.getContext("2d");
+    const img = g.createImageData(c.width, c.height);
+    rows.forEach((row, y) => row.forEach((v, x) => {
+      const k = 4 * (c.width * y + x); img.data[k] = img.data[k + 1] = img.data[k + 2] = v; img.data[k + 3] = 255;
+    }));
+    g.putImageData(img, 0, 0);
+    return new Uint8Array(await (await c.convertToBlob({ type: "image/png" })).arrayBuffer());
+  }
+  // A zip archive, stored (PNGs are compressed already): local headers, then the central directory.
+  const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  function crc32(bytes) {
+    let c = 0xffffffff;
+    for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  }
+  function zipFiles(files) {
+    const parts = [], central = [], enc = new TextEncoder();
+    let offset = 0;
+    for (const f of files) {
+      const name = enc.encode(f.name), crc = crc32(f.data), size = f.data.length;
+      const local = new DataView(new ArrayBuffer(30));
+      [[0, 0x04034b50, 4], [4, 20, 2], [14, crc, 4], [18, size, 4], [22, size, 4], [26, name.length, 2]]
+        .forEach(([at, v, n]) => (n === 4 ? local.setUint32(at, v, true) : local.setUint16(at, v, true)));
+      const entry = new DataView(new ArrayBuffer(46));
+      [[0, 0x02014b50, 4], [4, 20, 2], [6, 20, 2], [16, crc, 4], [20, size, 4], [24, size, 4], [28, name.length, 2],
+       [42, offset, 4]].forEach(([at, v, n]) => (n === 4 ? entry.setUint32(at, v, true) : entry.setUint16(at, v, true)));
+      parts.push(new Uint8Array(local.buffer), name, f.data);
+      central.push(new Uint8Array(entry.buffer), name);
+      offset += 30 + name.length + size;
+    }
+    const centralSize = central.reduce((n, p) => n + p.length, 0);
+    const end = new DataView(new ArrayBuffer(22));
+    [[0, 0x06054b50, 4], [8, files.length, 2], [10, files.length, 2], [12, centralSize, 4], [16, offset, 4]]
+      .forEach(([at, v, n]) => (n === 4 ? end.setUint32(at, v, true) : end.setUint16(at, v, true)));
+    return new Blob([...parts, ...central, new Uint8Array(end.buffer)], { type: "application/zip" });
+  }
+
   // Answer here, with the model inlined in the page (export --format web).
   function local(spec) {
     const model = MnistLogreg.loadModel(spec);
@@ -49,7 +119,7 @@ const MnistPage = (() => {
     };
   }
 
-  function start(predict) {
+  function start(predict, collector) {
     const pad = document.getElementById("pad");
     const ctx = pad.getContext("2d", { willReadFrequently: true });
     const answer = document.getElementById("answer");
@@ -66,6 +136,7 @@ const MnistPage = (() => {
       bars.innerHTML = "";
       errorBox.textContent = "";
       document.getElementById("seen").getContext("2d").clearRect(0, 0, 28, 28);
+      document.getElementById("correct").hidden = true;
     }
     function point(e) {
       const r = pad.getBoundingClientRect();
@@ -102,7 +173,39 @@ const MnistPage = (() => {
       catch (err) { errorBox.textContent = err.message || String(err); }
       finally { pending = false; if (queued) { queued = false; send(pad); } }
     }
+    // Corrections: a button per class under the digit the model saw, when a collector takes them.
+    const correct = document.getElementById("correct"), collected = document.getElementById("collected");
+    const download = document.getElementById("download");
+    let seenDigit = null, collecting = false;
+    if (collector) collector.enabled().then((on) => { collecting = on; });
+    function offerCorrections(data) {
+      seenDigit = data.preprocessed;
+      correct.hidden = !(collecting && seenDigit);
+      if (correct.hidden) return;
+      const buttons = document.getElementById("correct-buttons");
+      buttons.innerHTML = "";
+      data.classes.forEach((c, i) => {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = data.names ? data.names[i] : c;
+        b.dataset.label = String(c);
+        b.addEventListener("click", async () => {
+          try { collected.textContent = await collector.save(seenDigit, c); download.hidden = !collector.zip; }
+          catch (err) { collected.textContent = err.message || String(err); }
+        });
+        buttons.appendChild(b);
+      });
+    }
+    if (collector && collector.zip) {
+      download.addEventListener("click", async () => {
+        const a = document.createElement("a");
+        a.href = URL.createObjectURL(await collector.zip());
+        a.download = "my-digits.zip";
+        a.click();
+      });
+    }
     function show(data) {
+      offerCorrections(data);
       if (data.label === null) {  // no digit here: say so and why, show no probabilities
         answer.textContent = "\u2014";
         answer.dataset.label = "none";
@@ -137,7 +240,7 @@ const MnistPage = (() => {
     document.getElementById("clear").addEventListener("click", reset);
     document.getElementById("upload").addEventListener("change", (e) => { if (e.target.files[0]) send(e.target.files[0]); });
     reset();
-    return { predict, show };
+    return { predict, show, collector };
   }
-  return { api, local, start };
+  return { api, local, start, collectOnServer, collectHere, zipFiles };
 })();
