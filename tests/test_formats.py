@@ -215,3 +215,11 @@ def test_an_image_folder_with_an_empty_class_is_one_line(tmp_path, mnist):
     Image.new("L", (60, 60), 255).save(root / "5" / "blank.png")
     one_line_error(run_main("train", "--data", str(root), *FAST, "--out", str(tmp_path / "run")),
                    f"{root}/5: no readable digit in this class folder (1 image files)")
+
+
+def test_data_names_a_dataset_where_no_such_path_is_here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset(data_dir="mnist").provenance == "mnist: every file matches the published checksums"
+    (tmp_path / "mnist").mkdir()  # a folder of that name is a folder (downloaded into when empty)
+    write_small(tmp_path / "mnist", load_dataset(), 300, 100)
+    assert load_dataset(data_dir="mnist").train_images.shape[0] == 300

@@ -64,7 +64,8 @@ class DataConfig:
     dataset: str = knob("mnist", "named dataset (bundled MNIST needs no network; others download)")
     data_dir: str | None = knob(None, "training data: a folder with the four MNIST-format IDX files (.gz or raw; "
                                       "downloaded into it when empty), torchvision's root folder (MNIST/raw), "
-                                      "Kaggle's train.csv or a NumPy .npz (x_train, y_train[, x_test, y_test])",
+                                      "Kaggle's train.csv, a NumPy .npz (x_train, y_train[, x_test, y_test]), a "
+                                      "folder of images with a sub-folder per class, or a dataset's name (mnist)",
                                 metavar="PATH")
     add: str | None = knob(None, "a folder of your own digits, a sub-folder per label (serve --collect writes "
                                  "one), trained on beside --data's training images", metavar="DIR")

@@ -335,6 +335,8 @@ def load_dataset(
     mirrors: tuple[str, ...] | None = None,
 ) -> Dataset:
     """Load an MNIST-style dataset as uint8 tensors (see the module docstring)."""
+    if data_dir is not None and str(data_dir) in DATASETS and not Path(data_dir).exists():
+        name, data_dir = str(data_dir), None  # --data mnist: the dataset of that name
     spec = DATASETS.get(name)
     if spec is None:
         raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} or give --data-dir")
