@@ -252,7 +252,8 @@ def test_region_labels_equal_a_flood_fill():
 
 
 def test_running_extremes_equal_windows():
-    """van Herk / Gil-Werman minima and maxima against NumPy over every window."""
+    """Running minima and maxima (shifted slices up to SMALL_WINDOW, van Herk / Gil-Werman
+    beyond) against NumPy over every window."""
     from mnist_logreg.images import _running
 
     rng = np.random.default_rng(27)
@@ -304,3 +305,17 @@ def test_straight_steps_of_a_digit_are_not_bands(mnist):
     for i in range(1000):
         gray = _blocky(mnist.test_images[i].numpy())
         assert unband(gray) is gray, i
+
+
+def test_percentile_is_numpys_to_the_last_bit():
+    """images.percentile (buckets, then a partition of one) against np.percentile, on values
+    like an image's: continuous, 8-bit levels, mostly paper with ties, a flattened background."""
+    from mnist_logreg.images import percentile
+
+    rng = np.random.default_rng(3)
+    for t in range(600):
+        n = int(rng.integers(1, 4000))
+        v = [rng.random(n), np.round(rng.random(n) * 255) / 255, np.where(rng.random(n) < 0.8, 0.0, rng.random(n)),
+             np.where(rng.random(n) < 0.6, 0.0, rng.random(n) * 0.002), np.maximum(rng.random(n) - 0.7, 0)][t % 5]
+        for q in (1, 25, 50, 90, 99, 100, 0):
+            assert percentile(v, q) == np.percentile(v, q), (t, q)
