@@ -167,3 +167,12 @@ def test_version_is_the_changelogs_latest():
     latest = re.search(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.M)
     proc = run_main("--version")
     assert proc.stdout.strip() == f"mnist-logreg {__version__}" and __version__ == project == latest.group(1)
+
+
+def test_a_split_that_leaves_too_little_to_train_on_is_refused(small_dir, tmp_path):
+    """--val-size of all images but a few trained on those few and ended in 'training
+    diverged'; now it is refused naming the flag and the largest value that trains."""
+    proc = run_main("train", "--data", str(small_dir), "--val-size", "1995", "--out", str(tmp_path / "run"))
+    one_line_error(proc, "--val-size 1995 leaves 5 of the 2,000 training images", "--val-size at most 1,990")
+    assert not (tmp_path / "run").exists()
+    one_line_error(run_main("train", "--preset", "", "--out", str(tmp_path / "run")), "unknown preset ''")

@@ -223,3 +223,18 @@ def test_data_names_a_dataset_where_no_such_path_is_here(tmp_path, monkeypatch):
     (tmp_path / "mnist").mkdir()  # a folder of that name is a folder (downloaded into when empty)
     write_small(tmp_path / "mnist", load_dataset(), 300, 100)
     assert load_dataset(data_dir="mnist").train_images.shape[0] == 300
+
+
+def test_npz_arrays_fit_the_python_estimator(tmp_path, digits, mnist):
+    """Arrays are what the Python API takes: Keras' arrays from an .npz, flattened, fit
+    mnist_logreg.LogisticRegression as they fit scikit-learn's."""
+    from mnist_logreg import LogisticRegression
+
+    images, labels = digits
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=images, y_train=labels, x_test=mnist.test_images[:300].numpy(),
+             y_test=mnist.test_labels[:300].numpy())
+    with np.load(path) as z:
+        x_train, y_train, x_test, y_test = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    model = LogisticRegression().fit(x_train.reshape(len(x_train), -1) / 255, y_train)
+    assert model.score(x_test.reshape(len(x_test), -1) / 255, y_test) > 0.8

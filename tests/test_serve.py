@@ -191,7 +191,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.browser
-def test_drawing_in_a_real_browser(server, collected, tmp_path):
+def test_drawing_in_a_real_browser(server, collected, small_dir, tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (scripts/install-debian.sh chromium /usr/bin/chromium installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -237,6 +237,16 @@ def test_drawing_in_a_real_browser(server, collected, tmp_path):
     (saved,) = (collected / "1").iterdir()
     assert np.array_equal(np.asarray(Image.open(saved)), np.array(api["preprocessed"], np.uint8))
     assert shot.stat().st_size > 5000
+    # The loop closed: a run trained with --add on what the page collected reads that
+    # drawing as the person said (a writer whose 1s look like this 7).
+    from conftest import run_main
+    from mnist_logreg.lite import load_run
+
+    proc = run_main("train", "--data", str(small_dir), "--add", str(collected), "--add-weight", "50", "--epochs", "3",
+                    "--no-select", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    new = load_run(tmp_path / "run").predict_proba(np.array(api["preprocessed"], np.uint8)[None])[0]
+    assert int(np.argmax(new)) == 1
     print(f"\nscreenshot: {shot}; browser shows {shown} ({shown_p:.3f}), API says {api['label']}")
 
 

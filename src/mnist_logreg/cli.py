@@ -50,7 +50,7 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
 
 def config_from_args(args: argparse.Namespace):
     overrides = {name: getattr(args, name) for name in flat_fields() if name != "preset" and hasattr(args, name)}
-    return build_config(args.preset or "default", **overrides)
+    return build_config(args.preset if args.preset is not None else "default", **overrides)
 
 
 def _print_summary(metrics: dict, run_dir: Path | None) -> None:

@@ -318,6 +318,10 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
         return cache[key]
     n = dataset.train_images.shape[0]
     train_idx, val_idx = train_val_split(n - dataset.n_extra, config.data.val_size)
+    if train_idx.numel() < dataset.n_classes:  # a split that leaves (almost) nothing to learn from
+        raise ConfigError(f"--val-size {val_idx.numel()} leaves {train_idx.numel()} of the {n - dataset.n_extra:,} "
+                          f"training images to train on; at least {dataset.n_classes} (one per class) are needed: "
+                          f"--val-size at most {n - dataset.n_extra - dataset.n_classes:,}")
     if dataset.n_extra:  # a person's own digits (--add): always trained on, never validated on
         train_idx = torch.cat([train_idx, torch.arange(n - dataset.n_extra, n)])
     images = dataset.train_images[train_idx].to(device)
