@@ -67,7 +67,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_reader_sees_the_imports():
     graph = import_graph()
     assert {"preprocess", "model", "runs", "train", "export", "serve", "data.datasets", "cache"} <= set(graph)
-    assert "preprocess" in graph["model"] and "data.datasets" in graph["data"]
+    assert "preprocess" in graph["model"] and "data.formats" in graph["data.datasets"]
     assert "_kernels" in graph["kernels"]  # the C extension, imported as ``from . import _kernels``
 
 
@@ -91,3 +91,41 @@ def test_saving_and_inference_do_not_reach_into_training(module):
 def test_no_consumer_preprocesses_images_by_itself(module):
     """Each one runs ``model.Classifier`` (through ``runs.Checkpoint``), which owns the preprocessing."""
     assert "preprocess" not in import_graph()[module]
+
+
+def _top_level_imports(path: Path) -> tuple[set[str], bool]:
+    """The package modules a module imports when it is imported (module-level statements,
+    not functions' lazy imports or ``if TYPE_CHECKING``), and whether it imports torch so."""
+    name = module_name(path)
+    package = [p for p in (name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]) if p]
+    deps, torch = set(), False
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}".strip(".")
+                    deps.add(sub if is_module(sub) else target)
+            torch |= not node.level and (node.module or "").split(".")[0] == "torch"
+        elif isinstance(node, ast.Import):
+            torch |= any(a.name.split(".")[0] == "torch" for a in node.names)
+    return deps - {name}, torch
+
+
+@pytest.mark.parametrize("module", ["serve", "predict", "lite", "images", "modelfile", "data.formats"])
+def test_inference_modules_do_not_load_torch_when_imported(module):
+    """Importing what predict and serve run loads no module that imports torch at its top
+    (the lazy import of a function called elsewhere, images.load_digit's, is allowed; the
+    subprocess tests of predict and serve check what actually runs)."""
+    imports = {module_name(p): _top_level_imports(p) for p in PACKAGE.rglob("*.py")}
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen or m not in imports:
+            continue
+        seen.add(m)
+        deps, torch = imports[m]
+        assert not torch, f"{module} imports {m}, which imports torch"
+        # Importing a.b runs a/__init__.py first.
+        todo += [*deps, *(".".join(m.split(".")[:i]) for i in range(1, m.count(".") + 1))]
