@@ -40,6 +40,10 @@ def test_kaggle_csv_trains_with_a_stratified_held_out_test_split(tmp_path, digit
     path = _kaggle_csv(tmp_path / "train.csv", images, labels)
     x, y = read_kaggle_csv(path)
     assert np.array_equal(x, images) and np.array_equal(y, labels)
+    crlf = tmp_path / "windows.csv"  # the same file saved on Windows
+    crlf.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    x, y = read_kaggle_csv(crlf)
+    assert np.array_equal(x, images) and np.array_equal(y, labels)
     proc, metrics = _trained(tmp_path, "--data", str(path))
     n_test = metrics["n_test"]
     assert (f"data: Kaggle CSV {path}, 1,200 labelled images, no test split: 1/12 held out for test "

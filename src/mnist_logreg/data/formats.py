@@ -97,6 +97,14 @@ def read_kaggle_csv(path: Path, labelled: bool = True) -> tuple[np.ndarray, np.n
     rows = [ln for ln in lines[1:] if ln.strip()]
     if not rows:
         raise DataError(f"{path}: a header and no images")
+    # In blocks of rows: the byte-wise parse makes temporaries of 8 bytes a character.
+    blocks = [_unsigned_ints("\n".join(rows[i:i + CSV_BLOCK]), len(rows[i:i + CSV_BLOCK]) * width)
+              for i in range(0, len(rows), CSV_BLOCK)]
+    if all(b is not None for b in blocks):
+        table = np.concatenate(blocks).reshape(len(rows), width)
+        if table[:, first:].max(initial=0) <= 255:  # else the careful reading below names the pixel
+            labels = table[:, 0].astype(np.int64) if has_label else None
+            return table[:, first:].astype(np.uint8).reshape(-1, side, side), labels
     try:
         values = np.array(",".join(rows).split(","), dtype=np.float64)
     except ValueError:
@@ -123,6 +131,29 @@ def read_kaggle_csv(path: Path, labelled: bool = True) -> tuple[np.ndarray, np.n
             raise DataError(f"{path}: row {r + 2}, column {c + 1} ({header[c]}): {table[r, c]:g} is not {limit}")
     images = table[:, first:].astype(np.uint8).reshape(-1, side, side)
     return images, table[:, 0].astype(np.int64) if has_label else None
+
+
+CSV_BLOCK = 1024
+
+
+def _unsigned_ints(text: str, count: int) -> np.ndarray | None:
+    """``count`` comma- or newline-separated unsigned integers, parsed over the bytes at
+    once (Kaggle's 28,000-row test.csv in a second, not 16 s and 700 MB through Python's
+    floats); None where the text holds anything else (a sign, a point, an empty field, a
+    wrong count), for the careful reader to name the row and column."""
+    raw = np.frombuffer(text.replace("\r", "").encode("ascii", "replace"), dtype=np.uint8)
+    sep = (raw == ord(",")) | (raw == ord("\n"))
+    digit = (raw >= ord("0")) & (raw <= ord("9"))
+    if not (sep | digit).all() or np.count_nonzero(sep) + 1 != count:
+        return None
+    bounds = np.flatnonzero(sep)
+    starts, ends = np.concatenate([[0], bounds + 1]), np.concatenate([bounds, [raw.size]])
+    lengths = ends - starts
+    if lengths.min(initial=1) < 1 or lengths.max(initial=0) > 9:
+        return None  # an empty field, or a number too long to be a pixel or a label
+    token = np.cumsum(sep)[digit]  # which number each digit belongs to
+    place = np.repeat(ends, lengths) - np.flatnonzero(digit) - 1  # its power of ten
+    return np.bincount(token, weights=(raw[digit] - ord("0")) * 10.0 ** place, minlength=count).astype(np.int32)
 
 
 def submission_csv(labels) -> bytes:
