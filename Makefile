@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-minutes bench lint clean notebooks notebooks-html default-model
+.PHONY: run test test-minutes docs docs-serve bench lint clean notebooks notebooks-html default-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ test: $(STAMP)
 
 test-minutes: $(STAMP)
 	$(BIN)/python -m pytest -q -m minutes
+
+# The documentation site (MkDocs, mkdocs.yml), built strictly: a broken link fails.
+# scripts/docs_pages.py writes the pages made from the code (the CLI reference) and the
+# README (the home page) first.
+docs: $(STAMP)
+	$(BIN)/python scripts/docs_pages.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/python scripts/docs_pages.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: $(STAMP)
 	$(BIN)/mnist-logreg bench

@@ -61,7 +61,7 @@ def test_the_blur_pool_matrix_is_defined_once():
 
 
 def test_predict_never_imports_torch(default_run, mnist, tmp_path):
-    """Half a second and ~70 MB instead of two seconds and ~670 MB (README: Memory)."""
+    """Half a second and ~70 MB instead of two seconds and ~670 MB (docs/reference/data.md)."""
     from PIL import Image
 
     image = tmp_path / "digit.png"

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_main
 from mnist_logreg import robustness as R
 
-# Goals where they are met, today's figure (a little under) where they are not: see README.
+# Goals where they are met, today's figure (a little under) where they are not: see docs/explanation/robustness.md.
 FLOORS = {
     "clean": 0.98, "shot_noise": 0.85, "impulse_noise": 0.86, "glass_blur": 0.87, "motion_blur": 0.90,
     "shear": 0.96, "scale": 0.96, "rotate": 0.89, "brightness": 0.97, "translate": 0.95, "stripe": 0.90,

@@ -23,7 +23,7 @@ NORMALIZATIONS = ("none", "global", "per-pixel")
 AUGMENTATIONS = ("affine", "elastic", "presentation")
 DEVICES = ("auto", "cpu", "cuda")
 
-# What ``--select`` chooses among: the rungs of the recipe ladder (README: recipes), plus a
+# What ``--select`` chooses among: the rungs of the recipe ladder (docs/explanation/preprocessing.md), plus a
 # gamma rung for data whose faint textures carry the class. Measured with the default
 # optimiser, validation accuracy (MNIST / Fashion-MNIST, 5,000 held-out images):
 # normalized 92.1 / 85.4%, gamma 0.5 92.2 / 86.3%, deskewed 95.7 / 84.0%, moment-normalized
@@ -263,7 +263,7 @@ TOP_LEVEL = ("seed", "device", "preset")
 # directions of the deskewed, moment-normalised image (each digit's height and width
 # spreads scaled to the training set's medians). Full-batch
 # L-BFGS reaches the same optimum in 7x the time; augmentation did not raise validation
-# accuracy for one linear layer (README). ``_FIXED``: the same without the choice.
+# accuracy for one linear layer (docs/explanation/preprocessing.md). ``_FIXED``: the same without the choice.
 _FIXED = dict(select=False)
 # Flags that fix the preprocessing: given on the command line, they turn ``select`` off
 # (unless ``--select`` is given too), so ``--deskew`` means deskewing.

@@ -159,7 +159,7 @@ def warp_affine(images: torch.Tensor, gx: tuple, gy: tuple) -> torch.Tensor:
 # pixel) and averaged over 2x2 blocks: four 14x14 planes, tiled 2x2 into a 28x28 "image"
 # of 784 values. A linear layer on them is still one nn.Linear(784, 10); it no longer
 # has to learn where a stroke is from its ink alone, but where a stroke of each slant is,
-# which a template separates far better (README: recipes).
+# which a template separates far better (docs/explanation/preprocessing.md).
 @functools.cache
 def _blur_pool_matrix(n: int) -> torch.Tensor:
     """[n/2, n]: a Gaussian blur (zeros outside) followed by averaging pairs of pixels

@@ -72,7 +72,7 @@ DEFAULT_SPACE: dict[str, dict] = {
     # ranges below apply then): it never won, and its trials cost 10-50x the others. In 30
     # trials (2026-12-06) the best of 8 affine ones reached 98.92% validation against
     # 99.06% without; presentation augmentation (blur, stroke width, low resolution)
-    # gave 98.94% against 99.06%, and no robustness row rose beyond noise (README).
+    # gave 98.94% against 99.06%, and no robustness row rose beyond noise (docs/explanation/preprocessing.md).
     "augment": {"value": "none"},
     "rotate": {"low": 0.0, "high": 8.0},
     "translate": {"low": 0.0, "high": 1.5},

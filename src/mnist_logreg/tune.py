@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "study.journal"
 MAX_TRIALS = 10_000
-MAX_JOBS = 64  # threads in one process; more machines scale a study further (README)
+MAX_JOBS = 64  # threads in one process; more machines scale a study further (docs/how-to/tune.md)
 # A worker's heartbeat every HEARTBEAT seconds; a RUNNING trial whose last one is older
 # than HEARTBEAT_GRACE is a dead worker's, failed (and retried) by the next trial to start.
 HEARTBEAT, HEARTBEAT_GRACE = 2, 6
