@@ -57,3 +57,39 @@ def test_the_site_builds_strictly(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "reference" / "cli" / "index.html").is_file()
+
+
+def _blocks(*languages: str):
+    """(file, code) of every fenced block in those languages in the README and the docs."""
+    import re
+
+    for path in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        for lang, code in re.findall(r"```(\w*)\n(.*?)```", path.read_text(), re.S):
+            if lang in languages:
+                yield path, code
+
+
+def test_every_command_example_is_one_the_cli_takes(monkeypatch):
+    """Each `mnist-logreg ...` line of a shell example parses: a renamed flag or command
+    fails here. (Parsed, not run: most train on all of MNIST or serve until stopped.)"""
+    import shlex
+
+    from mnist_logreg.cli import build_parser
+
+    lines = [(path, line) for path, code in _blocks("sh", "bash", "") for line in code.splitlines()
+             if line.strip().startswith("mnist-logreg ")]
+    assert len(lines) >= 30
+    for path, line in lines:
+        argv = shlex.split(line, comments=True)[1:]
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exc:  # argparse's error (2), or --help's clean exit (0)
+            assert exc.code == 0, f"{path.name}: {line}"
+
+
+def test_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = list(_blocks("python"))
+    assert blocks
+    for path, code in blocks:
+        exec(compile(code, str(path), "exec"), {"__name__": "__example__"})
