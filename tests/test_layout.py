@@ -113,11 +113,13 @@ def _top_level_imports(path: Path) -> tuple[set[str], bool]:
     return deps - {name}, torch
 
 
-@pytest.mark.parametrize("module", ["serve", "predict", "lite", "images", "modelfile", "data.formats"])
+@pytest.mark.parametrize("module", ["serve", "predict", "lite", "images", "modelfile", "data.formats", "runs",
+                                    "compare"])
 def test_inference_modules_do_not_load_torch_when_imported(module):
-    """Importing what predict and serve run loads no module that imports torch at its top
-    (the lazy import of a function called elsewhere, images.load_digit's, is allowed; the
-    subprocess tests of predict and serve check what actually runs)."""
+    """Importing what predict, serve and compare run loads no module that imports torch at
+    its top (the lazy import of a function called elsewhere, images.load_digit's or
+    runs.load_model's, is allowed; the subprocess tests of predict and serve check what
+    actually runs)."""
     imports = {module_name(p): _top_level_imports(p) for p in PACKAGE.rglob("*.py")}
     seen, todo = set(), [module]
     while todo:

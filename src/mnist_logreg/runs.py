@@ -17,15 +17,21 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import ConfigError, UserError
-from .model import Classifier, SoftmaxRegression
 from .modelfile import FORMAT, MODEL_FILE, check_image_shape, model_path, read_model_file
-from .preprocess import Preprocessor
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import Classifier, SoftmaxRegression
+    from .preprocess import Preprocessor
+
+# PyTorch is imported where a Checkpoint is built or run, not here: reading a run
+# folder's side files (compare) needs none of it.
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -54,11 +60,15 @@ class Checkpoint:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """uint8/float images [N, H, W] (tensor or array) -> logits [N, n_classes], by ``Classifier.logits``."""
+        import torch
+
         images = torch.as_tensor(images)
         check_image_shape(tuple(images.shape), self.image_shape)
         return self.classifier.logits(images)
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return torch.softmax(self.logits(images), dim=1)
 
 
@@ -91,6 +101,11 @@ def model_bytes(classifier: Classifier, config: TrainConfig, classes: list[int])
 
 def load_model(path: str | os.PathLike) -> Checkpoint:
     """Load a model file, every part checked (``modelfile.read_model_file``), as a PyTorch classifier."""
+    import torch
+
+    from .model import Classifier, SoftmaxRegression
+    from .preprocess import Preprocessor
+
     mf = read_model_file(path)
     n_features = mf.image_shape[0] * mf.image_shape[1]
     classifier = Classifier(Preprocessor(mf.config.preprocess, mf.image_shape),
