@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from serving import canvas_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -36,18 +37,13 @@ def inputs() -> dict[str, list[bytes]]:
     digits = load_dataset().test_images.numpy()
     rng = np.random.default_rng(0)
 
-    def canvas(d):
-        buf = io.BytesIO()
-        Image.fromarray(255 - d).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
-        return buf.getvalue()
-
     def photo_640(d):
         img = Image.open(io.BytesIO(photo(d, rng, "dark-on-light", fmt="PNG"))).resize((640, 480))
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=90)
         return buf.getvalue()
 
-    return {"280x280 canvas PNG": [canvas(d) for d in digits[:60]],
+    return {"280x280 canvas PNG": canvas_digits(60)[0],
             "640x480 photo JPEG": [photo_640(d) for d in digits[:15]]}
 
 

@@ -14,9 +14,7 @@ over them). A benchmark, not a test: it prints figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,17 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from serving import run_folder
-
-
-def digit_png() -> bytes:
-    from mnist_logreg.data import load_dataset
-
-    digit = load_dataset().test_images[0].numpy()
-    buf = io.BytesIO()
-    Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
-    return buf.getvalue()
+from serving import canvas_digits, free_port, run_folder
 
 
 def post(port: int, png: bytes) -> dict:
@@ -46,12 +34,6 @@ def post(port: int, png: bytes) -> dict:
                                  headers={"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -89,7 +71,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     run = run_folder(args.run)
-    png = digit_png()
+    png = canvas_digits(1)[0][0]
     starts, torch_imports = [], []
     for i in range(args.rounds):
         t0 = time.perf_counter()

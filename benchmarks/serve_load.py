@@ -28,7 +28,7 @@ from collections import Counter
 
 import numpy as np
 from PIL import Image, ImageDraw
-from serving import run_folder, start_server
+from serving import canvas_digits, run_folder, start_server
 
 BOUNDARY = "mnistlogregload"
 
@@ -44,20 +44,6 @@ def request(body: bytes, path: str = "/api/predict") -> bytes:
 
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n"
-
-
-def canvas_digits(n: int) -> tuple[list[bytes], list[int]]:
-    """MNIST test digits as the page's canvas sends them: 280x280, black ink on white."""
-    from mnist_logreg.data import load_dataset
-
-    ds = load_dataset()
-    pngs = []
-    for img in ds.test_images[:n].numpy():
-        big = Image.fromarray(255 - img).resize((280, 280), Image.Resampling.BILINEAR)
-        buf = io.BytesIO()
-        big.save(buf, format="PNG")
-        pngs.append(buf.getvalue())
-    return pngs, ds.test_labels[:n].tolist()
 
 
 def huge_png() -> bytes:

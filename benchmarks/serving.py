@@ -1,7 +1,9 @@
-"""What the serve benchmarks share: a run to serve, and a server on a free port."""
+"""What the benchmarks share: a run to serve, a server on a free port, and digits as the
+drawing page sends them."""
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
@@ -18,11 +20,31 @@ def run_folder(run: str | None) -> str:
     return run
 
 
-def start_server(run: str, *extra: str) -> tuple[subprocess.Popen, int]:
-    """`mnist-logreg serve` on a free port, once it accepts connections: (process, port)."""
+def canvas_digits(n: int) -> tuple[list[bytes], list[int]]:
+    """MNIST test digits as the page's canvas sends them: 280x280, black ink on white."""
+    from PIL import Image
+
+    from mnist_logreg.data import load_dataset
+
+    ds = load_dataset()
+    pngs = []
+    for img in ds.test_images[:n].numpy():
+        big = Image.fromarray(255 - img).resize((280, 280), Image.Resampling.BILINEAR)
+        buf = io.BytesIO()
+        big.save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    return pngs, ds.test_labels[:n].tolist()
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_server(run: str, *extra: str) -> tuple[subprocess.Popen, int]:
+    """`mnist-logreg serve` on a free port, once it accepts connections: (process, port)."""
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", run, "--port", str(port),
                                *extra], stdout=subprocess.DEVNULL)
     for _ in range(600):

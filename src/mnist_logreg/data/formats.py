@@ -192,30 +192,38 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _sub_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _label_name(name: str) -> bool:
+    """Whether a folder's name is a class number (the label itself, as IDX stores them)."""
+    return name.isdigit() and int(name) < 256
+
+
 def image_classes(folder: Path) -> list[Path] | None:
     """The class sub-folders of an image folder (those holding image files), or None when
     ``folder`` is not laid out that way."""
-    from ..images import EXTENSIONS
+    from ..images import expand_paths
 
-    subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    with_images = [p for p in subs if any(q.suffix.lower() in EXTENSIONS for q in p.iterdir() if q.is_file())]
-    return subs if with_images else None
+    subs = _sub_folders(folder)
+    return subs if any(expand_paths([p]) for p in subs) else None
 
 
 def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None, str, list[str]]:
     """(uint8 digits [N, 28, 28], int64 labels [N], the class names (None where the folder
     names are the labels), a summary, and the files skipped, each with why). Every class
     folder must give at least one digit."""
-    from ..images import EXTENSIONS, ImageError, NoDigit, read_digit
+    from ..images import ImageError, NoDigit, expand_paths, read_digit
 
     subs = image_classes(folder)
     if not subs or len(subs) < 2:
         raise DataError(f"{folder}: an image folder needs a sub-folder of images per class, at least two classes")
     names = [p.name for p in subs]
-    numeric = all(n.isdigit() and int(n) < 256 for n in names)
+    numeric = all(map(_label_name, names))
     digits, labels, skipped = [], [], []
     for index, sub in enumerate(subs):
-        files = sorted(q for q in sub.iterdir() if q.is_file() and q.suffix.lower() in EXTENSIONS)
+        files = expand_paths([sub])
         before = len(digits)
         for f in files:
             try:
@@ -235,16 +243,16 @@ def read_collected(folder: Path, image_shape: tuple[int, int]) -> tuple[np.ndarr
     """A person's own digits for ``--add``: a sub-folder per (integer) label of images.
     Images of the data's own shape (what ``serve --collect`` saves: the digit as the model
     saw it) are taken as they are; any other image goes through ``predict``'s reading path."""
-    from ..images import EXTENSIONS, ImageError, NoDigit, open_image, read_digit
+    from ..images import ImageError, NoDigit, expand_paths, open_image, read_digit
 
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"--add {folder}: no such folder")
     digits, labels = [], []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (sub.name.isdigit() and int(sub.name) < 256):
+    for sub in _sub_folders(folder):
+        if not _label_name(sub.name):
             raise DataError(f"--add {sub}: a label folder must be named by its class number (0, 1, ...)")
-        for f in sorted(q for q in sub.iterdir() if q.is_file() and q.suffix.lower() in EXTENSIONS):
+        for f in expand_paths([sub]):
             try:
                 img = open_image(f, str(f))
                 opaque = img.mode not in ("RGBA", "LA") or img.getchannel("A").getextrema()[0] == 255
