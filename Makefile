@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/mnist-logreg train
 
 # make test leaves out the tests that take minutes (pytest's "minutes" marker: the
-# fresh-venv wheel install, the canvas drawing set); make test-minutes runs just those,
+# fresh-venv wheel install, the canvas drawing set, the notebooks); make test-minutes runs just those,
 # and .ci/run runs both.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not minutes"
@@ -30,8 +30,9 @@ test-minutes: $(STAMP)
 	$(BIN)/python -m pytest -q -m minutes
 
 # The documentation site (MkDocs, mkdocs.yml), built strictly: a broken link fails.
-# scripts/docs_pages.py writes the pages made from the code (the CLI reference) and the
-# README (the home page) first.
+# scripts/docs_pages.py writes the pages made from the code (the CLI and Python API
+# references), the README (the home page) and the notebooks first. KaTeX, which typesets
+# the formulas offline, is fetched once with npm (scripts/katex.py).
 docs: $(STAMP)
 	$(BIN)/python scripts/docs_pages.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
@@ -50,9 +51,12 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 # The notebooks executed, figures included, as HTML in build/notebooks/ (they are
-# committed without outputs: see README, Notebooks).
+# committed without outputs: see README, Notebooks), their formulas typeset offline by
+# KaTeX copied beside them (notebooks/templates/katex, scripts/katex.py).
 notebooks-html: $(STAMP)
-	$(BIN)/jupyter nbconvert --to html --execute --output-dir build/notebooks notebooks/*.ipynb
+	$(BIN)/jupyter nbconvert --to html --execute --TemplateExporter.extra_template_basedirs=notebooks/templates \
+		--template katex --output-dir build/notebooks notebooks/*.ipynb
+	$(BIN)/python scripts/katex.py build/notebooks/katex
 
 # The model shipped in the package (predict, serve and export without --run): the default
 # recipe trained again. tests/test_model_card.py holds it to what the recipe trains and to

@@ -2,6 +2,7 @@
 navigation, and pages generated from the code that match it."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -17,7 +18,8 @@ def test_the_readme_is_short():
 
 
 def test_generated_pages_match_the_code():
-    """docs/reference/cli.md is every parser's --help; docs/index.md is the README."""
+    """docs/reference/cli.md is every parser's --help, docs/reference/api.md the package's
+    public names, docs/index.md the README, docs/tutorials/notebook-*.md the notebooks."""
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "docs_pages.py"), "--check"], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -47,16 +49,66 @@ def test_every_page_is_in_the_navigation():
     assert on_disk == listed, (on_disk - listed, listed - on_disk)
 
 
-def test_the_site_builds_strictly(tmp_path):
-    """No broken link or reference: mkdocs --strict turns its warnings into a failure."""
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site, built strictly: no broken link or reference (mkdocs --strict turns its
+    warnings into a failure)."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
+    pytest.importorskip("mkdocstrings")
+    if shutil.which("npm") is None and not (ROOT / "build" / "katex" / "VERSION").is_file():
+        pytest.skip("npm is needed once to fetch KaTeX, the site's math renderer (apt-get install -y npm)")
+    out = tmp_path_factory.mktemp("site")
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(tmp_path / "site")], capture_output=True, text=True,
+                           "-d", str(out)], capture_output=True, text=True,
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "site" / "index.html").is_file()
-    assert (tmp_path / "site" / "reference" / "cli" / "index.html").is_file()
+    return out
+
+
+def test_the_site_builds_strictly(site):
+    assert (site / "index.html").is_file()
+    assert (site / "reference" / "cli" / "index.html").is_file()
+    assert "train_run" in (site / "reference" / "api" / "index.html").read_text()  # mkdocstrings ran
+    assert (site / "assets" / "katex" / "katex.min.js").is_file()  # shipped with it
+
+
+@pytest.mark.browser
+def test_formulas_are_typeset_offline(site, tmp_path):
+    """In Chromium with the network cut, the softmax of notebook 1 is typeset by KaTeX on
+    the site's page and on the notebook's HTML (make notebooks-html's template): no raw
+    $$ left, nothing fetched from a CDN."""
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("/usr/bin/chromium is not installed (scripts/install-debian.sh chromium /usr/bin/chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    notebook = ROOT / "notebooks" / "1-logistic-regression.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
+                           "--TemplateExporter.extra_template_basedirs=" + str(ROOT / "notebooks" / "templates"),
+                           "--template", "katex", "--output-dir", str(tmp_path), str(notebook)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import katex
+
+    katex.install(tmp_path / "katex")
+    pages = [site / "tutorials" / "notebook-1-logistic-regression" / "index.html", tmp_path / f"{notebook.stem}.html"]
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            fetched = []
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                       else (fetched.append(route.request.url), route.abort()))
+            for path in pages:
+                page.goto(path.as_uri())
+                page.wait_for_function("document.querySelectorAll('.katex-display').length > 0", timeout=10000)
+                text = page.inner_text("body")
+                assert "$$" not in text and "\\frac" not in text, path
+                assert page.locator(".katex").count() >= 10, path
+        finally:
+            browser.close()
+    assert fetched == []
 
 
 def _blocks(*languages: str):
@@ -64,6 +116,8 @@ def _blocks(*languages: str):
     import re
 
     for path in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        if path.name.startswith("notebook-"):  # a notebook's page: tests/test_notebooks.py runs the notebook
+            continue
         for lang, code in re.findall(r"```(\w*)\n(.*?)```", path.read_text(), re.S):
             if lang in languages:
                 yield path, code

@@ -19,6 +19,9 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 1
 
 
+# Together the three take a minute or more (they train a dozen recipes on all of MNIST):
+# make test leaves them to make test-minutes, which .ci/run runs too.
+@pytest.mark.minutes
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     nb = nbformat.read(path, as_version=4)

@@ -100,31 +100,33 @@ def test_permission_denied(tmp_path, default_run, mnist):
     read_only = tmp_path / "read-only"
     read_only.mkdir()
     read_only.chmod(0o555)
-    proc = run_unprivileged("train", "--out", str(read_only / "run"))
-    one_line_error(proc, "Permission denied", str(read_only))
-    proc = run_unprivileged("export", "--run", str(default_run), "--format", "torchscript", "--out",
-                            str(read_only / "m.pt"))
-    one_line_error(proc, "Permission denied", str(read_only / "m.pt"))
-    proc = run_unprivileged("evaluate", "--run", str(read_only))  # no model there: the usual one line
-    one_line_error(proc, "no model.safetensors")
-    # bench works for a minute before it writes: a folder it may not write in is refused first.
-    proc = run_unprivileged("bench", "--quick", "--out", str(read_only / "bench.json"))
-    one_line_error(proc, "Permission denied", str(read_only / "bench.json"))
-    assert proc.stdout == ""
-    # Every other command that writes, refused in one line naming the path, nothing left.
     image = tmp_path / "digit.png"
     image.write_bytes(png_bytes(mnist.test_images[0].numpy()))
+    # Every command that writes, refused in one line naming the path, nothing left. bench
+    # works for a minute before it writes: a folder it may not write in is refused first.
+    # The commands are independent: run side by side (most of each is starting Python).
+    cases = [(("train", "--out", str(read_only / "run")), ("Permission denied", str(read_only))),
+             (("export", "--run", str(default_run), "--format", "torchscript", "--out", str(read_only / "m.pt")),
+              ("Permission denied", str(read_only / "m.pt"))),
+             (("evaluate", "--run", str(read_only)), ("no model.safetensors",)),  # no model there: the usual line
+             (("bench", "--quick", "--out", str(read_only / "bench.json")),
+              ("Permission denied", str(read_only / "bench.json")))]
     for args, target in ((("compare", str(default_run), "--out"), "table.md"),
                          (("predict", "--run", str(default_run), str(image), "--save-preprocessed"), "digits"),
                          (("export", "--run", str(default_run), "--format", "web", "--out"), "m.html"),
                          (("tune", "--trials", "1", "--out"), "tune")):
-        proc = run_unprivileged(*args, str(read_only / target))
-        one_line_error(proc, "Permission denied", str(read_only / target))
+        cases.append(((*args, str(read_only / target)), ("Permission denied", str(read_only / target))))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        procs = list(pool.map(lambda case: run_unprivileged(*case[0]), cases))
+    for (args, expected), proc in zip(cases, procs):
+        one_line_error(proc, *expected)
+        if args[0] == "bench":
+            assert proc.stdout == ""
     assert files_under(read_only) == []
     read_only.chmod(0o755)
     # A model file the user may not read: said so, not called missing (safetensors' words).
-    import shutil
-
     unreadable = tmp_path / "unreadable"
     shutil.copytree(default_run, unreadable)
     unreadable.chmod(0o755)

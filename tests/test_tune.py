@@ -216,12 +216,12 @@ def test_two_workers_share_one_study_and_stop_at_the_trials_asked(postgres, tmp_
 @pytest.mark.postgres
 def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_dir, space_file):
     slow = tmp_path / "slow.toml"
-    # Trials of a second or so, so the kill lands mid-trial even on a loaded machine. The
+    # Trials of a second or two, so the kill lands mid-trial even on a loaded machine. The
     # per-batch augmentation sets the pace: plain epochs of 1,500 images take milliseconds.
-    slow.write_text(FAST_SPACE.replace("epochs = {low = 1, high = 2}", "epochs = {low = 40, high = 50}")
+    slow.write_text(FAST_SPACE.replace("epochs = {low = 1, high = 2}", "epochs = {low = 15, high = 20}")
                     .replace("batch_size = {choices = [128, 256]}", "batch_size = {value = 64}")
                     .replace('augment = {value = "none"}', 'augment = {value = "affine"}'))
-    victim = _worker(postgres, "kill", 4, small_dir, slow, tmp_path / "victim")
+    victim = _worker(postgres, "kill", 2, small_dir, slow, tmp_path / "victim")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.2)
@@ -238,7 +238,7 @@ def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_d
     # The dead trial is stale once its last heartbeat is older than the grace period;
     # the survivor's trials, starting after that, each look for stale ones.
     time.sleep(HEARTBEAT_GRACE + 0.5)
-    survivor = _worker(postgres, "kill", 4, small_dir, slow, tmp_path / "survivor")
+    survivor = _worker(postgres, "kill", 2, small_dir, slow, tmp_path / "survivor")
     try:
         _, err = survivor.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -248,7 +248,7 @@ def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_d
     assert survivor.returncode == 0, err
     study = _study(postgres, "kill")
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
-    assert _finished(study) == 4  # the survivor ran alone to the end: exactly the trials asked
+    assert _finished(study) == 2  # the survivor ran alone to the end: exactly the trials asked
     assert "FAIL" in states  # the killed worker's trial, failed by the heartbeat (and retried)
     assert "RUNNING" not in states
 
