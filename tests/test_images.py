@@ -38,7 +38,7 @@ def test_photos_of_digits_are_recognised(mnist, default_run):
     """MNIST test digits pasted large and off-centre on paper-like and board-like photos."""
     ck = load_run(default_run)
     rng = np.random.default_rng(1)
-    n = 300
+    n = 200
     idx = torch.randperm(10000, generator=torch.Generator().manual_seed(0))[:n]
     labels = mnist.test_labels[idx]
     plain = (ck.logits(mnist.test_images[idx]).argmax(1) == labels).double().mean().item()
@@ -129,7 +129,7 @@ def test_software_photos_of_handwritten_digits(default_run):
     from handwriting import TOOLS, labelled, software_photo
 
     ck = load_run(default_run)
-    digits = labelled(60, seed=11)
+    digits = labelled(40, seed=11)
     labels = torch.tensor([label for label, _ in digits])
     rng = np.random.default_rng(12)
     scores = {}
