@@ -141,6 +141,48 @@ def test_every_command_example_is_one_the_cli_takes(monkeypatch):
             assert exc.code == 0, f"{path.name}: {line}"
 
 
+# The subcommands whose examples run as written, on files made here, in seconds; train,
+# tune and bench take minutes on all of MNIST and serve runs until stopped, so theirs are
+# parsed above (and run on small data by their own tests).
+QUICK = ("predict", "export", "evaluate", "compare", "info")
+
+
+def test_quick_command_examples_run_as_written(tmp_path, monkeypatch, default_run, mnist):
+    """Every `mnist-logreg predict|export|evaluate|compare|info ...` line of the README
+    and the docs, run as written in a folder holding the files it names (photo.jpg,
+    scans/, test.csv, runs/mine, ...): exit code 0 and output, or the test fails."""
+    import shlex
+    from shutil import copytree
+
+    import numpy as np
+
+    from conftest import run_main
+    from digits import photo, png_bytes
+
+    monkeypatch.chdir(tmp_path)
+    digits = [mnist.test_images[i].numpy() for i in range(3)]
+    (tmp_path / "photo.jpg").write_bytes(photo(digits[0], np.random.default_rng(0)))
+    (tmp_path / "scan.png").write_bytes(png_bytes(255 - digits[1]))
+    for folder in ("scans", "digits"):
+        (tmp_path / folder).mkdir()
+        for i, d in enumerate(digits):
+            (tmp_path / folder / f"{i}.png").write_bytes(png_bytes(d))
+    pixels = ",".join(f"pixel{i}" for i in range(784))
+    rows = "\n".join(",".join(map(str, d.ravel())) for d in digits)
+    (tmp_path / "test.csv").write_text(f"{pixels}\n{rows}\n")
+    for name in ("mine", "kaggle", "a", "b"):
+        copytree(default_run, tmp_path / "runs" / name)
+    lines = {line.split("#")[0].strip() for _, code in _blocks("sh", "bash", "") for line in code.splitlines()
+             if line.strip().startswith("mnist-logreg ")}
+    quick = sorted(line for line in lines if shlex.split(line)[1] in QUICK)
+    assert len(quick) >= 8, quick
+    for line in quick:
+        proc = run_main(*shlex.split(line)[1:])
+        assert proc.returncode == 0, f"{line}: {proc.stderr}"
+        assert proc.stdout.strip(), line
+    assert (tmp_path / "digits.html").is_file() and (tmp_path / "submission.csv").is_file()
+
+
 def test_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     blocks = list(_blocks("python"))
