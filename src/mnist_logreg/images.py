@@ -205,26 +205,29 @@ def _running(values: np.ndarray, k: int, axis: int, op) -> np.ndarray:
     van Herk / Gil-Werman: the running extreme of each block of ``k`` from its start and
     from its end; any window is then one comparison of the two, whatever ``k`` is (and a
     minimum or maximum is exact in any order, so the web page, which does the same, agrees).
+    The work runs along the first axis of a contiguous copy: each step is then a whole row
+    at once (along the last axis, NumPy's accumulate goes pixel by pixel: 3x slower).
     """
     r = k // 2
-    x = np.moveaxis(values, axis, -1)
+    x = np.ascontiguousarray(np.moveaxis(values, axis, 0))
+    n0 = x.shape[0]
     ufunc = np.minimum if op is np.min else np.maximum
     if k <= SMALL_WINDOW:
         # A short window is cheaper as k shifted slices (the same extremes): 0.06 ms against
         # 0.6 ms for a 3-pixel window over a 200x170 crop, the van Herk's fixed costs.
-        line = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(r, r)], mode="edge")
-        out = line[..., :x.shape[-1]].copy()
+        line = np.pad(x, [(r, r)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+        out = line[:n0].copy()
         for s in range(1, k):
-            ufunc(out, line[..., s:s + x.shape[-1]], out=out)
-        return np.moveaxis(out, -1, axis)
-    n = x.shape[-1] + 2 * r
+            ufunc(out, line[s:s + n0], out=out)
+        return np.moveaxis(out, 0, axis)
+    n = n0 + 2 * r
     blocks = -(-n // k)
-    line = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(r, r + blocks * k - n)], mode="edge")
-    shaped = line.reshape(*line.shape[:-1], blocks, k)
-    forward = ufunc.accumulate(shaped, axis=-1).reshape(line.shape)
-    backward = ufunc.accumulate(shaped[..., ::-1], axis=-1)[..., ::-1].reshape(line.shape)
-    out = ufunc(backward[..., :x.shape[-1]], forward[..., k - 1:k - 1 + x.shape[-1]])
-    return np.moveaxis(out, -1, axis)
+    line = np.pad(x, [(r, r + blocks * k - n)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+    shaped = line.reshape(blocks, k, *line.shape[1:])
+    forward = ufunc.accumulate(shaped, axis=1).reshape(line.shape)
+    backward = ufunc.accumulate(shaped[:, ::-1], axis=1)[:, ::-1].reshape(line.shape)
+    out = ufunc(backward[:n0], forward[k - 1:k - 1 + n0])
+    return np.moveaxis(out, 0, axis)
 
 
 def background(ink: np.ndarray) -> np.ndarray:
@@ -249,9 +252,11 @@ def background(ink: np.ndarray) -> np.ndarray:
     x0 = np.minimum(xs.astype(np.intp), ws - 2 if ws > 1 else 0)
     y1, x1 = np.minimum(y0 + 1, hs - 1), np.minimum(x0 + 1, ws - 1)
     ty, tx = (ys - y0)[:, None], (xs - x0)[None, :]
-    top = opened[y0][:, x0] * (1 - tx) + opened[y0][:, x1] * tx
-    bottom = opened[y1][:, x0] * (1 - tx) + opened[y1][:, x1] * tx
-    return top * (1 - ty) + bottom * ty
+    # Along x on the reduced rows first, then along y: element for element the same
+    # products and sums as blending the four corners at full size, on hs rows instead of h
+    # (3.6 -> 1 ms on a 360x360 photo).
+    across = opened[:, x0] * (1 - tx) + opened[:, x1] * tx
+    return across[y0] * (1 - ty) + across[y1] * ty
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
