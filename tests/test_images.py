@@ -319,3 +319,20 @@ def test_percentile_is_numpys_to_the_last_bit():
              np.where(rng.random(n) < 0.6, 0.0, rng.random(n) * 0.002), np.maximum(rng.random(n) - 0.7, 0)][t % 5]
         for q in (1, 25, 50, 90, 99, 100, 0):
             assert percentile(v, q) == np.percentile(v, q), (t, q)
+
+
+def test_hysteresis_keeps_the_faint_end_of_a_thin_stroke_only():
+    """images.binarize: a thin stroke keeps its faint end (above half the threshold) where
+    it joins the stroke, not a faint speck on its own; a thick stroke keeps the plain threshold."""
+    from mnist_logreg.images import binarize
+
+    crop = np.zeros((60, 60))
+    crop[10:50, 29:31] = 0.9  # 2 pixels wide in 60: thinner than MNIST's strokes
+    crop[50:58, 29:31] = 0.35  # its faint end
+    crop[3:6, 3:6] = 0.35  # a faint speck, touching nothing
+    out = binarize(crop, 0.5)
+    assert out[10:58, 29:31].all() and out.sum() == 48 * 2
+    thick = crop.copy()
+    thick[10:50, 20:40] = 0.9  # 20 pixels wide: the plain threshold
+    thick[50:58, 20:40] = 0.35
+    assert np.array_equal(binarize(thick, 0.5), thick > 0.5)

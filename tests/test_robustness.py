@@ -19,8 +19,8 @@ FLOORS = {
     "shear": 0.96, "scale": 0.96, "rotate": 0.89, "brightness": 0.97, "translate": 0.95, "stripe": 0.90,
     "fog": 0.95, "spatter": 0.86, "dotted_line": 0.83, "zigzag": 0.50, "canny_edges": 0.88,
     "dark_on_white": 0.96, "paper_60": 0.97, "paper_100": 0.97, "paper_160": 0.97, "paper_200": 0.97,
-    "low_res_8": 0.89, "low_res_12": 0.94, "low_res_16": 0.95, "frame_filling": 0.97, "blur_2": 0.97,
-    "blur_4": 0.93, "marker": 0.95, "thin_pen": 0.93, "jpeg_15": 0.96, "photo": 0.90,
+    "low_res_8": 0.95, "low_res_12": 0.97, "low_res_16": 0.96, "frame_filling": 0.97, "blur_2": 0.97,
+    "blur_4": 0.93, "marker": 0.95, "thin_pen": 0.97, "jpeg_15": 0.96, "photo": 0.90,
 }
 MAX_NO_DIGIT = {"photo": 0.06}  # 50 photos: one or two refusals; every other row at most 1%
 

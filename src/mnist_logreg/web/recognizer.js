@@ -7,7 +7,7 @@
 "use strict";
 const MnistLogreg = (() => {
   const SIDE = 28, BOX = 20, CENTRE = 14.0, BINARY_MIN = 0.3;
-  const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099;
+  const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099, HYSTERESIS = 0.5;
   const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
   const POLARITY_TAIL = 0.002, MINORITY = 1 / 3, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
   const PANEL_STEP = 0.5, PANEL_SHARE = 0.75, PANEL_EDGE = 1 / 3, PANEL_INK = 0.02, PANEL_ENDS = 0.1;
@@ -446,6 +446,15 @@ const MnistLogreg = (() => {
         const v = ink[(y + top) * w + x + left];
         crop[y * cw + x] = binary ? (v > cut ? 1 : 0) : Math.trunc(v * 255);
       }
+    if (binary && strokeWidth(crop, ch, cw) < STROKE_TARGET * Math.max(ch, cw)) {  // images.binarize: hysteresis
+      const weak = new Uint8Array(ch * cw);
+      for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) weak[y * cw + x] = ink[(y + top) * w + x + left] > HYSTERESIS * cut ? 1 : 0;
+      const { labels, n } = components(weak, ch, cw);
+      const keep = new Uint8Array(n + 1);
+      for (let i = 0; i < ch * cw; i++) if (crop[i]) keep[labels[i]] = 1;
+      keep[0] = 0;
+      for (let i = 0; i < ch * cw; i++) crop[i] = keep[labels[i]];
+    }
     if (binary) {  // stroke-width normalisation of a large binarised crop (images.normalize_stroke)
       const out = normalizeStroke(Float64Array.from(crop), ch, cw, !flat);
       ch = out.h; cw = out.w;
