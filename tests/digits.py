@@ -41,3 +41,18 @@ def png_bytes(arr, mode=None) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr, mode=mode).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def map_in_processes(fn, items: list) -> list:
+    """``[fn(x) for x in items]`` in forked processes, one per core: the tests that read
+    thousands of images are CPU-bound, and a process each uses the second core that a
+    serial test leaves idle. ``fn`` must be a module-level function (it is sent by name)."""
+    import multiprocessing
+
+    from mnist_logreg.system import cores
+
+    workers = min(cores(), 4)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or len(items) < 50:
+        return [fn(x) for x in items]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(fn, items, chunksize=max(1, len(items) // (4 * workers)))

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from digits import photo, png_bytes
-from mnist_logreg.images import ImageError, load_digit, otsu_threshold
+from digits import map_in_processes, photo, png_bytes
+from mnist_logreg.images import ImageError, load_digit, otsu_threshold, read_digit
 from mnist_logreg.runs import load_run
 
 
@@ -34,6 +34,10 @@ def test_output_follows_mnist_conventions(mnist):
     assert out[0].sum() == 0 and out[:, 0].sum() == 0  # clean black background
 
 
+def _read(data: bytes) -> np.ndarray:
+    return read_digit(data)
+
+
 def test_photos_of_digits_are_recognised(mnist, default_run):
     """MNIST test digits pasted large and off-centre on paper-like and board-like photos."""
     ck = load_run(default_run)
@@ -45,8 +49,8 @@ def test_photos_of_digits_are_recognised(mnist, default_run):
     results = {}
     for polarity in ("dark-on-light", "light-on-dark"):
         for fmt in ("JPEG", "PNG"):
-            digits = torch.stack([load_digit(photo(mnist.test_images[i].numpy(), rng, polarity, fmt=fmt))
-                                  for i in idx.tolist()])
+            photos = [photo(mnist.test_images[i].numpy(), rng, polarity, fmt=fmt) for i in idx.tolist()]
+            digits = torch.from_numpy(np.stack(map_in_processes(_read, photos)))
             results[(polarity, fmt)] = (ck.logits(digits).argmax(1) == labels).double().mean().item()
     print(f"\nplain test accuracy on these {n} digits: {plain:.3f}; photos: "
           + ", ".join(f"{p}/{f}: {a:.3f}" for (p, f), a in results.items()))
@@ -134,7 +138,8 @@ def test_software_photos_of_handwritten_digits(default_run):
     rng = np.random.default_rng(12)
     scores = {}
     for tool in TOOLS:
-        batch = torch.stack([load_digit(software_photo(s, rng, tool)) for _, s in digits])
+        photos = [software_photo(s, rng, tool) for _, s in digits]
+        batch = torch.from_numpy(np.stack(map_in_processes(_read, photos)))
         scores[tool] = (ck.logits(batch).argmax(1) == labels).double().mean().item()
     print("\nsoftware photos: " + ", ".join(f"{t} {a:.1%}" for t, a in scores.items()))
     assert min(scores.values()) >= 0.95, scores
@@ -195,18 +200,23 @@ def test_no_digit_several_digits_side_by_side(mnist):
         assert _reason(png_bytes((pair * 255).astype(np.uint8))) == SEVERAL
 
 
+def _refusal(digit: np.ndarray) -> str | None:
+    """Why ``to_mnist`` refuses this 28x28 digit, or None."""
+    from mnist_logreg.images import NoDigit, to_mnist
+
+    try:
+        to_mnist(Image.fromarray(digit))
+    except NoDigit as exc:
+        return exc.reason
+    return None
+
+
 def test_mnist_test_digits_are_almost_never_refused(mnist):
     """All 10,000 test digits as images, and 200 of them photo-like: at most 0.1% "no digit"
     (the issue's bound). Measured: one, #5676, a 4 whose left stroke is broken off and
     reads as two marks side by side."""
-    from mnist_logreg.images import NoDigit, to_mnist
-
-    refused = []
-    for i in range(10000):
-        try:
-            to_mnist(Image.fromarray(mnist.test_images[i].numpy()))
-        except NoDigit as exc:
-            refused.append((i, exc.reason))
+    reasons = map_in_processes(_refusal, list(mnist.test_images.numpy()))
+    refused = [(i, reason) for i, reason in enumerate(reasons) if reason is not None]
     rng = np.random.default_rng(25)
     for i in range(200):
         polarity = "dark-on-light" if i % 2 else "light-on-dark"
