@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnist_logreg.data import load_dataset, train_val_split
-from mnist_logreg.data.datasets import FILE_STEMS, MNIST, bundled_dir, download
+from mnist_logreg.data.sources import FILE_STEMS, MNIST, bundled_dir, download
 from mnist_logreg.errors import DataError
 
 

@@ -114,9 +114,9 @@ def _top_level_imports(path: Path) -> tuple[set[str], bool]:
 
 
 @pytest.mark.parametrize("module", ["serve", "predict", "lite", "images", "modelfile", "data.formats", "runs",
-                                    "compare"])
+                                    "compare", "evaluate", "report", "metrics", "data.sources"])
 def test_inference_modules_do_not_load_torch_when_imported(module):
-    """Importing what predict, serve and compare run loads no module that imports torch at
+    """Importing what predict, serve, evaluate and compare run loads no module that imports torch at
     its top (the lazy import of a function called elsewhere, images.load_digit's or
     runs.load_model's, is allowed; the subprocess tests of predict and serve check what
     actually runs)."""

@@ -1,6 +1,7 @@
 """``lite`` (NumPy) against the reference, the PyTorch ``Classifier``: the same probabilities
 on real digits for every preprocessing, and ``predict`` without importing PyTorch."""
 
+import json
 import subprocess
 import sys
 
@@ -72,6 +73,24 @@ def test_predict_never_imports_torch(default_run, mnist, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert '"label": 7' in proc.stdout, proc.stdout
+
+
+def test_evaluate_never_imports_torch(default_run, tmp_path):
+    """The report for MNIST's 10,000 test digits on NumPy alone (issue 25): the model, the
+    test split (checked against the published checksums), the metrics and the figures."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(default_run, run)
+    code = ("import sys\nfrom mnist_logreg.cli import main\n"
+            f"rc = main(['evaluate', '--run', {str(run)!r}, '--json'])\n"
+            "assert 'torch' not in sys.modules, 'evaluate imported torch'\nsys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    expected = json.loads((default_run / "metrics.json").read_text())
+    assert result["n_test"] == 10000 and result["test_accuracy"] == expected["test_accuracy"]
+    assert (run / "report" / "report.html").is_file()
 
 
 def test_both_paths_refuse_images_of_another_size(default_run):

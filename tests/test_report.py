@@ -62,7 +62,7 @@ def test_tensorboard_events(run):
 
 
 def test_report_never_half_written(run, monkeypatch, small_dir):
-    from mnist_logreg import api, report
+    from mnist_logreg import evaluate, report
 
     before = (run / "report" / "evaluation.json").read_bytes()
 
@@ -71,7 +71,7 @@ def test_report_never_half_written(run, monkeypatch, small_dir):
 
     monkeypatch.setattr(report, "plot_reliability", boom)
     with pytest.raises(RuntimeError):
-        api.evaluate_run(run, str(small_dir))
+        evaluate.evaluate_run(run, str(small_dir))
     assert (run / "report" / "evaluation.json").read_bytes() == before  # the old report is intact
     assert not [p for p in run.iterdir() if p.name.startswith(".report")]
 

@@ -15,7 +15,7 @@ __version__ = "0.2.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "evaluate_run": "api", "load_data": "api", "train_run": "api",
+    "evaluate_run": "evaluate", "load_data": "api", "train_run": "api",
     "TrainConfig": "config", "build_config": "config",
     "Dataset": "data", "load_dataset": "data",
     "UserError": "errors",

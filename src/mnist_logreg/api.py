@@ -1,4 +1,5 @@
-"""The public workflows the CLI is a thin layer over: train a run, evaluate a run."""
+"""The public workflows the CLI is a thin layer over: train a run (here, with PyTorch),
+evaluate a run (``evaluate.py``, NumPy alone)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ import torch
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .errors import UserError
 from .metrics import accuracy, log_loss
 from .model import Classifier
-from .runs import METRICS_FILE, Checkpoint, load_run, read_metrics, save_run
+from .runs import Checkpoint, save_run
 from .train import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -112,31 +112,3 @@ def train_run(config: TrainConfig, out_dir: str | os.PathLike | None = None, dat
     if out_dir is not None:
         save_run(Path(out_dir), checkpoint, result.history, metrics)
     return checkpoint, result.history, metrics
-
-
-def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None, report: bool = True) -> dict:
-    """Reload a run and score it on the test set of its dataset (or of ``data_dir``).
-
-    With ``report`` it also writes ``run_dir/report/`` (figures, HTML, markdown, JSON);
-    the returned dict then holds every metric of the report under ``"report"``.
-    """
-    checkpoint = load_run(run_dir)
-    metrics_path = Path(run_dir) / METRICS_FILE  # checked now, not after the scoring
-    run_metrics = read_metrics(metrics_path) if report and metrics_path.is_file() else {}
-    data = checkpoint.config.data
-    dataset = load_dataset(data.dataset, data_dir if data_dir is not None else data.data_dir)
-    if tuple(dataset.image_shape) != tuple(checkpoint.image_shape):
-        raise UserError(f"--run {run_dir}: the model was trained on {checkpoint.image_shape[0]}x"
-                        f"{checkpoint.image_shape[1]} images but this dataset has {dataset.image_shape[0]}x"
-                        f"{dataset.image_shape[1]} images")
-    if dataset.n_classes > len(checkpoint.classes):
-        raise UserError(f"--run {run_dir}: the model knows {len(checkpoint.classes)} classes but the dataset "
-                        f"has {dataset.n_classes}")
-    out = {"run": str(run_dir), **test_metrics(checkpoint, dataset)}
-    if report:
-        from .report import write_report
-
-        folder, full = write_report(run_dir, checkpoint, dataset.test_images, dataset.test_labels, run_metrics)
-        out["report_dir"] = str(folder)
-        out["report"] = full
-    return out

@@ -32,8 +32,6 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from .atomic import new_folder
 from .errors import FileSystemError
 
@@ -45,7 +43,9 @@ _LEN = struct.Struct("<Q")
 # (a default run on MNIST takes about 0.8 GB; a tuning study can add one entry per setting).
 MAX_BYTES = 2 << 30
 ALIGN = 64  # every tensor starts on a 64-byte boundary of the file (and so of the buffer read)
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, "uint8": torch.uint8, "int64": torch.int64}
+# (PyTorch is imported where entries are encoded and decoded, by training: cache_dir() is
+# also what the NumPy-only data sources use, for a downloaded dataset's folder.)
+_DTYPES = ("float32", "float64", "uint8", "int64")
 
 
 def cache_dir() -> Path:
@@ -82,6 +82,8 @@ def encode(key: dict, entry: dict) -> list[bytes | memoryview]:
     The header is padded with spaces and the tensors with zeros so that each tensor
     starts on an ``ALIGN`` boundary: ``decode`` then views them in place, aligned.
     """
+    import torch
+
     entries, blobs, offset = [], [], 0
     tensors = {k: v for k, v in entry.items() if isinstance(v, torch.Tensor)}
     meta = {k: v for k, v in entry.items() if k not in tensors}
@@ -103,6 +105,8 @@ def decode(raw, key: dict) -> dict:
 
     ``ValueError`` if anything does not check out: magic, key, lengths, each CRC-32.
     """
+    import torch
+
     if len(raw) < len(MAGIC) + _LEN.size or raw[:len(MAGIC)] != MAGIC:
         raise ValueError("not a cache file")
     start = len(MAGIC) + _LEN.size
@@ -116,7 +120,9 @@ def decode(raw, key: dict) -> dict:
         chunk = body[e["offset"]:e["offset"] + e["nbytes"]]
         if len(chunk) != e["nbytes"] or zlib.crc32(chunk) != e["crc32"]:
             raise ValueError(f"tensor {e['name']} is damaged")
-        dtype = _DTYPES[e["dtype"]]
+        if e["dtype"] not in _DTYPES:
+            raise ValueError(f"tensor {e['name']} has an unknown dtype {e['dtype']!r}")
+        dtype = getattr(torch, e["dtype"])
         flat = torch.frombuffer(chunk, dtype=dtype) if e["nbytes"] else torch.empty(0, dtype=dtype)
         out[e["name"]] = flat.view(e["shape"])
     if len(body) != header["length"]:

@@ -94,14 +94,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         logger.close(checkpoint)
     _print_summary(metrics, out)
     if args.report:
-        from .api import evaluate_run
+        from .evaluate import evaluate_run
 
         _print_report(evaluate_run(out, config.data.data_dir, report=True))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .api import evaluate_run
+    from .evaluate import evaluate_run  # NumPy only: no PyTorch to import
 
     result = evaluate_run(args.run, args.data_dir, report=not args.no_report)
     if args.json or args.no_report:

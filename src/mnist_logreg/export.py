@@ -65,7 +65,7 @@ def web_page(checkpoint: Checkpoint, names: list[str] | None = None) -> str:
 def class_names(run_dir: str | os.PathLike, n_classes: int) -> list[str] | None:
     """The names of a run's classes, where its data were a known dataset with named
     classes (Fashion-MNIST): from the ``data`` line its metrics.json recorded."""
-    from .data.datasets import DATASETS
+    from .data.sources import DATASETS
 
     try:
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())

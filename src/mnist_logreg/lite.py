@@ -26,6 +26,7 @@ PIXEL_MAX = 255.0
 MAX_SCALE = 2.0
 DIRECTION_SIGMA = 1.0
 DIRECTION_RADIUS = 3
+CHUNK = 1024  # images a time through the features (LiteModel.logits)
 
 
 @functools.cache
@@ -157,7 +158,12 @@ class LiteModel:
     def logits(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
         check_image_shape(images.shape, self.image_shape)
-        return self.features(images) @ self.tensors["linear.weight"].T + self.tensors["linear.bias"]
+        # In chunks: the sampling's index and weight arrays for 10,000 images at once took
+        # 0.8 GB (evaluate), and a chunk's fit in the CPU's caches.
+        w, b = self.tensors["linear.weight"].T, self.tensors["linear.bias"]
+        return np.concatenate([self.features(images[i:i + CHUNK]) @ w + b
+                               for i in range(0, len(images), CHUNK)]) if len(images) else \
+            np.zeros((0, len(self.classes)), np.float32)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         z = self.logits(images)

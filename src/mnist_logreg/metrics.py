@@ -1,96 +1,114 @@
 """Pure metric functions: logits/probabilities and labels in, numbers out. No I/O.
 
-Conventions follow scikit-learn (tested against ``sklearn.metrics``): the confusion
-matrix has true classes in rows and predictions in columns; precision of a class that
-is never predicted is 0.
+NumPy only, so that ``evaluate`` runs without PyTorch; training passes its tensors'
+values (``np.asarray`` of a CPU tensor shares its memory). Conventions follow
+scikit-learn (tested against ``sklearn.metrics``): the confusion matrix has true classes
+in rows and predictions in columns; precision of a class that is never predicted is 0.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 CALIBRATION_BINS = 15
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+def _array(x) -> np.ndarray:
+    """An array from an array or a tensor (on any device: moved to the CPU first)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    return np.asarray(x)
+
+
+def softmax(logits) -> np.ndarray:
+    """Row-wise softmax in float64."""
+    z = _array(logits).astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def accuracy(logits, labels) -> float:
     """Fraction of rows whose arg-max equals the label."""
-    return (logits.argmax(dim=1) == labels).double().mean().item()
+    return float((_array(logits).argmax(axis=1) == _array(labels)).mean())
 
 
-def log_loss(logits: torch.Tensor, labels: torch.Tensor) -> float:
+def log_loss(logits, labels) -> float:
     """Mean cross-entropy (negative log-likelihood) in nats."""
-    return F.cross_entropy(logits.double(), labels).item()
+    z = _array(logits).astype(np.float64)
+    m = z.max(axis=1, keepdims=True)
+    log_norm = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+    labels = _array(labels).astype(np.int64)
+    return float((log_norm - z[np.arange(len(labels)), labels]).mean())
 
 
-def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+def top_k_accuracy(logits, labels, k: int) -> float:
     """Fraction of rows whose label is among the ``k`` highest scores."""
-    k = min(k, logits.shape[1])
-    return (logits.topk(k, dim=1).indices == labels.view(-1, 1)).any(dim=1).double().mean().item()
+    z = _array(logits)
+    k = min(k, z.shape[1])
+    top = np.argsort(-z, axis=1, kind="stable")[:, :k]
+    return float((top == _array(labels)[:, None]).any(axis=1).mean())
 
 
-def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+def confusion_matrix(predictions, labels, n_classes: int) -> np.ndarray:
     """[n_classes, n_classes] int64 counts: row = true class, column = predicted class."""
-    flat = labels.long() * n_classes + predictions.long()
-    return torch.bincount(flat, minlength=n_classes * n_classes).view(n_classes, n_classes)
+    flat = _array(labels).astype(np.int64) * n_classes + _array(predictions).astype(np.int64)
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def per_class_scores(cm: torch.Tensor) -> dict[str, torch.Tensor]:
+def per_class_scores(cm) -> dict[str, np.ndarray]:
     """Precision, recall, F1 and support per class from a confusion matrix."""
-    cm = cm.double()
-    tp = cm.diag()
-    predicted = cm.sum(dim=0)
-    support = cm.sum(dim=1)
-    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
-    recall = torch.where(support > 0, tp / support.clamp_min(1), torch.zeros_like(tp))
+    cm = _array(cm).astype(np.float64)
+    tp = np.diag(cm)
+    predicted = cm.sum(axis=0)
+    support = cm.sum(axis=1)
+    precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+    recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
     denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp_min(1e-300), torch.zeros_like(tp))
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support.long()}
+    f1 = np.where(denom > 0, 2 * precision * recall / np.maximum(denom, 1e-300), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
 
 
-def averaged_scores(scores: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+def averaged_scores(scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Macro (unweighted) and support-weighted averages of precision, recall and F1."""
-    weights = scores["support"].double() / scores["support"].sum()
-    out = {}
-    for name in ("precision", "recall", "f1"):
-        out[name] = {"macro": scores[name].mean().item(), "weighted": (scores[name] * weights).sum().item()}
-    return out
+    weights = scores["support"] / scores["support"].sum()
+    return {name: {"macro": float(scores[name].mean()), "weighted": float((scores[name] * weights).sum())}
+            for name in ("precision", "recall", "f1")}
 
 
-def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = CALIBRATION_BINS) -> dict[str, torch.Tensor]:
+def reliability(probs, labels, n_bins: int = CALIBRATION_BINS) -> dict[str, np.ndarray]:
     """Per confidence bin (equal width on [0, 1]): mean confidence, accuracy and count."""
-    confidence, predicted = probs.max(dim=1)
-    correct = (predicted == labels).double()
+    probs = _array(probs).astype(np.float64)
+    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
+    correct = (predicted == _array(labels)).astype(np.float64)
     # Bin i holds confidences in (i/n, (i+1)/n]; a confidence of exactly 0 joins bin 0.
-    bins = (confidence.double() * n_bins).ceil().long().clamp(1, n_bins) - 1
-    count = torch.bincount(bins, minlength=n_bins).double()
-    conf_sum = torch.bincount(bins, weights=confidence.double(), minlength=n_bins)
-    acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
-    safe = count.clamp_min(1)
-    return {"confidence": conf_sum / safe, "accuracy": acc_sum / safe, "count": count.long(),
-            "edges": torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)}
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64), 1, n_bins) - 1
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    acc_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    safe = np.maximum(count, 1)
+    return {"confidence": conf_sum / safe, "accuracy": acc_sum / safe, "count": count.astype(np.int64),
+            "edges": np.linspace(0, 1, n_bins + 1)}
 
 
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = CALIBRATION_BINS) -> float:
+def expected_calibration_error(probs, labels, n_bins: int = CALIBRATION_BINS) -> float:
     """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
     r = reliability(probs, labels, n_bins)
-    return ((r["confidence"] - r["accuracy"]).abs() * r["count"]).sum().item() / labels.numel()
+    return float((np.abs(r["confidence"] - r["accuracy"]) * r["count"]).sum() / _array(labels).size)
 
 
-def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+def classification_metrics(logits, labels) -> dict:
     """Every metric of the evaluation report, as JSON-ready numbers and lists."""
+    logits, labels = _array(logits), _array(labels)
     n_classes = logits.shape[1]
-    probs = torch.softmax(logits.double(), dim=1)
-    predictions = logits.argmax(dim=1)
-    cm = confusion_matrix(predictions, labels, n_classes)
+    cm = confusion_matrix(logits.argmax(axis=1), labels, n_classes)
     scores = per_class_scores(cm)
     return {
         "accuracy": accuracy(logits, labels),
         "log_loss": log_loss(logits, labels),
         "top2_accuracy": top_k_accuracy(logits, labels, 2),
         "top3_accuracy": top_k_accuracy(logits, labels, 3),
-        "expected_calibration_error": expected_calibration_error(probs, labels),
-        "n_samples": int(labels.numel()),
+        "expected_calibration_error": expected_calibration_error(softmax(logits), labels),
+        "n_samples": int(labels.size),
         "per_class": {k: v.tolist() for k, v in scores.items()},
         "averages": averaged_scores(scores),
         "confusion_matrix": cm.tolist(),

@@ -2,7 +2,8 @@
 
 Plot functions take computed arrays and return a matplotlib figure (Agg backend, no
 display needed); ``write_report`` does the I/O. The report folder appears atomically:
-it is built beside the run under a temporary name and renamed into place.
+it is built beside the run under a temporary name and renamed into place. NumPy only:
+the model is the NumPy engine's (``lite.LiteModel``), so ``evaluate`` needs no PyTorch.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from .errors import FileSystemError
 from .extras import available, install_hint
-from .metrics import classification_metrics, reliability
-from .runs import Checkpoint, read_history
+from .metrics import classification_metrics, reliability, softmax
+from .runs import read_history
 
 REPORT_DIR = "report"
 N_WRONG = 24
@@ -37,21 +38,21 @@ def _plt():
 
 def plot_confusion(cm, classes):
     plt = _plt()
-    cm = torch.as_tensor(cm)
+    cm = np.asarray(cm)
     fig, ax = plt.subplots(figsize=(7, 6))
-    im = ax.imshow(cm.numpy(), cmap="Blues", norm=_log_norm(cm))
+    im = ax.imshow(cm, cmap="Blues", norm=_log_norm(cm))
     n = len(classes)
     ax.set_xticks(range(n), [str(c) for c in classes])
     ax.set_yticks(range(n), [str(c) for c in classes])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    threshold = cm.max().item() / 3
+    threshold = cm.max() / 3
     for i in range(n):
         for j in range(n):
             v = int(cm[i, j])
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
                     color="white" if v > threshold else "black")
-    acc = cm.diag().sum().item() / max(1, cm.sum().item())
+    acc = np.trace(cm) / max(1, cm.sum())
     ax.set_title(f"Confusion matrix (accuracy {acc * 100:.2f}%)")
     fig.colorbar(im, ax=ax, shrink=0.8, label="count (log scale)")
     fig.tight_layout()
@@ -64,18 +65,18 @@ def _log_norm(cm):
     return LogNorm(vmin=1, vmax=max(2, int(cm.max())))
 
 
-def plot_templates(weight: torch.Tensor, image_shape, classes):
+def plot_templates(weight: np.ndarray, image_shape, classes):
     """Each class's weights as an image, on a diverging map centred on zero."""
     plt = _plt()
     n = weight.shape[0]
     cols = min(5, n)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
-    limit = weight.abs().max().item()
+    limit = float(np.abs(weight).max())
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            im = ax.imshow(weight[k].reshape(image_shape).numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            im = ax.imshow(weight[k].reshape(image_shape), cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(f"class {classes[k]}")
     fig.suptitle("Learned weight templates (red: evidence for, blue: against)")
     fig.colorbar(im, ax=axes, shrink=0.7)
@@ -91,7 +92,7 @@ def plot_wrong(images, true, predicted, confidence, classes):
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            ax.imshow(images[k].numpy(), cmap="gray_r")
+            ax.imshow(images[k], cmap="gray_r")
             ax.set_title(f"true {classes[true[k]]} pred {classes[predicted[k]]}\n{confidence[k] * 100:.1f}%",
                          fontsize=7)
     fig.suptitle("Most confidently wrong test images")
@@ -123,13 +124,13 @@ def plot_curves(history: list[dict]):
 def plot_reliability(rel: dict, ece: float):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 5))
-    edges = rel["edges"].numpy()
+    edges = rel["edges"]
     centres = (edges[:-1] + edges[1:]) / 2
     width = edges[1] - edges[0]
-    mask = rel["count"].numpy() > 0
-    ax.bar(centres[mask], rel["accuracy"].numpy()[mask], width=width * 0.9, edgecolor="black", label="accuracy")
+    mask = rel["count"] > 0
+    ax.bar(centres[mask], rel["accuracy"][mask], width=width * 0.9, edgecolor="black", label="accuracy")
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-    ax.plot(rel["confidence"].numpy()[mask], rel["accuracy"].numpy()[mask], "o-", color="tab:red",
+    ax.plot(rel["confidence"][mask], rel["accuracy"][mask], "o-", color="tab:red",
             label="accuracy vs mean confidence")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
            title=f"Reliability diagram (ECE {ece * 100:.2f}%)")
@@ -138,14 +139,15 @@ def plot_reliability(rel: dict, ece: float):
     return fig
 
 
-def evaluate_checkpoint(checkpoint: Checkpoint, images: torch.Tensor, labels: torch.Tensor) -> tuple[dict, dict]:
-    """Metrics and the arrays the figures need, for a model on a labelled image set."""
-    logits = checkpoint.logits(images)
+def evaluate_checkpoint(model, images: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
+    """Metrics and the arrays the figures need, for a model (``lite.LiteModel``) on a
+    labelled image set."""
+    logits = model.logits(images)
     metrics = classification_metrics(logits, labels)
-    probs = torch.softmax(logits.double(), dim=1)
-    confidence, predicted = probs.max(dim=1)
-    wrong = (predicted != labels).nonzero().view(-1)
-    worst = wrong[confidence[wrong].argsort(descending=True)[:N_WRONG]]
+    probs = softmax(logits)
+    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")[:N_WRONG]]
     arrays = {"probs": probs, "predicted": predicted, "worst": worst, "confidence": confidence}
     return metrics, arrays
 
@@ -174,18 +176,19 @@ FIGURES = [
 ]
 
 
-def write_report(run_dir: str | os.PathLike, checkpoint: Checkpoint, images: torch.Tensor, labels: torch.Tensor,
+def write_report(run_dir: str | os.PathLike, model, images: np.ndarray, labels: np.ndarray,
                  run_metrics: dict | None = None) -> tuple[Path, dict]:
-    """Write ``run_dir/report/`` (atomically); returns its path and the metrics."""
+    """Write ``run_dir/report/`` (atomically); returns its path and the metrics. ``model``:
+    the run's ``lite.LiteModel``."""
     run_dir = Path(run_dir)
-    metrics, arrays = evaluate_checkpoint(checkpoint, images, labels)
-    classes = checkpoint.classes
+    images, labels = np.asarray(images), np.asarray(labels)
+    metrics, arrays = evaluate_checkpoint(model, images, labels)
+    classes = model.classes
     worst = arrays["worst"]
     # matplotlib is the report extra: without it the report holds the numbers and says so.
     figures = {} if not available("matplotlib") else {
         "confusion_matrix.png": plot_confusion(metrics["confusion_matrix"], classes),
-        "weight_templates.png": plot_templates(checkpoint.model.linear.weight.detach(), checkpoint.image_shape,
-                                               classes),
+        "weight_templates.png": plot_templates(model.tensors["linear.weight"], model.image_shape, classes),
         "most_confident_errors.png": plot_wrong(images[worst], labels[worst].tolist(),
                                                 arrays["predicted"][worst].tolist(),
                                                 arrays["confidence"][worst].tolist(), classes),
@@ -194,7 +197,7 @@ def write_report(run_dir: str | os.PathLike, checkpoint: Checkpoint, images: tor
                                             metrics["expected_calibration_error"]),
     }
     evaluation = {"run": str(run_dir), "classes": classes, **metrics,
-                  "config": checkpoint.config.to_dict(), "training": run_metrics or {},
+                  "config": model.config.to_dict(), "training": run_metrics or {},
                   "figures": sorted(figures)}
     final = run_dir / REPORT_DIR
     try:

@@ -14,7 +14,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..atomic import atomic_write_bytes
 from ..errors import DataError
@@ -44,8 +43,8 @@ def decompress(gz: bytes, name: str) -> bytes:
         raise DataError(f"{name}: corrupt gzip data ({exc})") from None
 
 
-def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
-    """Parse decompressed IDX bytes into a uint8 tensor, validating the header."""
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse decompressed IDX bytes into a uint8 array, validating the header."""
     if len(raw) < 4:
         raise DataError(f"{name}: too short to be an IDX file ({len(raw)} bytes)")
     zero1, zero2, type_code, ndim = raw[0], raw[1], raw[2], raw[3]
@@ -70,32 +69,33 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
             f"({expected} bytes) but the file holds {len(raw)} bytes"
         )
     array = np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
-    # frombuffer gives a read-only view of `raw`; copy so torch owns writable memory.
-    return torch.from_numpy(array.copy())
+    # frombuffer gives a read-only view of `raw`; a copy owns writable memory.
+    return array.copy()
 
 
-def read_idx(path: str | os.PathLike) -> torch.Tensor:
-    """Read an IDX file (raw or gzip) into a uint8 tensor with the file's dimensions."""
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (raw or gzip) into a uint8 array with the file's dimensions."""
     return parse_idx(read_idx_bytes(path), str(path))
 
 
-def encode_idx(tensor: torch.Tensor) -> bytes:
-    """The IDX bytes of a uint8 tensor."""
-    if tensor.dtype != torch.uint8:
-        raise ValueError(f"IDX writer supports uint8 tensors only, got {tensor.dtype}")
-    if tensor.dim() == 0 or tensor.dim() > 255:
-        raise ValueError(f"cannot write a {tensor.dim()}-dimensional tensor as IDX")
-    header = bytes([0, 0, UBYTE_TYPE, tensor.dim()]) + struct.pack(f">{tensor.dim()}I", *tensor.shape)
-    return header + tensor.detach().cpu().contiguous().numpy().tobytes()
+def encode_idx(array) -> bytes:
+    """The IDX bytes of a uint8 array (or a PyTorch tensor on the CPU)."""
+    array = np.asarray(array.detach().cpu() if hasattr(array, "detach") else array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX writer supports uint8 arrays only, got {array.dtype}")
+    if array.ndim == 0 or array.ndim > 255:
+        raise ValueError(f"cannot write a {array.ndim}-dimensional array as IDX")
+    header = bytes([0, 0, UBYTE_TYPE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array).tobytes()
 
 
-def write_idx(path: str | os.PathLike, tensor: torch.Tensor, compress: bool | None = None) -> Path:
-    """Write a uint8 tensor as IDX, gzip-compressed when the name ends in ``.gz``.
+def write_idx(path: str | os.PathLike, array, compress: bool | None = None) -> Path:
+    """Write a uint8 array (or tensor) as IDX, gzip-compressed when the name ends in ``.gz``.
 
     The file appears atomically (written to a temporary name, then renamed).
     """
     path = Path(path)
-    data = encode_idx(tensor)
+    data = encode_idx(array)
     if compress is None:
         compress = path.suffix == ".gz"
     if compress:
