@@ -47,6 +47,27 @@ def test_data_dir_with_real_mnist_is_verified(tmp_path):
         load_dataset(data_dir=tmp_path)
 
 
+def test_the_test_split_alone_is_read_and_checked_with_numpy(tmp_path, mnist):
+    """evaluate's reader (data/sources.py): the same test split as the training Dataset's,
+    held to the published checksums as that is."""
+    import gzip
+
+    import numpy as np
+
+    from mnist_logreg.data.sources import locate, read_test_split
+
+    x, y = read_test_split(locate())
+    assert np.array_equal(x, mnist.test_images.numpy()) and np.array_equal(y, mnist.test_labels.numpy())
+    for stem in FILE_STEMS:
+        shutil.copy(bundled_dir() / (stem + ".gz"), tmp_path / (stem + ".gz"))
+    # (The test labels name the dataset: changed, the folder is the user's own data.)
+    images = bytearray(gzip.decompress((tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes()))
+    images[1000] ^= 0xFF  # the same size: only the checksum can tell
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes(images)))
+    with pytest.raises(DataError, match="checksum mismatch"):
+        read_test_split(locate(data_dir=tmp_path))
+
+
 @pytest.fixture()
 def mirror(tmp_path):
     """A local HTTP mirror serving the bundled MNIST files."""

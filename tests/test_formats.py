@@ -54,6 +54,11 @@ def test_kaggle_csv_trains_with_a_stratified_held_out_test_split(tmp_path, digit
     assert np.array_equal(ds.test_images.numpy(), again.test_images.numpy())
     share = np.bincount(ds.test_labels.numpy(), minlength=10) / np.bincount(labels, minlength=10)
     assert np.allclose(share, TEST_FRACTION, atol=0.02)
+    # The NumPy-only reader of the test split (evaluate's) holds out the same images.
+    from mnist_logreg.data.sources import locate, read_test_split
+
+    x, y = read_test_split(locate(data_dir=str(path)))
+    assert np.array_equal(x, ds.test_images.numpy()) and np.array_equal(y, ds.test_labels.numpy())
     # evaluate finds the same split from the run's config
     proc = run_main("evaluate", "--run", str(tmp_path / "run"), "--no-report")
     assert proc.returncode == 0 and json.loads(proc.stdout)["test_accuracy"] == metrics["test_accuracy"]

@@ -1,6 +1,8 @@
-"""Finding, verifying and (as a fallback) downloading MNIST-style datasets.
+"""The training ``Dataset``: an MNIST-style dataset as uint8 tensors, for PyTorch.
 
-Resolution order for ``load_dataset``:
+Where the data are, and the checks of their files, are ``sources.py`` (NumPy alone, also
+what ``evaluate`` reads its test split with); this module turns them into tensors,
+cached on disk (``cache.py``). Resolution order for ``load_dataset``:
 
 1. ``data_dir`` given and holding the four IDX files (``.gz`` or raw): use them.
    Any MNIST-format dataset works; known ones are also checksum-verified. The same for
@@ -26,7 +28,7 @@ import torch
 from .. import cache
 from ..errors import DataError
 from . import formats
-from .sources import KINDS, SPLITS, Source, _read, check_file, file_stem, folder_paths, locate, read_arrays
+from .sources import KINDS, SPLITS, Source, check_file, file_stem, folder_paths, locate, read_arrays, read_file
 
 
 @dataclass
@@ -88,7 +90,7 @@ def _load_folder(source: Source) -> Dataset:
     """
     spec, strict, folder = source.spec, source.strict, source.path
     paths = folder_paths(folder)
-    raw = {stem: _read(path) for stem, path in paths.items()}
+    raw = {stem: read_file(path) for stem, path in paths.items()}
     key = {"what": "dataset", "spec": spec.name if spec else None, "strict": strict,
            "files": {stem: hashlib.blake2b(data, digest_size=20).hexdigest() for stem, data in raw.items()}}
 

@@ -139,7 +139,7 @@ def verify_checksum(spec: DatasetSpec, stem: str, gz_bytes: bytes | None, idx_by
         )
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -306,7 +306,7 @@ def read_test_split(source: Source) -> tuple[np.ndarray, np.ndarray]:
     no test split), the same checks, nothing of the training split kept."""
     if source.kind == "idx":
         stems = [file_stem("t10k", kind) for kind in KINDS]
-        images, labels = (check_file(source.spec, source.strict, stem, _read(path), path)[0]
+        images, labels = (check_file(source.spec, source.strict, stem, read_file(path), path)[0]
                           for stem, path in folder_paths(source.path, stems).items())
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or len(labels) == 0:
             raise DataError(f"{source.path}: test images {images.shape} and labels {labels.shape} do not match")
