@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The C kernel is compiled by the install, so a change to it reinstalls.
-$(STAMP): pyproject.toml setup.py src/mnist_logreg/_kernels.c src/mnist_logreg/_kernel_body.h | $(BIN)/python
+$(STAMP): pyproject.toml setup.py src/mnist_logreg/training/_kernels.c src/mnist_logreg/training/_kernel_body.h | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

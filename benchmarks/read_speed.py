@@ -48,16 +48,20 @@ def inputs() -> dict[str, list[bytes]]:
 
 
 def reader_at(rev: str):
-    """``mnist_logreg.images`` as it was at ``rev``, loaded beside today's."""
-    source = subprocess.run(["git", "show", f"{rev}:src/mnist_logreg/images.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "images_before.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("mnist_logreg.images_before", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """``images.py`` as it was at ``rev``, loaded beside today's (in ``reading/`` since the
+    layout split by runtime, at the package's top before it)."""
+    for where, package in (("reading/images.py", "mnist_logreg.reading"), ("images.py", "mnist_logreg")):
+        proc = subprocess.run(["git", "show", f"{rev}:src/mnist_logreg/{where}"], cwd=ROOT, capture_output=True,
+                              text=True)
+        if proc.returncode == 0:
+            path = Path(tempfile.mkdtemp()) / "images_before.py"
+            path.write_text(proc.stdout)
+            spec = importlib.util.spec_from_file_location(f"{package}.images_before", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return module
+    sys.exit(f"{rev}: no src/mnist_logreg/reading/images.py or src/mnist_logreg/images.py there")
 
 
 def main() -> None:
@@ -65,7 +69,7 @@ def main() -> None:
     ap.add_argument("--before", metavar="REV", help="an earlier commit whose reader to time beside this one")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
-    from mnist_logreg import images
+    from mnist_logreg.reading import images
 
     readers = {"this checkout": images}
     if args.before:

@@ -204,8 +204,8 @@ def main() -> None:
     ap.add_argument("--digits", type=int, default=200, help="distinct valid digit files")
     args = ap.parse_args()
     run = run_folder(args.run)
-    from mnist_logreg.images import load_digit
-    from mnist_logreg.predict import predict_digits
+    from mnist_logreg.reading.images import load_digit
+    from mnist_logreg.reading.predict import predict_digits
     from mnist_logreg.runs import load_run
 
     valid, labels = canvas_digits(args.digits)

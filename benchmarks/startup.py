@@ -74,8 +74,9 @@ def main() -> None:
         tree = work / "before"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before], check=True,
                        capture_output=True)
-        for kernel in (ROOT / "src" / "mnist_logreg").glob("_kernels*.so"):
-            shutil.copy(kernel, tree / "src" / "mnist_logreg")
+        source = next((tree / "src").rglob("_kernels.c")).parent  # where that commit keeps the kernel
+        for kernel in (ROOT / "src" / "mnist_logreg" / "training").glob("_kernels*.so"):
+            shutil.copy(kernel, source)
         old_env = dict(no_cache, PYTHONPATH=str(tree / "src"))
         before[f"train (default) at {args.before}"] = ([*cli, "train", "--out", str(work / "old")], lambda: old_env)
 

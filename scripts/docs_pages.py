@@ -84,8 +84,8 @@ def api_reference() -> str:
 # Every limit the tool enforces: (module, constant, what is limited, what happens past it).
 # The values are read from the code, so the table cannot drift from it.
 LIMITS = [
-    ("images", "MAX_PIXELS", "an image's size, by its header", "one-line error (`predict`), 400 (`serve`)"),
-    ("images", "WORK_SIDE", "the side an image is decoded at (JPEG at reduced scale)",
+    ("reading.images", "MAX_PIXELS", "an image's size, by its header", "one-line error (`predict`), 400 (`serve`)"),
+    ("reading.images", "WORK_SIDE", "the side an image is decoded at (JPEG at reduced scale)",
      "larger images are reduced first"),
     ("serve", "MAX_BODY", "a request body, in bytes", "413, read no further"),
     ("serve", "BODY_SECONDS", "seconds a client has to send its whole body", "408"),
@@ -93,7 +93,7 @@ LIMITS = [
     ("serve", "BIG_PIXELS", "pixels above which an image takes the big lane (half the cores)", "it waits there"),
     ("serve", "HEADER_BYTES", "request line and headers, in bytes", "400"),
     ("serve", "MAX_COLLECTED", "digits `serve --collect` saves", "507"),
-    ("modelfile", "MAX_SIDE", "the image side a model file may declare", "one-line error naming the file"),
+    ("reading.modelfile", "MAX_SIDE", "the image side a model file may declare", "one-line error naming the file"),
     ("config", "MAX_EPOCHS", "`--epochs`", "one-line error naming the flag"),
     ("config", "MAX_BATCH", "`--batch-size`", "one-line error naming the flag"),
     ("config", "MAX_LR", "`--lr`", "one-line error naming the flag"),

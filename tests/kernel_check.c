@@ -3,7 +3,7 @@
  * runs it with qemu, which is how the NEON path is checked on an x86 machine).
  * Prints one line per path; exits non-zero on a mismatch. */
 #define MLR_NO_PYTHON 1
-#include "../src/mnist_logreg/_kernels.c"
+#include "../src/mnist_logreg/training/_kernels.c"
 
 #include <stdio.h>
 

@@ -163,11 +163,11 @@ def test_the_wheel_installs_into_a_fresh_venv_without_extras_and_trains(tmp_path
     assert "test accuracy" in proc.stdout and (tmp_path / "run" / "metrics.json").is_file()
     # The wheel carries the compiled kernel: the installed package trains on it, with no
     # compiler involved on the target.
-    from mnist_logreg import kernels
+    from mnist_logreg.training import kernels
 
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["kernel"] == kernels.active() != "off"
-    assert any(name.startswith("mnist_logreg/_kernels") for name in zipfile.ZipFile(wheel).namelist())
+    assert any(name.startswith("mnist_logreg/training/_kernels") for name in zipfile.ZipFile(wheel).namelist())
     # The shipped model travels as package data too: predict works with no run at all.
     digit = tmp_path / "digit.png"
     Image.fromarray(255 - mnist.test_images[0].numpy()).resize((140, 140)).save(digit)

@@ -12,7 +12,7 @@ import torch
 from mnist_logreg import build_config
 from mnist_logreg import cache as disk_cache
 from mnist_logreg.data import load_dataset
-from mnist_logreg.train import prepare
+from mnist_logreg.training.train import prepare
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 def collecting(default_run, tmp_path):
     from fastapi.testclient import TestClient
 
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
     from mnist_logreg.serve import create_app
 
     folder = tmp_path / "collected"
@@ -65,7 +65,7 @@ def test_a_full_collection_is_507_and_no_collection_is_404(collecting, default_r
     from fastapi.testclient import TestClient
 
     import mnist_logreg.serve as serve
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
 
     client, folder = collecting
     monkeypatch.setattr(serve, "MAX_COLLECTED", 1)
@@ -81,7 +81,7 @@ def test_a_full_collection_is_507_and_no_collection_is_404(collecting, default_r
 def _writer(digits, angle=40.0):
     """A "new writer": MNIST digits written turned by ``angle`` degrees (the page held
     askew), read as predict reads them. Deskewing undoes a slant, not a rotation."""
-    from mnist_logreg.images import to_mnist
+    from mnist_logreg.reading.images import to_mnist
 
     out = []
     for d in digits:
@@ -104,7 +104,7 @@ def _collected(folder, mnist, per_class, start=0):
 def test_twenty_corrections_a_class_teach_a_new_writer(default_run, mnist, tmp_path):
     """20 corrected digits of each class by a writer the default model reads poorly: that
     writer's other digits read >= 10 points better, MNIST's test set at most 0.3 worse."""
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
 
     folder = _collected(tmp_path / "mine", mnist, 20)
     proc = run_main("train", "--add", str(folder), "--add-weight", "16", "--out", str(tmp_path / "run"))
@@ -141,7 +141,7 @@ def test_added_digits_never_enter_the_validation_split(small_dir, mnist, tmp_pat
     from mnist_logreg import build_config
     from mnist_logreg.data import load_dataset
     from mnist_logreg.data.datasets import with_added
-    from mnist_logreg.train import prepare
+    from mnist_logreg.training.train import prepare
 
     ds = load_dataset(data_dir=str(small_dir))
     extra = with_added(ds, ds.test_images[:30], ds.test_labels[:30], 4)

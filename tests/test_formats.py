@@ -137,7 +137,7 @@ def test_the_folder_torchvision_leaves_behind(tmp_path, mnist):
 def test_kaggle_round_trip_writes_the_submission(tmp_path, mnist, default_run):
     """test.csv (pixel0..pixel783, no labels) -> predict --out submission.csv: ImageId from 1,
     a row per digit, each the model's reading of the 28x28 digit as it stands (no photo path)."""
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
 
     n = 600
     images, labels = mnist.test_images[:n].numpy(), mnist.test_labels[:n].numpy()
@@ -196,7 +196,7 @@ def test_an_image_folder_trains_through_the_reading_path(tmp_path, mnist):
     assert len(metrics["skipped"]) == 2 and "class_names" not in metrics
     # the folder names are the labels: the training digits are what predict reads
     from mnist_logreg.data import load_dataset
-    from mnist_logreg.images import read_digit
+    from mnist_logreg.reading.images import read_digit
 
     ds = load_dataset(data_dir=str(root))
     first = sorted((root / "0").iterdir())[0]

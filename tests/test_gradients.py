@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_logreg import kernels
-from mnist_logreg.gradients import KernelEngine, TorchEngine, engine_for
+from mnist_logreg.training import kernels
+from mnist_logreg.training.gradients import KernelEngine, TorchEngine, engine_for
 
 
 @pytest.mark.parametrize("path", [*kernels.RUNNABLE, "off"])

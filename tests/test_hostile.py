@@ -186,7 +186,7 @@ def test_an_image_past_pillows_own_limit_is_one_line(tmp_path, default_run, fmt)
 def test_a_float_tiff_digit_is_read(mnist, tmp_path):
     from PIL import Image
 
-    from mnist_logreg.images import load_digit
+    from mnist_logreg.reading.images import load_digit
 
     img = Image.fromarray(mnist.test_images[0].numpy().astype(np.float32) / 255.0, mode="F")
     img.save(tmp_path / "digit.tif")

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from digits import map_in_processes, photo, png_bytes
-from mnist_logreg.images import ImageError, load_digit, otsu_threshold, read_digit
+from mnist_logreg.reading.images import ImageError, load_digit, otsu_threshold, read_digit
 from mnist_logreg.runs import load_run
 
 
@@ -110,7 +110,7 @@ def test_a_huge_image_is_decoded_at_reduced_size(mnist, default_run, monkeypatch
     """A 31-megapixel photo of a digit reaches the per-pixel work at most WORK_SIDE a side
     (JPEG decodes at reduced scale, the others are reduced right after decoding) and is
     still read as the digit it shows."""
-    import mnist_logreg.images as images
+    import mnist_logreg.reading.images as images
 
     seen = []
     real = images.to_grayscale
@@ -146,7 +146,7 @@ def test_software_photos_of_handwritten_digits(default_run):
 
 
 def _reason(data: bytes) -> str | None:
-    from mnist_logreg.images import NoDigit
+    from mnist_logreg.reading.images import NoDigit
 
     try:
         load_digit(data)
@@ -156,7 +156,7 @@ def _reason(data: bytes) -> str | None:
 
 
 def test_no_digit_blank_images():
-    from mnist_logreg.images import BLANK
+    from mnist_logreg.reading.images import BLANK
 
     for value in (0, 128, 255):
         assert _reason(png_bytes(np.full((50, 70), value, np.uint8))) == BLANK
@@ -166,7 +166,7 @@ def test_no_digit_photos_of_empty_paper():
     """Paper, texture, shadow and table, but no stroke: every one is refused (most as
     nothing standing out, some as marks at every edge), none read as a digit."""
     from handwriting import TOOLS, software_photo
-    from mnist_logreg.images import FAINT
+    from mnist_logreg.reading.images import FAINT
 
     rng = np.random.default_rng(21)
     reasons = [_reason(software_photo([], rng, tool)) for tool in TOOLS for _ in range(5)]
@@ -176,7 +176,7 @@ def test_no_digit_photos_of_empty_paper():
 
 def test_no_digit_scribbles_over_the_whole_frame():
     from handwriting import render
-    from mnist_logreg.images import ALL_EDGES
+    from mnist_logreg.reading.images import ALL_EDGES
 
     rng = np.random.default_rng(22)
     for width in (4, 10, 25):
@@ -188,7 +188,7 @@ def test_no_digit_scribbles_over_the_whole_frame():
 def test_no_digit_several_digits_side_by_side(mnist):
     """Two or three MNIST test digits in a row, and two hand-drawn ones: refused as several."""
     from handwriting import labelled, render
-    from mnist_logreg.images import SEVERAL
+    from mnist_logreg.reading.images import SEVERAL
 
     rng = np.random.default_rng(23)
     for k in range(12):
@@ -202,7 +202,7 @@ def test_no_digit_several_digits_side_by_side(mnist):
 
 def _refusal(digit: np.ndarray) -> str | None:
     """Why ``to_mnist`` refuses this 28x28 digit, or None."""
-    from mnist_logreg.images import NoDigit, to_mnist
+    from mnist_logreg.reading.images import NoDigit, to_mnist
 
     try:
         to_mnist(Image.fromarray(digit))
@@ -250,7 +250,7 @@ def _flood_fill(mask: np.ndarray) -> tuple[np.ndarray, int]:
 def test_region_labels_equal_a_flood_fill():
     """The run-based labelling against the pixel-by-pixel flood fill the web page uses:
     the same regions, numbered in the same order, on 1,000 random masks."""
-    from mnist_logreg.images import components
+    from mnist_logreg.reading.images import components
 
     rng = np.random.default_rng(26)
     for _ in range(1000):
@@ -264,7 +264,7 @@ def test_region_labels_equal_a_flood_fill():
 def test_running_extremes_equal_windows():
     """Running minima and maxima (shifted slices up to SMALL_WINDOW, van Herk / Gil-Werman
     beyond) against NumPy over every window."""
-    from mnist_logreg.images import _running
+    from mnist_logreg.reading.images import _running
 
     rng = np.random.default_rng(27)
     for _ in range(300):
@@ -288,7 +288,7 @@ def _blocky(digit):
 
 
 def test_inverted_bands_at_the_edges_are_turned_back(mnist):
-    from mnist_logreg.images import unband
+    from mnist_logreg.reading.images import unband
     from mnist_logreg.robustness import stripe
 
     restored = np.zeros(2, int)
@@ -310,7 +310,7 @@ def test_inverted_bands_at_the_edges_are_turned_back(mnist):
 def test_straight_steps_of_a_digit_are_not_bands(mnist):
     """Digits that fill their frame at low resolution have straight steps across most of
     the image (a 1's stem, a 7's bar); none is taken for an inverted band."""
-    from mnist_logreg.images import unband
+    from mnist_logreg.reading.images import unband
 
     for i in range(1000):
         gray = _blocky(mnist.test_images[i].numpy())
@@ -320,7 +320,7 @@ def test_straight_steps_of_a_digit_are_not_bands(mnist):
 def test_percentile_is_numpys_to_the_last_bit():
     """images.percentile (buckets, then a partition of one) against np.percentile, on values
     like an image's: continuous, 8-bit levels, mostly paper with ties, a flattened background."""
-    from mnist_logreg.images import percentile
+    from mnist_logreg.reading.images import percentile
 
     rng = np.random.default_rng(3)
     for t in range(600):
@@ -334,7 +334,7 @@ def test_percentile_is_numpys_to_the_last_bit():
 def test_hysteresis_keeps_the_faint_end_of_a_thin_stroke_only():
     """images.binarize: a thin stroke keeps its faint end (above half the threshold) where
     it joins the stroke, not a faint speck on its own; a thick stroke keeps the plain threshold."""
-    from mnist_logreg.images import binarize
+    from mnist_logreg.reading.images import binarize
 
     crop = np.zeros((60, 60))
     crop[10:50, 29:31] = 0.9  # 2 pixels wide in 60: thinner than MNIST's strokes

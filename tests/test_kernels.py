@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_logreg import build_config, kernels, train
+from mnist_logreg import build_config, train
 from mnist_logreg.config import OptimConfig
 from mnist_logreg.data import load_dataset
-from mnist_logreg.preprocess import to_float
-from mnist_logreg.train import fit_features, softmax_xent_grad
+from mnist_logreg.training import kernels
+from mnist_logreg.training.preprocess import to_float
+from mnist_logreg.training.train import fit_features, softmax_xent_grad
 
 pytestmark = pytest.mark.skipif(not kernels.RUNNABLE, reason="the C kernel was not built")
 

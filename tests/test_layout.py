@@ -66,9 +66,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_reader_sees_the_imports():
     graph = import_graph()
-    assert {"preprocess", "model", "runs", "train", "export", "serve", "data.datasets", "cache"} <= set(graph)
-    assert "preprocess" in graph["model"] and "data.formats" in graph["data.datasets"]
-    assert "_kernels" in graph["kernels"]  # the C extension, imported as ``from . import _kernels``
+    assert {"training.preprocess", "training.model", "runs", "training.train", "export", "serve", "data.datasets",
+            "cache", "reading.images"} <= set(graph)
+    assert "training.preprocess" in graph["training.model"] and "data.formats" in graph["data.datasets"]
+    assert "training._kernels" in graph["training.kernels"]  # the C extension: ``from . import _kernels``
 
 
 def test_the_package_has_no_import_cycle():
@@ -82,15 +83,27 @@ def test_find_cycle_finds_one():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-@pytest.mark.parametrize("module", ["runs", "export", "predict", "serve", "report"])
+@pytest.mark.parametrize("module", ["runs", "export", "reading.predict", "serve", "report"])
 def test_saving_and_inference_do_not_reach_into_training(module):
-    assert "train" not in import_graph()[module]
+    assert "training.train" not in import_graph()[module]
 
 
-@pytest.mark.parametrize("module", ["export", "predict", "serve", "api", "report"])
+def test_reading_and_what_rests_on_it_never_import_training():
+    """The two halls of the layout: ``reading/`` (and ``serve/``, the report, ``compare``,
+    ``evaluate``, the metrics) import nothing from ``training/``, not even lazily."""
+    graph = import_graph()
+    readers = [m for m in graph if m.split(".")[0] in ("reading", "serve")] + [
+        "report", "compare", "evaluate", "metrics"]
+    assert len(readers) >= 9
+    for module in readers:
+        assert not [d for d in graph[module] if d.split(".")[0] == "training"], (module, graph[module])
+
+
+@pytest.mark.parametrize("module", ["export", "reading.predict", "serve", "api", "report"])
 def test_no_consumer_preprocesses_images_by_itself(module):
-    """Each one runs ``model.Classifier`` (through ``runs.Checkpoint``), which owns the preprocessing."""
-    assert "preprocess" not in import_graph()[module]
+    """Each one runs ``model.Classifier`` (through ``runs.Checkpoint``) or the NumPy engine,
+    which own the preprocessing."""
+    assert "training.preprocess" not in import_graph()[module]
 
 
 def _top_level_imports(path: Path) -> tuple[set[str], bool]:
@@ -113,8 +126,9 @@ def _top_level_imports(path: Path) -> tuple[set[str], bool]:
     return deps - {name}, torch
 
 
-@pytest.mark.parametrize("module", ["serve", "predict", "lite", "images", "modelfile", "data.formats", "runs",
-                                    "compare", "evaluate", "report", "metrics", "data.sources"])
+@pytest.mark.parametrize("module", ["serve", "reading.predict", "reading.lite", "reading.images", "reading.modelfile",
+                                    "data.formats", "runs", "compare", "evaluate", "report", "metrics",
+                                    "data.sources"])
 def test_inference_modules_do_not_load_torch_when_imported(module):
     """Importing what predict, serve, evaluate and compare run loads no module that imports torch at
     its top (the lazy import of a function called elsewhere, images.load_digit's or

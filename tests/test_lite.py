@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from mnist_logreg.config import build_config
-from mnist_logreg.lite import LiteModel, blur_pool_matrix
-from mnist_logreg.model import Classifier, SoftmaxRegression
-from mnist_logreg.modelfile import read_model_file
-from mnist_logreg.preprocess import Preprocessor, _blur_pool_matrix
+from mnist_logreg.reading.lite import LiteModel, blur_pool_matrix
+from mnist_logreg.reading.modelfile import read_model_file
 from mnist_logreg.runs import load_model, model_bytes
+from mnist_logreg.training.model import Classifier, SoftmaxRegression
+from mnist_logreg.training.preprocess import Preprocessor, _blur_pool_matrix
 
 PREPROCESSINGS = {
     "raw": dict(normalize="none", deskew=False, moment_norm=False, directions=False),

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 
 from conftest import one_line_error, run_main
-from mnist_logreg.lite import load_run
-from mnist_logreg.modelfile import MODEL_FILE, shipped_run
+from mnist_logreg.reading.lite import load_run
+from mnist_logreg.reading.modelfile import MODEL_FILE, shipped_run
 
 CARD = Path(__file__).resolve().parents[1] / "docs" / "model-card.md"
 

@@ -68,7 +68,7 @@ def test_no_digit_is_label_null_with_a_reason(default_run, mnist, tmp_path):
 
 def test_predict_matches_the_model(default_run, mnist, tmp_path):
     """The CLI's answer equals the model's own prediction on the same 28x28 image."""
-    from mnist_logreg.images import load_digit
+    from mnist_logreg.reading.images import load_digit
     from mnist_logreg.runs import load_run
 
     path = tmp_path / "d.png"

@@ -5,7 +5,7 @@ import torch
 from mnist_logreg import build_config, train
 from mnist_logreg.config import AugmentConfig, PreprocessConfig
 from mnist_logreg.data import load_dataset
-from mnist_logreg.preprocess import Preprocessor, augment, deskew, raw_moments, to_float, warp
+from mnist_logreg.training.preprocess import Preprocessor, augment, deskew, raw_moments, to_float, warp
 
 
 def _shear(images, s):
@@ -154,7 +154,7 @@ def test_normalisation_is_saved_and_reused(small_dir, tmp_path):
 
 
 def test_moment_normalisation_equalises_digit_sizes(mnist):
-    from mnist_logreg.preprocess import spreads
+    from mnist_logreg.training.preprocess import spreads
 
     p = Preprocessor(PreprocessConfig(deskew=True, moment_norm=True), (28, 28))
     p.fit_geometry(mnist.train_images[:5000])
@@ -219,7 +219,7 @@ def _directions_reference(images: torch.Tensor, sigma: float = 1.0, radius: int 
 
 
 def test_stroke_directions_equal_the_textbook_computation(mnist):
-    from mnist_logreg.preprocess import stroke_directions
+    from mnist_logreg.training.preprocess import stroke_directions
 
     digits = deskew(to_float(mnist.test_images[:12]))
     ours = stroke_directions(digits)
@@ -231,7 +231,7 @@ def test_stroke_directions_equal_the_textbook_computation(mnist):
 def test_each_stroke_lands_in_its_orientation_plane():
     """A vertical bar is all in the top-left plane, a horizontal one in the bottom-left,
     the two diagonals in the two right-hand planes; a blank image gives zeros, not NaN."""
-    from mnist_logreg.preprocess import stroke_directions
+    from mnist_logreg.training.preprocess import stroke_directions
 
     images = torch.zeros(5, 28, 28)
     images[0, 4:24, 13:15] = 1  # |

@@ -78,7 +78,7 @@ def test_corruptions_against_their_definitions(sampled):
 
 
 def test_the_reduced_benchmark_meets_its_floors(sampled, default_run):
-    from mnist_logreg import lite
+    from mnist_logreg.reading import lite
 
     digits, labels = sampled
     model = lite.load_run(default_run)

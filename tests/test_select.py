@@ -98,7 +98,7 @@ def test_no_validation_split_no_choice(tmp_path, small_dir):
 
 def test_gamma_raises_the_pixels_to_a_power():
     from mnist_logreg.config import PreprocessConfig
-    from mnist_logreg.preprocess import Preprocessor
+    from mnist_logreg.training.preprocess import Preprocessor
 
     images = torch.arange(0, 256, dtype=torch.uint8).repeat(4).reshape(1, 32, 32)
     p = Preprocessor(PreprocessConfig(gamma=0.5, normalize="none", deskew=False, moment_norm=False, directions=False),

@@ -22,7 +22,7 @@ from digits import photo, png_bytes  # noqa: E402
 def client(default_run):
     from fastapi.testclient import TestClient
 
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
     from mnist_logreg.serve import create_app
 
     with TestClient(create_app(load_run(default_run))) as c:
@@ -80,9 +80,9 @@ print(json.dumps(out))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     served = json.loads(proc.stdout)
-    from mnist_logreg.images import read_digit
-    from mnist_logreg.lite import load_run
-    from mnist_logreg.predict import predict_digits
+    from mnist_logreg.reading.images import read_digit
+    from mnist_logreg.reading.lite import load_run
+    from mnist_logreg.reading.predict import predict_digits
 
     model = load_run(default_run)
     # One image at a time, as `predict FILE` reads it (a batch's matrix product may round
@@ -240,7 +240,7 @@ def test_drawing_in_a_real_browser(server, collected, small_dir, tmp_path):
     # The loop closed: a run trained with --add on what the page collected reads that
     # drawing as the person said (a writer whose 1s look like this 7).
     from conftest import run_main
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
 
     proc = run_main("train", "--data", str(small_dir), "--add", str(collected), "--add-weight", "50", "--epochs", "3",
                     "--no-select", "--out", str(tmp_path / "run"))
@@ -289,7 +289,7 @@ def test_over_the_cap_is_503_while_health_and_big_lane_answer(default_run, mnist
     import asyncio
     import threading
 
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
     from mnist_logreg.serve import BIG_PIXELS, create_app
 
     release = threading.Event()
@@ -326,7 +326,7 @@ def live(default_run):
 
     import uvicorn
 
-    from mnist_logreg.lite import load_run
+    from mnist_logreg.reading.lite import load_run
     from mnist_logreg.serve import create_app, uvicorn_options
 
     checkpoint = load_run(default_run)

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from mnist_logreg import build_config, train
 from mnist_logreg.config import OptimConfig
 from mnist_logreg.data import load_dataset
-from mnist_logreg.model import SoftmaxRegression
-from mnist_logreg.train import fit_features, lr_at, softmax_xent_grad
+from mnist_logreg.training.model import SoftmaxRegression
+from mnist_logreg.training.train import fit_features, lr_at, softmax_xent_grad
 
 
 def _problem(n=300, d=20, c=4, seed=0, dtype=torch.float64):
@@ -130,7 +130,7 @@ def test_divergence_is_reported_with_the_flag_to_lower(small_dir, lr, weight_dec
 
 def test_cuda_unavailable_is_a_user_error():
     from mnist_logreg.errors import ConfigError
-    from mnist_logreg.train import resolve_device
+    from mnist_logreg.training.train import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -143,7 +143,7 @@ def test_training_leaves_the_thread_count_to_the_caller(monkeypatch, small_dir):
     never sets it; the application picks it with ``threads_for`` and ``torch_threads``."""
     from mnist_logreg.config import build_config
     from mnist_logreg.data import load_dataset
-    from mnist_logreg.train import threads_for, torch_threads, train
+    from mnist_logreg.training.train import threads_for, torch_threads, train
 
     small = load_dataset(data_dir=small_dir)
 

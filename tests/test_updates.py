@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mnist_logreg.config import OptimConfig
-from mnist_logreg.updates import make_update
+from mnist_logreg.training.updates import make_update
 
 
 def _steps(update_of, reference_of, steps=6, n=32, seed=0):

@@ -293,7 +293,7 @@ def test_corrections_on_the_exported_page_download_as_a_zip(default_run, page_fi
     with zipfile.ZipFile(archive) as z:
         assert z.testzip() is None and sorted(z.namelist()) == ["4/1.png", "7/2.png"]
         digit = np.asarray(Image.open(io.BytesIO(z.read("7/2.png"))).convert("L"))  # the browser writes RGBA
-    from mnist_logreg.images import read_digit
+    from mnist_logreg.reading.images import read_digit
 
     assert np.array_equal(digit, read_digit(upload))  # the 28x28 image the page (and predict) saw
     from mnist_logreg.data.formats import read_collected

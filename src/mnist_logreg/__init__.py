@@ -8,8 +8,6 @@ scikit-learn (most of a second) only for those who use it.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 
 __version__ = "0.2.0"
 
@@ -20,9 +18,9 @@ _EXPORTS = {
     "Dataset": "data", "load_dataset": "data",
     "UserError": "errors",
     "LogisticRegression": "estimator",
-    "SoftmaxRegression": "model",
+    "SoftmaxRegression": "training.model",
     "Checkpoint": "runs", "load_model": "runs", "load_run": "runs",
-    "TrainResult": "train", "train": "train",
+    "TrainResult": "training.train", "train": "training.train",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -39,20 +37,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)
-
-
-class _Package(types.ModuleType):
-    """Keeps ``mnist_logreg.train`` the function once the submodule of that name is imported.
-
-    Importing ``mnist_logreg.train`` (the module) sets the package attribute ``train`` to
-    it; an eager ``from .train import train`` used to rebind it, which a lazy package
-    cannot. The submodule stays in ``sys.modules`` for ``from mnist_logreg.train import ...``.
-    """
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and name in _EXPORTS and value.__name__ == f"{__name__}.{name}":
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

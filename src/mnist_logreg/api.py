@@ -13,9 +13,9 @@ import torch
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .metrics import accuracy, log_loss
-from .model import Classifier
 from .runs import Checkpoint, save_run
-from .train import TrainResult, train
+from .training.model import Classifier
+from .training.train import TrainResult, train
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from . import kernels
 from .api import checkpoint_of, test_metrics
 from .config import build_config
 from .data import Dataset, load_dataset, train_val_split, write_idx
-from .train import resolve_device, softmax_xent_grad, threads_for, torch_threads, train
+from .training import kernels
+from .training.train import resolve_device, softmax_xent_grad, threads_for, torch_threads, train
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .api import train_run
     from .atomic import check_folder_writable
     from .runs import default_run_dir
-    from .train import threads_for, torch_threads
+    from .training.train import threads_for, torch_threads
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir()
@@ -194,7 +194,7 @@ def _run_or_shipped(args: argparse.Namespace) -> str:
     """``--run``, or the model shipped in the package, said in one line on stderr."""
     if args.run is not None:
         return args.run
-    from .modelfile import shipped_run
+    from .reading.modelfile import shipped_run
 
     run = shipped_run()
     try:
@@ -207,8 +207,8 @@ def _run_or_shipped(args: argparse.Namespace) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .lite import load_run  # NumPy only: no PyTorch to import for a few photos
-    from .predict import predict_files
+    from .reading.lite import load_run  # NumPy only: no PyTorch to import for a few photos
+    from .reading.predict import predict_files
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
@@ -244,7 +244,7 @@ def _predict_csv(args: argparse.Namespace, csvs: list[str]) -> int:
 
     from .atomic import atomic_write_bytes, check_writable
     from .data.formats import read_kaggle_csv, submission_csv
-    from .lite import load_run
+    from .reading.lite import load_run
 
     if len(args.images) != 1:
         raise UserError(f"a CSV of digits ({csvs[0]}) is read alone: give it without other files")
@@ -297,7 +297,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     import torch
 
-    from . import __version__, kernels
+    from . import __version__
+    from .training import kernels
 
     print(f"mnist-logreg {__version__}, Python {platform.python_version()}, torch {torch.__version__}, "
           f"{platform.machine()}, {torch.get_num_threads()} threads")

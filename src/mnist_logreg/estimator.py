@@ -89,14 +89,14 @@ class LogisticRegression(*((ClassifierMixin, BaseEstimator) if SKLEARN else (_St
         return X, y
 
     def _tensor(self, X: np.ndarray) -> torch.Tensor:
-        from .train import resolve_device
+        from .training.train import resolve_device
 
         return torch.as_tensor(np.ascontiguousarray(X), dtype=getattr(torch, self.dtype)).to(
             resolve_device(self.device))
 
     def fit(self, X, y):
         from .config import OptimConfig
-        from .train import fit_features
+        from .training.train import fit_features
 
         if not (isinstance(self.C, (int, float)) and self.C > 0):
             raise ValueError(f"C must be a positive number, got {self.C!r}")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .data.sources import locate, read_test_split
 from .errors import UserError
-from .lite import load_run
 from .metrics import accuracy, log_loss
+from .reading.lite import load_run
 from .runs import METRICS_FILE, read_metrics
 
 

@@ -454,7 +454,7 @@ CHUNK = 50
 def read_chunk(name: str, digits: np.ndarray, chunk: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     """Each digit under the named row through the reading path: uint8 [N, 28, 28] as the
     model sees them, and which of them were answered "no digit"."""
-    from . import images
+    from .reading import images
 
     rng = np.random.default_rng([seed, ROWS.index(name), chunk])
     seen = np.zeros((len(digits), SIDE, SIDE), dtype=np.uint8)
@@ -547,8 +547,8 @@ def benchmark(run_dir=None, per_class: int = 100, workers: int = 1, data_dir: st
     """The whole benchmark for a run folder (``None``: the default recipe, trained now)."""
     import tempfile
 
-    from . import lite
     from .data import load_dataset
+    from .reading import lite
 
     dataset = load_dataset(data_dir=data_dir)
     labels, digits = dataset.test_labels.numpy(), dataset.test_images.numpy()

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import ConfigError, UserError
-from .modelfile import FORMAT, MODEL_FILE, check_image_shape, model_path, read_model_file
+from .reading.modelfile import FORMAT, MODEL_FILE, check_image_shape, model_path, read_model_file
 
 if TYPE_CHECKING:
     import torch
 
-    from .model import Classifier, SoftmaxRegression
-    from .preprocess import Preprocessor
+    from .training.model import Classifier, SoftmaxRegression
+    from .training.preprocess import Preprocessor
 
 # PyTorch is imported where a Checkpoint is built or run, not here: reading a run
 # folder's side files (compare) needs none of it.
@@ -103,8 +103,8 @@ def load_model(path: str | os.PathLike) -> Checkpoint:
     """Load a model file, every part checked (``modelfile.read_model_file``), as a PyTorch classifier."""
     import torch
 
-    from .model import Classifier, SoftmaxRegression
-    from .preprocess import Preprocessor
+    from .training.model import Classifier, SoftmaxRegression
+    from .training.preprocess import Preprocessor
 
     mf = read_model_file(path)
     n_features = mf.image_shape[0] * mf.image_shape[1]

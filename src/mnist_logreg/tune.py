@@ -183,7 +183,7 @@ def make_objective(dataset: Dataset, space: dict[str, Param], seed: int, device:
     trial may set PyTorch's (process-wide) thread count to what its recipe trains best with."""
     import optuna
 
-    from .train import Stop, threads_for, torch_threads, train
+    from .training.train import Stop, threads_for, torch_threads, train
 
     cache: dict = {}  # deskewed images and statistics, shared by this worker's trials
     # Which worker ran a trial (machine:process), in trials.csv: a shared study's audit trail.
@@ -320,7 +320,7 @@ def _search(trials, timeout, study_name, storage, out, seed, n_jobs, space, data
     # With --n-jobs K the trials are the parallelism: one core each, set once for all of them.
     objective = make_objective(dataset, space, seed, device, val_size, own_threads=n_jobs == 1)
     t0 = time.perf_counter()
-    from .train import torch_threads
+    from .training.train import torch_threads
 
     with CtrlC() as ctrl_c, torch_threads(1 if n_jobs > 1 else None):
         remaining = trials - finished_trials(study)
@@ -362,7 +362,7 @@ def final_run(best, dataset: Dataset, out: Path, seed: int, device: str) -> dict
     """Retrain the best configuration on train + validation; the one look at the test set."""
     from .api import train_run
     from .config import TrainConfig
-    from .train import threads_for, torch_threads
+    from .training.train import threads_for, torch_threads
 
     values = TrainConfig.from_dict(best.user_attrs["config"]).flat()
     values.update(val_size=0, seed=seed, device=device)

@@ -204,7 +204,7 @@ def _label_name(name: str) -> bool:
 def image_classes(folder: Path) -> list[Path] | None:
     """The class sub-folders of an image folder (those holding image files), or None when
     ``folder`` is not laid out that way."""
-    from ..images import expand_paths
+    from ..reading.images import expand_paths
 
     subs = _sub_folders(folder)
     return subs if any(expand_paths([p]) for p in subs) else None
@@ -214,7 +214,7 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str] |
     """(uint8 digits [N, 28, 28], int64 labels [N], the class names (None where the folder
     names are the labels), a summary, and the files skipped, each with why). Every class
     folder must give at least one digit."""
-    from ..images import ImageError, NoDigit, expand_paths, read_digit
+    from ..reading.images import ImageError, NoDigit, expand_paths, read_digit
 
     subs = image_classes(folder)
     if not subs or len(subs) < 2:
@@ -243,7 +243,7 @@ def read_collected(folder: Path, image_shape: tuple[int, int]) -> tuple[np.ndarr
     """A person's own digits for ``--add``: a sub-folder per (integer) label of images.
     Images of the data's own shape (what ``serve --collect`` saves: the digit as the model
     saw it) are taken as they are; any other image goes through ``predict``'s reading path."""
-    from ..images import ImageError, NoDigit, expand_paths, open_image, read_digit
+    from ..reading.images import ImageError, NoDigit, expand_paths, open_image, read_digit
 
     folder = Path(folder)
     if not folder.is_dir():

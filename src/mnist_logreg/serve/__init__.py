@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import UserError
-from ..images import ImageError, NoDigit, decode_image, digit_of, peek_image
-from ..lite import LiteModel
-from ..predict import predict_digits
+from ..reading.images import ImageError, NoDigit, decode_image, digit_of, peek_image
+from ..reading.lite import LiteModel
+from ..reading.predict import predict_digits
 from ..system import cores
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ def create_app(model: LiteModel, slots: int | None = None, big_slots: int | None
 
 def app_from_env():
     """The app of the run named by ``$MNIST_LOGREG_SERVE_RUN``: each ``--workers`` process calls this."""
-    from ..lite import load_run
+    from ..reading.lite import load_run
 
     _tune_process()
     return create_app(load_run(os.environ[RUN_ENV]), collect=os.environ.get(COLLECT_ENV) or None)
@@ -291,7 +291,7 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int 
 
     import uvicorn
 
-    from ..lite import load_run
+    from ..reading.lite import load_run
 
     if not isinstance(workers, int) or not 1 <= workers <= 64:
         raise UserError(f"--workers must be an integer between 1 and 64, got {workers!r}")

@@ -75,7 +75,7 @@ RUNNABLE: tuple[str, ...] = () if _CDLL is None else tuple(
 
 def _choose() -> tuple[str, str]:
     """(path, why) from ``$MNIST_LOGREG_KERNEL`` and what this CPU runs; path "off": PyTorch ops."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     asked = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if os.environ.get("MNIST_LOGREG_NO_KERNELS"):  # the older switch, kept

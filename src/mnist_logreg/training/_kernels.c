@@ -269,7 +269,7 @@ double mlr_u8_to_f32(int path, const uint8_t *u, int64_t n, float *out) {
 
 #ifndef MLR_NO_PYTHON
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
-                                    "C kernels loaded through ctypes by mnist_logreg.kernels.", -1,
+                                    "C kernels loaded through ctypes by mnist_logreg.training.kernels.", -1,
                                     NULL, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

@@ -75,7 +75,7 @@ def save_digits(folder: str | os.PathLike, names: list[str], digits) -> None:
 
     from PIL import Image
 
-    from .atomic import atomic_write_files
+    from ..atomic import atomic_write_files
 
     folder = Path(folder)
     files: dict[Path, bytes] = {}

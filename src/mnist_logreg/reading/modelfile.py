@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TrainConfig
-from .errors import ConfigError, UserError
+from ..config import TrainConfig
+from ..errors import ConfigError, UserError
 
 MODEL_FILE = "model.safetensors"
 FORMAT = "mnist-logreg/1"

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import AugmentConfig, PreprocessConfig
-from .lite import MAX_SCALE, PIXEL_MAX, blur_pool_matrix
+from ..config import AugmentConfig, PreprocessConfig
+from ..reading.lite import MAX_SCALE, PIXEL_MAX, blur_pool_matrix
 
 # Deskewing at 128x the batch size of the data would need gigabytes; chunk it.
 _CHUNK = 8192

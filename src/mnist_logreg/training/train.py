@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import cache as disk_cache
+from .. import cache as disk_cache
+from ..config import OptimConfig, TrainConfig
+from ..data import Dataset, train_val_split
+from ..errors import ConfigError
+from ..metrics import accuracy, log_loss
+from ..reading.modelfile import directions_fit
+from ..system import cores
 from . import kernels
-from .config import OptimConfig, TrainConfig
-from .data import Dataset, train_val_split
-from .errors import ConfigError
 from .gradients import engine_for
-from .metrics import accuracy, log_loss
 from .model import SoftmaxRegression
-from .modelfile import directions_fit
 from .preprocess import Preprocessor, augment, to_float
-from .system import cores
 from .updates import make_update
 
 log = logging.getLogger(__name__)
