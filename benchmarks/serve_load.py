@@ -206,7 +206,7 @@ def main() -> None:
     run = run_folder(args.run)
     from mnist_logreg.reading.images import load_digit
     from mnist_logreg.reading.predict import predict_digits
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.training.checkpoint import load_run
 
     valid, labels = canvas_digits(args.digits)
     checkpoint = load_run(run)

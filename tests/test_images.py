@@ -7,7 +7,7 @@ from PIL import Image
 
 from digits import map_in_processes, photo, png_bytes
 from mnist_logreg.reading.images import ImageError, load_digit, otsu_threshold, read_digit
-from mnist_logreg.runs import load_run
+from mnist_logreg.training.checkpoint import load_run
 
 
 def test_mnist_digit_comes_back_like_itself(mnist):

@@ -89,11 +89,12 @@ def test_saving_and_inference_do_not_reach_into_training(module):
 
 
 def test_reading_and_what_rests_on_it_never_import_training():
-    """The two halls of the layout: ``reading/`` (and ``serve/``, the report, ``compare``,
-    ``evaluate``, the metrics) import nothing from ``training/``, not even lazily."""
+    """The two halls of the layout: ``reading/`` (and ``serve/``, the run folders, the
+    report, ``compare``, ``evaluate``, the metrics) import nothing from ``training/``, not
+    even lazily."""
     graph = import_graph()
     readers = [m for m in graph if m.split(".")[0] in ("reading", "serve")] + [
-        "report", "compare", "evaluate", "metrics"]
+        "runs", "report", "compare", "evaluate", "metrics"]
     assert len(readers) >= 9
     for module in readers:
         assert not [d for d in graph[module] if d.split(".")[0] == "training"], (module, graph[module])
@@ -101,7 +102,7 @@ def test_reading_and_what_rests_on_it_never_import_training():
 
 @pytest.mark.parametrize("module", ["export", "reading.predict", "serve", "api", "report"])
 def test_no_consumer_preprocesses_images_by_itself(module):
-    """Each one runs ``model.Classifier`` (through ``runs.Checkpoint``) or the NumPy engine,
+    """Each one runs ``model.Classifier`` (through ``training.checkpoint.Checkpoint``) or the NumPy engine,
     which own the preprocessing."""
     assert "training.preprocess" not in import_graph()[module]
 
@@ -132,7 +133,7 @@ def _top_level_imports(path: Path) -> tuple[set[str], bool]:
 def test_inference_modules_do_not_load_torch_when_imported(module):
     """Importing what predict, serve, evaluate and compare run loads no module that imports torch at
     its top (the lazy import of a function called elsewhere, images.load_digit's or
-    runs.load_model's, is allowed; the subprocess tests of predict and serve check what
+    the checkpoint's load_model, is allowed; the subprocess tests of predict and serve check what
     actually runs)."""
     imports = {module_name(p): _top_level_imports(p) for p in PACKAGE.rglob("*.py")}
     seen, todo = set(), [module]

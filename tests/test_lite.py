@@ -12,7 +12,7 @@ import torch
 from mnist_logreg.config import build_config
 from mnist_logreg.reading.lite import LiteModel, blur_pool_matrix
 from mnist_logreg.reading.modelfile import read_model_file
-from mnist_logreg.runs import load_model, model_bytes
+from mnist_logreg.training.checkpoint import load_model, model_bytes
 from mnist_logreg.training.model import Classifier, SoftmaxRegression
 from mnist_logreg.training.preprocess import Preprocessor, _blur_pool_matrix
 

@@ -69,7 +69,7 @@ def test_no_digit_is_label_null_with_a_reason(default_run, mnist, tmp_path):
 def test_predict_matches_the_model(default_run, mnist, tmp_path):
     """The CLI's answer equals the model's own prediction on the same 28x28 image."""
     from mnist_logreg.reading.images import load_digit
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.training.checkpoint import load_run
 
     path = tmp_path / "d.png"
     Image.fromarray(mnist.test_images[7].numpy()).save(path)
@@ -109,7 +109,7 @@ def gamma_run(tmp_path_factory, small_dir):
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("run", ["default_run", "gamma_run"])
 def test_export_matches_pytorch(run, mnist, tmp_path, fmt, request):
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.training.checkpoint import load_run
 
     run = request.getfixturevalue(run)
     out = tmp_path / f"model.{fmt}"

@@ -142,7 +142,7 @@ def test_augmentation_is_off_at_evaluation(small_dir):
 
 def test_normalisation_is_saved_and_reused(small_dir, tmp_path):
     from mnist_logreg import evaluate_run, train_run
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.training.checkpoint import load_run
 
     cfg = build_config(optimizer="sgd", lr=0.1, epochs=1, normalize="per-pixel", deskew=True, data_dir=str(small_dir),
                        val_size=200)
@@ -174,7 +174,7 @@ def test_moment_normalisation_equalises_digit_sizes(mnist):
 
 def test_moment_targets_are_saved_and_reused(small_dir, tmp_path):
     from mnist_logreg import train_run
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.training.checkpoint import load_run
 
     cfg = build_config(optimizer="sgd", lr=0.1, epochs=1, moment_norm=True, deskew=True, data_dir=str(small_dir),
                        val_size=200)

@@ -38,7 +38,7 @@ def test_report_files(run):
 def test_evaluation_json_against_scikit_learn(run, small_dir):
     skm = pytest.importorskip("sklearn.metrics")
     from mnist_logreg.data import load_dataset
-    from mnist_logreg.runs import load_run
+    from mnist_logreg.training.checkpoint import load_run
 
     ev = json.loads((run / "report" / "evaluation.json").read_text())
     cm = np.array(ev["confusion_matrix"])

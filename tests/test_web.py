@@ -63,8 +63,8 @@ def test_serve_and_the_exported_page_share_their_javascript(default_run, page_fi
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from mnist_logreg.runs import load_run
     from mnist_logreg.serve import create_app
+    from mnist_logreg.training.checkpoint import load_run
     from mnist_logreg.web import script
 
     with TestClient(create_app(load_run(default_run))) as client:

@@ -19,7 +19,7 @@ _EXPORTS = {
     "UserError": "errors",
     "LogisticRegression": "estimator",
     "SoftmaxRegression": "training.model",
-    "Checkpoint": "runs", "load_model": "runs", "load_run": "runs",
+    "Checkpoint": "training.checkpoint", "load_model": "training.checkpoint", "load_run": "training.checkpoint",
     "TrainResult": "training.train", "train": "training.train",
 }
 

@@ -13,7 +13,8 @@ import torch
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .metrics import accuracy, log_loss
-from .runs import Checkpoint, save_run
+from .runs import save_run
+from .training.checkpoint import Checkpoint, model_bytes
 from .training.model import Classifier
 from .training.train import TrainResult, train
 
@@ -110,5 +111,6 @@ def train_run(config: TrainConfig, out_dir: str | os.PathLike | None = None, dat
     if dataset.skipped:
         metrics["skipped"] = list(dataset.skipped)
     if out_dir is not None:
-        save_run(Path(out_dir), checkpoint, result.history, metrics)
+        save_run(Path(out_dir), model_bytes(checkpoint.classifier, checkpoint.config, checkpoint.classes),
+                 checkpoint.config, result.history, metrics)
     return checkpoint, result.history, metrics

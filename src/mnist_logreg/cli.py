@@ -270,7 +270,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         require("export --format onnx", "export", "onnx")
     from .atomic import check_writable
     from .export import DEFAULT_FILE, class_names, export
-    from .runs import load_run
+    from .training.checkpoint import load_run
 
     run = _run_or_shipped(args)
     checkpoint = load_run(run)

@@ -20,7 +20,7 @@ from torch import nn
 
 from .atomic import atomic_write_bytes
 from .errors import UserError
-from .runs import Checkpoint
+from .training.checkpoint import Checkpoint
 
 FORMATS = ("onnx", "torchscript", "web")
 # Where each format goes in the run folder when no --out is given.

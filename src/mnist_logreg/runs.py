@@ -2,9 +2,11 @@
 
 ``model.safetensors`` holds the weights *and* everything needed to preprocess new images
 exactly as in training (normalisation statistics; the config and image shape as
-metadata). Loading never unpickles: safetensors stores raw tensors only.
-Every file is written atomically; ``metrics.json`` is written last and marks a run
-that finished.
+metadata). Loading never unpickles: safetensors stores raw tensors only. Every file is
+written atomically; ``metrics.json`` is written last and marks a run that finished.
+
+No PyTorch here: the model file's bytes come from ``training.checkpoint`` (which also
+loads a run as PyTorch modules), and are read by ``reading.modelfile``.
 """
 
 from __future__ import annotations
@@ -15,108 +17,20 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .atomic import atomic_write_files, json_bytes
 from .config import TrainConfig
 from .errors import ConfigError, UserError
-from .reading.modelfile import FORMAT, MODEL_FILE, check_image_shape, model_path, read_model_file
-
-if TYPE_CHECKING:
-    import torch
-
-    from .training.model import Classifier, SoftmaxRegression
-    from .training.preprocess import Preprocessor
-
-# PyTorch is imported where a Checkpoint is built or run, not here: reading a run
-# folder's side files (compare) needs none of it.
+from .reading.modelfile import MODEL_FILE
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 
 
-@dataclass
-class Checkpoint:
-    """A trained classifier ready to use: model, preprocessing, config, class labels."""
-
-    classifier: Classifier
-    config: TrainConfig
-    classes: list[int]
-
-    @property
-    def model(self) -> SoftmaxRegression:
-        return self.classifier.model
-
-    @property
-    def preprocessor(self) -> Preprocessor:
-        return self.classifier.preprocess
-
-    @property
-    def image_shape(self) -> tuple[int, int]:
-        return self.preprocessor.image_shape
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8/float images [N, H, W] (tensor or array) -> logits [N, n_classes], by ``Classifier.logits``."""
-        import torch
-
-        images = torch.as_tensor(images)
-        check_image_shape(tuple(images.shape), self.image_shape)
-        return self.classifier.logits(images)
-
-    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        return torch.softmax(self.logits(images), dim=1)
-
-
 def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-
-
-# The file names the classifier's tensors as format 1 did, before the classifier was one
-# module: "linear.weight" for its "model.linear.weight".
-_MODEL_PREFIX = "model."
-
-
-def model_bytes(classifier: Classifier, config: TrainConfig, classes: list[int]) -> bytes:
-    """The model file's contents (safetensors: raw tensors and string metadata, no pickle)."""
-    from safetensors.torch import save
-
-    tensors = {k.removeprefix(_MODEL_PREFIX): v.detach().cpu().contiguous()
-               for k, v in classifier.state_dict().items()}
-    metadata = {
-        "format": FORMAT,
-        "config": json.dumps(config.to_dict()),
-        "image_shape": json.dumps(list(classifier.preprocess.image_shape)),
-        "classes": json.dumps(classes),
-    }
-    # Serialised in memory (31 KB), then written by Python: a full disk is then an OSError
-    # that names the file, not a SafetensorError from inside the Rust writer.
-    return save(tensors, metadata=metadata)
-
-
-
-def load_model(path: str | os.PathLike) -> Checkpoint:
-    """Load a model file, every part checked (``modelfile.read_model_file``), as a PyTorch classifier."""
-    import torch
-
-    from .training.model import Classifier, SoftmaxRegression
-    from .training.preprocess import Preprocessor
-
-    mf = read_model_file(path)
-    n_features = mf.image_shape[0] * mf.image_shape[1]
-    classifier = Classifier(Preprocessor(mf.config.preprocess, mf.image_shape),
-                            SoftmaxRegression(n_features, len(mf.classes)))
-    classifier.load_state_dict({(_MODEL_PREFIX + k if k.startswith("linear.") else k): torch.from_numpy(v).float()
-                                for k, v in mf.tensors.items()})
-    return Checkpoint(classifier=classifier.eval(), config=mf.config, classes=mf.classes)
-
-
-def load_run(run_dir: str | os.PathLike) -> Checkpoint:
-    return load_model(model_path(run_dir))
 
 
 def history_csv(history: list[dict]) -> str:
@@ -220,21 +134,23 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
         raise UserError(f"{path}: {exc}") from None
 
 
-def save_run(run_dir: str | os.PathLike, checkpoint: Checkpoint, history: list[dict], metrics: dict) -> Path:
-    """Write a run folder. Model first, metrics last: a run with metrics.json is complete.
+def save_run(run_dir: str | os.PathLike, model_file: bytes, config: TrainConfig, history: list[dict],
+             metrics: dict) -> Path:
+    """Write a run folder: the model file's bytes (``training.checkpoint.model_bytes``),
+    the settings, the history and the metrics. All four or none.
 
     How ``--select`` chose the preprocessing (``metrics["selection"]``) is also recorded in
     config.json, beside the settings it chose.
     """
     run_dir = Path(run_dir)
-    config = checkpoint.config.to_dict()
+    config = config.to_dict()
     if "selection" in metrics:
         config["selection"] = metrics["selection"]
     created = not run_dir.exists()
     try:
         # All four or none: a full disk half-way leaves no model without its metrics.
         atomic_write_files({
-            run_dir / MODEL_FILE: model_bytes(checkpoint.classifier, checkpoint.config, checkpoint.classes),
+            run_dir / MODEL_FILE: model_file,
             run_dir / CONFIG_FILE: json_bytes(config),
             run_dir / HISTORY_FILE: history_csv(history).encode("utf-8"),
             run_dir / METRICS_FILE: json_bytes(metrics),

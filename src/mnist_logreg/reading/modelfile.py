@@ -3,7 +3,7 @@
 A run folder is input from anywhere (a download, a colleague): its ``model.safetensors``
 is read as NumPy arrays and every part checked here, in one place, before anything uses
 it: the format, the settings (as the flags check them), the image shape and classes, and
-every tensor's name, shape, dtype and values. ``runs.load_model`` turns the result into a
+every tensor's name, shape, dtype and values. ``training.checkpoint.load_model`` turns the result into a
 PyTorch classifier; ``lite`` runs it with NumPy alone (``predict``: no PyTorch to import).
 """
 

@@ -1,6 +1,6 @@
 """Predict digits in a person's own image files with a trained run.
 
-Works with either model: ``runs.Checkpoint`` (PyTorch) or ``lite.LiteModel`` (NumPy, what
+Works with either model: ``training.checkpoint.Checkpoint`` (PyTorch) or ``lite.LiteModel`` (NumPy, what
 the ``predict`` command uses, so it never imports PyTorch). Both take uint8 arrays.
 """
 
