@@ -157,11 +157,10 @@ def load_dataset(
         if source.torchvision:
             dataset.description = f"torchvision's folder {source.path}: {dataset.provenance}"
         return dataset
-    images, labels, test, summary, classes, skipped = read_arrays(source)
-    what = {"images": "image folder", ".csv": "Kaggle CSV"}.get(
-        source.kind if source.kind == "images" else source.path.suffix.lower(), "NumPy arrays")
-    dataset = _from_arrays(source.path, what, images, labels, test, summary or None, classes)
-    dataset.skipped = tuple(skipped)
+    arrays = read_arrays(source)
+    dataset = _from_arrays(source.path, arrays.what, arrays.images, arrays.labels, arrays.test, arrays.summary,
+                           arrays.classes)
+    dataset.skipped = arrays.skipped
     return dataset
 
 

@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -286,18 +287,27 @@ def locate(name: str = "mnist", data_dir=None, allow_download: bool = True, mirr
     return Source("idx", folder, spec, strict=True)
 
 
-def read_arrays(source: Source) -> tuple[np.ndarray, np.ndarray, tuple | None, str, list[str] | None, list[str]]:
-    """A "file" or "images" source's training arrays, its test split where it has one (else
-    None), a summary of what was read, the class names and the skipped files."""
+class Arrays(NamedTuple):
+    """What a "file" or "images" source holds, as NumPy arrays (``read_arrays``)."""
+    what: str  # the format, as the data line names it
+    images: np.ndarray
+    labels: np.ndarray
+    test: tuple[np.ndarray, np.ndarray] | None  # its own test split, where it has one
+    summary: str | None = None  # what was read, where there is more to say than a count
+    classes: list[str] | None = None  # the classes' names (an image folder's sub-folders)
+    skipped: tuple[str, ...] = ()  # files that were not read, each with why
+
+
+def read_arrays(source: Source) -> Arrays:
+    """A "file" or "images" source's arrays."""
     if source.kind == "images":
         images, labels, classes, summary, skipped = formats.read_image_folder(source.path)
-        return images, labels, None, summary, classes, skipped
+        return Arrays("image folder", images, labels, None, summary, classes, tuple(skipped))
     if source.path.suffix.lower() == ".csv":
-        images, labels = formats.read_kaggle_csv(source.path)
-        return images, labels, None, "", None, []
+        return Arrays("Kaggle CSV", *formats.read_kaggle_csv(source.path), None)
     arrays = formats.read_npz(source.path)
     test = (arrays["x_test"], arrays["y_test"]) if "x_test" in arrays else None
-    return arrays["x_train"], arrays["y_train"], test, "", None, []
+    return Arrays("NumPy arrays", arrays["x_train"], arrays["y_train"], test)
 
 
 def read_test_split(source: Source) -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +321,7 @@ def read_test_split(source: Source) -> tuple[np.ndarray, np.ndarray]:
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or len(labels) == 0:
             raise DataError(f"{source.path}: test images {images.shape} and labels {labels.shape} do not match")
         return images, labels.astype(np.int64)
-    images, labels, test, *_ = read_arrays(source)
+    images, labels, test = read_arrays(source)[1:4]
     if test is None:
         _, _, *test = formats.holdout(images, labels)
     return np.ascontiguousarray(test[0]), np.asarray(test[1], dtype=np.int64)
