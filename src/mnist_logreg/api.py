@@ -12,7 +12,7 @@ import torch
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .metrics import accuracy, log_loss
+from .metrics import accuracy, test_scores
 from .runs import save_run
 from .training.checkpoint import Checkpoint, model_bytes
 from .training.model import Classifier
@@ -27,10 +27,7 @@ def load_data(config: TrainConfig) -> Dataset:
 
 def test_metrics(checkpoint: Checkpoint, dataset: Dataset) -> dict:
     """Accuracy and log loss of a trained classifier on the dataset's test split."""
-    logits = checkpoint.logits(dataset.test_images)
-    return {"test_accuracy": accuracy(logits, dataset.test_labels),
-            "test_loss": log_loss(logits, dataset.test_labels),
-            "n_test": int(dataset.test_labels.numel())}
+    return test_scores(checkpoint.logits(dataset.test_images), dataset.test_labels)
 
 
 def run_metrics(result: TrainResult, test: dict, wall_seconds: float | None = None) -> dict:
@@ -86,7 +83,7 @@ def add_own_digits(config: TrainConfig, dataset: Dataset) -> tuple[Dataset, dict
         for w in ADD_WEIGHTS:
             trial = with_added(dataset, torch.from_numpy(fit_x), torch.from_numpy(fit_y), w)
             checkpoint = checkpoint_of(train(config, trial), trial)
-            scores[w] = accuracy(checkpoint.logits(torch.from_numpy(held_x)), torch.from_numpy(held_y))
+            scores[w] = accuracy(checkpoint.logits(held_x), held_y)
         weight = max(ADD_WEIGHTS, key=lambda w: (scores[w], -w))
     added = with_added(dataset, torch.from_numpy(images), torch.from_numpy(labels), weight)
     return added, {"digits": len(labels), "weight": weight, "held_out_accuracy": scores}

@@ -240,7 +240,6 @@ def _predict_csv(args: argparse.Namespace, csvs: list[str]) -> int:
     """Kaggle's round trip: test.csv's rows are 28x28 digits already, so they skip the photo
     path and go straight to the run's preprocessing; the answer is the competition's
     ``ImageId,Label`` file (``--out``), or the same on stdout."""
-    import numpy as np
 
     from .atomic import atomic_write_bytes, check_writable
     from .data.formats import read_kaggle_csv, submission_csv
@@ -254,8 +253,7 @@ def _predict_csv(args: argparse.Namespace, csvs: list[str]) -> int:
         check_writable(args.out)
     model = load_run(_run_or_shipped(args))
     images, _ = read_kaggle_csv(Path(csvs[0]), labelled=False)
-    labels = [model.classes[i] for i in np.concatenate(
-        [model.logits(chunk).argmax(axis=1) for chunk in np.array_split(images, max(1, len(images) // 4096))])]
+    labels = [model.classes[i] for i in model.logits(images).argmax(axis=1)]  # the engine works in chunks
     data = submission_csv(labels)
     if args.out:
         atomic_write_bytes(args.out, data)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .data.sources import locate, read_test_split
 from .errors import UserError
-from .metrics import accuracy, log_loss
+from .metrics import test_scores
 from .reading.lite import load_run
 from .runs import METRICS_FILE, read_metrics
 
@@ -32,9 +32,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None, report
     if int(labels.max()) + 1 > len(model.classes):
         raise UserError(f"--run {run_dir}: the model knows {len(model.classes)} classes but the dataset "
                         f"has {int(labels.max()) + 1}")
-    logits = model.logits(images)
-    out = {"run": str(run_dir), "test_accuracy": accuracy(logits, labels), "test_loss": log_loss(logits, labels),
-           "n_test": int(labels.size)}
+    out = {"run": str(run_dir), **test_scores(model.logits(images), labels)}
     if report:
         from .report import write_report
 

@@ -96,6 +96,13 @@ def expected_calibration_error(probs, labels, n_bins: int = CALIBRATION_BINS) ->
     return float((np.abs(r["confidence"] - r["accuracy"]) * r["count"]).sum() / _array(labels).size)
 
 
+def test_scores(logits, labels) -> dict:
+    """What a run records of its test set: ``test_accuracy``, ``test_loss``, ``n_test``."""
+    labels = _array(labels)
+    return {"test_accuracy": accuracy(logits, labels), "test_loss": log_loss(logits, labels),
+            "n_test": int(labels.size)}
+
+
 def classification_metrics(logits, labels) -> dict:
     """Every metric of the evaluation report, as JSON-ready numbers and lists."""
     logits, labels = _array(logits), _array(labels)

@@ -205,8 +205,6 @@ def _identify(folder: Path) -> DatasetSpec | None:
     return next((spec for spec in DATASETS.values() if spec.idx_md5["t10k-labels-idx1-ubyte"] == digest), None)
 
 
-
-
 def folder_paths(folder: Path, stems=FILE_STEMS) -> dict[str, Path]:
     """The IDX file of each stem in ``folder`` (``.gz`` or raw); ``DataError`` naming a missing one."""
     paths = {}
