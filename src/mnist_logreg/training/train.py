@@ -15,11 +15,13 @@ import contextlib
 import logging
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,7 +32,7 @@ from ..errors import ConfigError
 from ..metrics import accuracy, log_loss
 from ..reading.modelfile import directions_fit
 from ..system import cores
-from . import kernels
+from . import damage, kernels
 from .gradients import engine_for
 from .model import SoftmaxRegression
 from .preprocess import Preprocessor, augment, to_float
@@ -290,6 +292,31 @@ def _lbfgs_epoch(model, optim: OptimConfig, labels, full):
     return step_epoch, counter
 
 
+_DAMAGE_LOCK = threading.Lock()
+
+
+def _damage_round(dataset: Dataset, clean: torch.Tensor, seed: int, rnd: int, cache: dict | None) -> dict:
+    """One damaged copy of each of the dataset's own training digits (``damage.damage_round``),
+    from memory, the disk cache, or made now (half a minute for MNIST on two cores)."""
+    key = {"train_images": dataset.train_digest, "n": len(clean), "what": "damaged", "seed": seed, "round": rnd,
+           "damage": damage.version()}
+    # --select's candidates prepare side by side: the first makes the copies, the others wait for them.
+    with _DAMAGE_LOCK:
+        memo = ("damaged", id(dataset), seed, rnd)
+        if cache is not None and memo in cache:
+            return cache[memo]
+
+        def build() -> dict[str, torch.Tensor]:
+            made, refused = damage.damage_round(clean.numpy(), seed, rnd, workers=cores())
+            return {"images": torch.from_numpy(made), "refused": torch.from_numpy(refused.astype(np.uint8))}
+
+        made = disk_cache.cached(key, build)
+        made["refused"] = made["refused"].bool()
+        if cache is not None:
+            cache[memo] = made
+        return made
+
+
 @dataclass
 class Prepared:
     """A training split made ready for the model: what ``train`` computes before the loop."""
@@ -313,7 +340,9 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
     """
     pre = config.preprocess
     augmenting = bool(config.augment.kinds)
-    key = ("prepared", id(dataset), config.data.val_size, pre, augmenting, str(device))
+    damaging = config.augment.damaged > 0 and dataset.image_shape == (damage.SIDE, damage.SIDE)
+    key = ("prepared", id(dataset), config.data.val_size, pre, augmenting, str(device),
+           (config.augment.damaged, config.seed) if damaging else None)
     if cache is not None and key in cache:
         return cache[key]
     n = dataset.train_images.shape[0]
@@ -322,19 +351,29 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
         raise ConfigError(f"--val-size {val_idx.numel()} leaves {train_idx.numel()} of the {n - dataset.n_extra:,} "
                           f"training images to train on; at least {dataset.n_classes} (one per class) are needed: "
                           f"--val-size at most {n - dataset.n_extra - dataset.n_classes:,}")
-    if dataset.n_extra:  # a person's own digits (--add): always trained on, never validated on
-        train_idx = torch.cat([train_idx, torch.arange(n - dataset.n_extra, n)])
-    images = dataset.train_images[train_idx].to(device)
-    labels = dataset.train_labels[train_idx].to(device)
-    val_labels = dataset.train_labels[val_idx].to(device)
-    preprocessor = Preprocessor(pre, dataset.image_shape)
     disk_key = {"train_images": dataset.train_digest, "n_val": int(val_idx.numel()), "n_extra": dataset.n_extra,
                 "deskew": pre.deskew,
                 "moment_norm": pre.moment_norm, "torch": torch.__version__}
+    copies = []
+    if damaging:  # damaged copies of the training split's digits (never of the validation split's)
+        disk_key = {**disk_key, "damaged": config.augment.damaged, "seed": config.seed, "damage": damage.version()}
+        clean = dataset.train_images[:n - dataset.n_extra]
+        for rnd in range(math.ceil(config.augment.damaged)):
+            made = _damage_round(dataset, clean, config.seed, rnd, cache)
+            take = damage.pick(train_idx.numpy(), config.augment.damaged, rnd, config.seed)
+            take = torch.from_numpy(take[~made["refused"].numpy()[take]])
+            copies.append((made["images"][take], dataset.train_labels[take]))
+    if dataset.n_extra:  # a person's own digits (--add): always trained on, never validated on
+        train_idx = torch.cat([train_idx, torch.arange(n - dataset.n_extra, n)])
+    images = torch.cat([dataset.train_images[train_idx], *(c[0] for c in copies)])
+    labels = torch.cat([dataset.train_labels[train_idx], *(c[1] for c in copies)])
+    images, labels = images.to(device), labels.to(device)
+    val_labels = dataset.train_labels[val_idx].to(device)
+    preprocessor = Preprocessor(pre, dataset.image_shape)
 
     def geometry() -> dict[str, torch.Tensor]:
         """The images after the geometric steps (deskew, size), and moment normalisation's targets."""
-        geo_key = ("geometric", id(dataset), config.data.val_size, pre.deskew, pre.moment_norm, str(device))
+        geo_key = ("geometric", id(dataset), config.data.val_size, pre.deskew, pre.moment_norm, str(device), key[-1])
         if cache is not None and geo_key in cache:
             return cache[geo_key]
 
