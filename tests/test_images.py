@@ -346,3 +346,34 @@ def test_hysteresis_keeps_the_faint_end_of_a_thin_stroke_only():
     thick[10:50, 20:40] = 0.9  # 20 pixels wide: the plain threshold
     thick[50:58, 20:40] = 0.35
     assert np.array_equal(binarize(thick, 0.5), thick > 0.5)
+
+
+def test_a_line_across_the_digit_is_struck_out_and_a_digit_s_own_bar_is_not(mnist):
+    """images.strike_line: a ruled line through a digit goes, the digit's strokes that cross
+    it stay; a 7's bar (joined to its stem at one end) and a frame-filling 7 stay as they are."""
+    from mnist_logreg.reading import images
+
+    labels = mnist.test_labels.numpy()
+    for label in (1, 7):
+        digit = mnist.test_images[int(np.flatnonzero(labels == label)[0])].numpy() / 255.0
+        lined = digit.copy()
+        lined[15, 1:27] = 1.0  # a ruled line across, past the digit on both sides
+        struck = images.strike_line(lined)
+        assert struck is not lined, label
+        cols = np.flatnonzero(digit.max(axis=0) > 0)
+        assert struck[:, :cols[0]].max() == 0 and struck[:, cols[-1] + 1:].max() == 0  # the overhangs are gone
+        kept = (struck > 0.3) & (digit > 0.3)
+        assert kept.sum() >= 0.9 * (digit > 0.3).sum(), label  # the digit, crossing strokes included, stays
+        assert images.strike_line(digit) is digit  # nothing that wide: untouched
+    seven = np.zeros((28, 28))
+    seven[6, 2:26] = 1.0  # a bar as wide as the line above ...
+    for r in range(6, 24):  # ... joined at its right end to a stem
+        seven[r, 25 - (r - 6) // 2] = 1.0
+    assert images.strike_line(seven) is seven
+    idx = [int(i) for i in np.flatnonzero(labels == 7)[:20]]
+    for i in idx:  # real 7s cropped to their bounding box: the bar spans the frame
+        d = mnist.test_images[i].numpy()
+        rows, cols = np.flatnonzero(d.max(1)), np.flatnonzero(d.max(0))
+        crop = Image.fromarray(d[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]).resize((64, 80))
+        ink = np.asarray(crop, dtype=np.float64) / 255.0
+        assert images.strike_line(ink) is ink, i

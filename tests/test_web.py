@@ -91,6 +91,31 @@ def _predict(run, folder, seen) -> dict[str, list[float]]:
 
 
 @pytest.mark.browser
+def _struck(imgs) -> int:
+    """How many of the images have a line struck out on the way to the model."""
+    from mnist_logreg.reading import images
+
+    strike, changed = images.strike_line, []
+
+    def spy(ink):
+        out = strike(ink)
+        changed.append(out is not ink)
+        return out
+
+    count = 0
+    for img in imgs:
+        changed.clear()
+        images.strike_line = spy
+        try:
+            images.to_mnist(img)
+        except images.NoDigit:
+            pass
+        finally:
+            images.strike_line = strike
+        count += any(changed)
+    return count
+
+
 def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (scripts/install-debian.sh chromium /usr/bin/chromium installs it)")
@@ -118,6 +143,11 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         for i in range(4):
             img = robustness.corrupted_image(row, mnist.test_images[40 + i].numpy(), rng)
             files[f"{row}-{i}.png"] = _png(np.asarray(img.convert("L")))
+    for i in range(8):  # lines across the digit (images.strike_line): some struck out, some not
+        img = robustness.corrupted_image("zigzag", mnist.test_images[70 + i].numpy(), rng)
+        files[f"line-{i}.png"] = _png(np.asarray(img.convert("L")))
+    struck = _struck([Image.open(io.BytesIO(files[f"line-{i}.png"])) for i in range(8)])
+    assert 3 <= struck <= 7, struck  # both branches of strike_line go through the page
     for i in range(4):  # inverted bands along the top and bottom (unband's rows)
         img = robustness.corrupted_image("stripe", mnist.test_images[50 + i].numpy(), rng)
         files[f"stripe-rows-{i}.png"] = _png(np.ascontiguousarray(np.asarray(img.convert("L")).T))

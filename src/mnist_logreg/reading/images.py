@@ -289,7 +289,10 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     peak = percentile(fore, 90) if fore.size else float(ink.max())
     if peak - level < MIN_CONTRAST:
         raise NoDigit(FAINT)
-    return (*keep_digit(np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0)), flat)
+    ink = np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
+    if max(ink.shape) <= LIGHT_SIDE:
+        ink = strike_line(ink)
+    return (*keep_digit(ink), flat)
 
 
 # Percentiles of a whole image's values, exactly as NumPy's percentile (method "linear")
@@ -476,6 +479,100 @@ def despeckle(gray: np.ndarray) -> np.ndarray:
     if np.count_nonzero(alike <= 1) > IMPULSE * gray.size:
         return median3(gray)
     return gray
+
+
+# A line across the digit that is not part of it: a ruled or printed line of a form, an
+# underline, a strike-through, a doodle (MNIST-C's zigzag). It is found as the path from
+# left to right through the most ink (moving at most one row a column) and removed where
+# it is plainly a line: it runs over LINE_SPAN of the width with ink under at least
+# LINE_COVER of it; its course is straight (slope at most LINE_SLOPE) or wavy about a
+# straight one (at most LINE_WAVE of the height off it); both of its ends are free (over
+# LINE_END of the width at each end, no ink but the line's: a 7's bar is joined to its
+# stem at one end, a 2's base to its body, a 5's bar to its back) and reach LINE_OVERHANG
+# pixels past the rest of the ink, which must hold at least LINE_REST of it (a line
+# with little else beside it may be the digit). Where a stroke of the digit crosses the
+# line (a vertical run of ink well longer than the line is thick), the stroke is kept. Horizontal lines only: a
+# vertical line with free ends is a 1 or a 4's stem. Images up to LIGHT_SIDE pixels a
+# side (as despeckling). Decided on the robustness benchmark (1,000 digits a row):
+# zigzag 71 -> 83%, dotted lines and sheared digits -0.1 point, every other row the same
+# digits right; a free end over 5% of the width instead of 12% cut three frame-filling
+# 5s and 7s.
+LINE_SPAN, LINE_COVER, LINE_SLOPE, LINE_WAVE, LINE_OVERHANG, LINE_REST, LINE_END = 0.8, 0.9, 0.3, 0.125, 2, 0.3, 0.12
+
+
+def line_path(on: np.ndarray) -> np.ndarray:
+    """The row, in each column, of the left-to-right path through the most ink of a
+    boolean image, moving at most one row a column (ties: the upper row; measured against
+    straight on first, which cut the bases of five low-resolution 2s in 4,000)."""
+    h, w = on.shape
+    score = on[:, 0].astype(np.int64)
+    step = np.zeros((h, w), dtype=np.int64)
+    rows = np.arange(h)
+    for c in range(1, w):
+        options = np.stack([np.r_[-1, score[:-1]], score, np.r_[score[1:], -1]])  # from above, level, below
+        k = np.argmax(options, axis=0)
+        step[:, c] = k - 1
+        score = options[k, rows] + on[:, c]
+    path = np.zeros(w, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for c in range(w - 1, 0, -1):
+        path[c - 1] = path[c] + step[path[c], c]
+    return path
+
+
+def strike_line(ink: np.ndarray) -> np.ndarray:
+    """``ink`` without a line across it that is not the digit's (see ``LINE_SPAN``), or
+    ``ink`` itself."""
+    h, w = ink.shape
+    on = ink > BINARY_MIN
+    cols = np.flatnonzero(on.any(axis=0))
+    if cols.size == 0 or cols[-1] - cols[0] + 1 < LINE_SPAN * w:  # nothing is that wide: no work
+        return ink
+    path = line_path(on)
+    x = np.arange(w)
+    hit = on[path, x] | on[np.maximum(path - 1, 0), x] | on[np.minimum(path + 1, h - 1), x]
+    xs = np.flatnonzero(hit)
+    lo, hi = int(xs[0]), int(xs[-1])
+    if hi - lo + 1 < LINE_SPAN * w or np.count_nonzero(hit[lo:hi + 1]) < LINE_COVER * (hi - lo + 1):
+        return ink
+    # The course: a least-squares line through the path, in integers up to one division
+    # (the web page computes the same numbers).
+    c, p = [int(v) for v in range(lo, hi + 1)], [int(v) for v in path[lo:hi + 1]]
+    n, sc, sp = len(c), sum(c), sum(p)
+    scc, scp = sum(v * v for v in c), sum(a * b for a, b in zip(c, p))
+    slope = (n * scp - sc * sp) / (n * scc - sc * sc)
+    base = (sp - slope * sc) / n
+    if abs(slope) > LINE_SLOPE or max(abs(b - (base + slope * a)) for a, b in zip(c, p)) > LINE_WAVE * h:
+        return ink
+    # In each column, the run of ink through the path: the line's thickness is their median.
+    top, bottom = np.zeros(w, dtype=np.int64), np.full(w, -1, dtype=np.int64)
+    for col in range(lo, hi + 1):
+        r = next((r for r in (path[col], path[col] - 1, path[col] + 1) if 0 <= r < h and on[r, col]), None)
+        if r is None:
+            continue
+        t, b = r, r
+        while t > 0 and on[t - 1, col]:
+            t -= 1
+        while b < h - 1 and on[b + 1, col]:
+            b += 1
+        top[col], bottom[col] = t, b
+    length = (bottom - top + 1)[lo:hi + 1]
+    thick = float(np.median(length[length > 0]))
+    removed = np.zeros((h, w), dtype=bool)
+    for col in range(lo, hi + 1):
+        if 0 < bottom[col] - top[col] + 1 <= 1.5 * thick + 1:  # longer: a stroke crossing the line
+            removed[max(top[col] - 1, 0):bottom[col] + 2, col] = True
+    rest = np.where(removed, 0.0, ink)
+    kept = np.flatnonzero((rest > BINARY_MIN).any(axis=0))
+    if kept.size == 0 or rest.sum() < LINE_REST * ink.sum() or kept[0] - lo < LINE_OVERHANG \
+            or hi - kept[-1] < LINE_OVERHANG:
+        return ink
+    m = max(2, math.ceil(thick / 2), math.floor(LINE_END * w + 0.5))
+    for span in (np.arange(lo, lo + m), np.arange(hi - m + 1, hi + 1)):
+        near = np.abs(np.arange(h)[:, None] - path[span][None, :]) <= thick / 2 + 1
+        if (on[:, span] & ~near).any():
+            return ink
+    return rest
 
 
 # After the background is gone, what is left can still hold things that are not the digit:

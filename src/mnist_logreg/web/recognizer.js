@@ -10,6 +10,8 @@ const MnistLogreg = (() => {
   const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099, HYSTERESIS = 0.5;
   const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
   const POLARITY_TAIL = 0.002, MINORITY = 1 / 3, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
+  const LINE_SPAN = 0.8, LINE_COVER = 0.9, LINE_SLOPE = 0.3, LINE_WAVE = 0.125, LINE_OVERHANG = 2, LINE_REST = 0.3,
+    LINE_END = 0.12;
   const PANEL_STEP = 0.5, PANEL_SHARE = 0.75, PANEL_EDGE = 1 / 3, PANEL_INK = 0.02, PANEL_ENDS = 0.1;
   // images.NoDigit: an image with no single digit in it, and why (an answer, not an error).
   class NoDigit extends Error {
@@ -401,6 +403,81 @@ const MnistLogreg = (() => {
     }
     return islands > IMPULSE * (w * h) ? median3(gray, w, h) : gray;
   }
+  function linePath(on, w, h) {  // images.line_path: the row of the path through the most ink, per column
+    let score = new Float64Array(h);
+    for (let r = 0; r < h; r++) score[r] = on[r * w];
+    const step = new Int8Array(h * w);
+    for (let c = 1; c < w; c++) {
+      const next = new Float64Array(h);
+      for (let r = 0; r < h; r++) {
+        const options = [r > 0 ? score[r - 1] : -1, score[r], r < h - 1 ? score[r + 1] : -1];
+        let k = 0;
+        if (options[1] > options[k]) k = 1;
+        if (options[2] > options[k]) k = 2;
+        step[r * w + c] = k - 1;
+        next[r] = options[k] + on[r * w + c];
+      }
+      score = next;
+    }
+    const path = new Int32Array(w);
+    let best = 0;
+    for (let r = 1; r < h; r++) if (score[r] > score[best]) best = r;
+    path[w - 1] = best;
+    for (let c = w - 1; c > 0; c--) path[c - 1] = path[c] + step[path[c] * w + c];
+    return path;
+  }
+  function strikeLine(ink, w, h) {  // images.strike_line: ink without a line across it that is not the digit's
+    const on = new Uint8Array(w * h);
+    let first = w, last = -1;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++)
+      if (ink[y * w + x] > BINARY_MIN) { on[y * w + x] = 1; first = Math.min(first, x); last = Math.max(last, x); }
+    if (last < 0 || last - first + 1 < LINE_SPAN * w) return ink;
+    const path = linePath(on, w, h);
+    const hit = new Uint8Array(w);
+    let lo = -1, hi = -1;
+    for (let x = 0; x < w; x++) {
+      const p = path[x];
+      hit[x] = on[p * w + x] | on[Math.max(p - 1, 0) * w + x] | on[Math.min(p + 1, h - 1) * w + x];
+      if (hit[x]) { if (lo < 0) lo = x; hi = x; }
+    }
+    let covered = 0;
+    for (let x = lo; x <= hi; x++) covered += hit[x];
+    if (hi - lo + 1 < LINE_SPAN * w || covered < LINE_COVER * (hi - lo + 1)) return ink;
+    let n = 0, sc = 0, sp = 0, scc = 0, scp = 0;  // integers: exact, as in Python
+    for (let c = lo; c <= hi; c++) { n++; sc += c; sp += path[c]; scc += c * c; scp += c * path[c]; }
+    const slope = (n * scp - sc * sp) / (n * scc - sc * sc), base = (sp - slope * sc) / n;
+    let wave = 0;
+    for (let c = lo; c <= hi; c++) wave = Math.max(wave, Math.abs(path[c] - (base + slope * c)));
+    if (Math.abs(slope) > LINE_SLOPE || wave > LINE_WAVE * h) return ink;
+    const top = new Int32Array(w), bottom = new Int32Array(w).fill(-1), lengths = [];
+    for (let c = lo; c <= hi; c++) {
+      const r = [path[c], path[c] - 1, path[c] + 1].find((r) => r >= 0 && r < h && on[r * w + c]);
+      if (r === undefined) continue;
+      let t = r, b = r;
+      while (t > 0 && on[(t - 1) * w + c]) t--;
+      while (b < h - 1 && on[(b + 1) * w + c]) b++;
+      top[c] = t; bottom[c] = b; lengths.push(b - t + 1);
+    }
+    const thick = median(lengths);
+    const rest = Float64Array.from(ink);
+    for (let c = lo; c <= hi; c++) {
+      const len = bottom[c] - top[c] + 1;
+      if (len > 0 && len <= 1.5 * thick + 1)
+        for (let y = Math.max(top[c] - 1, 0); y < Math.min(bottom[c] + 2, h); y++) rest[y * w + c] = 0;
+    }
+    let kept0 = -1, kept1 = -1, restSum = 0, inkSum = 0;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      if (rest[y * w + x] > BINARY_MIN) { if (kept0 < 0 || x < kept0) kept0 = x; kept1 = Math.max(kept1, x); }
+    }
+    for (let i = 0; i < w * h; i++) { restSum += rest[i]; inkSum += ink[i]; }
+    if (kept0 < 0 || restSum < LINE_REST * inkSum || kept0 - lo < LINE_OVERHANG || hi - kept1 < LINE_OVERHANG) return ink;
+    const m = Math.max(2, Math.ceil(thick / 2), Math.floor(LINE_END * w + 0.5));
+    for (const start of [lo, hi - m + 1])
+      for (let c = start; c < start + m; c++)
+        for (let y = 0; y < h; y++)
+          if (on[y * w + c] && Math.abs(y - path[c]) > thick / 2 + 1) return ink;
+    return rest;
+  }
   function inkMap(gray, w, h) {  // images._ink
     if (Math.max(w, h) <= LIGHT_SIDE) gray = despeckle(gray, w, h);
     gray = unband(gray, w, h);
@@ -427,7 +504,9 @@ const MnistLogreg = (() => {
     const peak = fore.length ? percentile(fore, 90) : top;
     if (peak - level < MIN_CONTRAST) throw new NoDigit(FAINT);
     const scale = Math.max(peak - floor, 1e-6);
-    return { ...keepDigit(ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1)), w, h), flat };
+    let scaled = ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1));
+    if (Math.max(w, h) <= LIGHT_SIDE) scaled = strikeLine(scaled, w, h);
+    return { ...keepDigit(scaled, w, h), flat };
   }
   // RGBA bytes of any size -> Uint8Array(784): MNIST's conventions (images.to_mnist).
   function toMnist(rgba, w, h) {
