@@ -284,14 +284,28 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     t = otsu_threshold(ink)
     back, fore = ink[ink <= t], ink[ink > t]
     level = float(np.median(back)) if back.size else 0.0
-    spread = percentile(np.abs(back - level), 99) if back.size else 0.0
+    dev = np.abs(back - level)
+    spread = percentile(dev, 99) if back.size else 0.0
     floor = min(level + 2 * spread + 1e-6, t)
     peak = percentile(fore, 90) if fore.size else float(ink.max())
     if peak - level < MIN_CONTRAST:
         raise NoDigit(FAINT)
-    ink = np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
+    hard = np.clip((ink - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
     if max(ink.shape) <= LIGHT_SIDE:
-        ink = strike_line(ink)
+        hard = strike_line(hard)
+    # On even paper, the pixels under the threshold are the paper and the strokes' soft
+    # edges; the edges, a minority, set the 99th percentile, and the floor above them cut
+    # every stroke thinner and harder than it was (an MNIST digit lost its antialiased rim,
+    # and 0.4% of them were misread for it). There the paper's own spread is estimated from
+    # the median deviation (MAD_SPREAD times it: a normal background's 99th percentile), and
+    # the strokes keep their soft edges next to what the hard floor found.
+    if flat and back.size:
+        soft_floor = min(level + 2 * min(spread, MAD_SPREAD * float(np.median(dev))) + 1e-6, t)
+        soft = np.clip((ink - soft_floor) / max(peak - soft_floor, 1e-6), 0.0, 1.0)
+        near = _running(_running(hard > 0, 3, 0, np.max), 3, 1, np.max)
+        ink = np.where(near, soft, 0.0)
+    else:
+        ink = hard
     return (*keep_digit(ink), flat)
 
 
@@ -448,6 +462,16 @@ def uneven(ink: np.ndarray) -> bool:
     """Whether the paper's light varies across the image (see ``UNEVEN``)."""
     lo, quarter = np.percentile(_border(ink), (1, 25))
     return float(quarter - lo) > UNEVEN
+
+
+# On even paper, the background's spread is MAD_SPREAD median deviations (see ``_ink``).
+# Decided on the robustness benchmark (1,000 digits a row, the model trained again with
+# the reader): clean 98.9 -> 99.5%, shot noise 94.3 -> 97.1%, impulse noise 93.7 -> 96.7%,
+# spatter 91.7 -> 94.8%, thin pen 96.7 -> 98.4%, frame-filling 98.3 -> 98.7%, the paper
+# rows 98.8-99.0 -> 99.4-99.5%, marker 98.0 -> 97.3%, 12x12 and 16x16 -0.3 to -0.4 points;
+# MNIST's 10,000 test digits through the whole path 98.7 -> 99.0%. Everywhere (uneven
+# paper too) it cut a photo's grain into ink: 59.9% "no digit".
+MAD_SPREAD = 4.0
 
 
 # Salt-and-pepper noise (dead and hot sensor pixels, MNIST-C's impulse noise) is single
@@ -826,6 +850,8 @@ def to_mnist(img) -> np.ndarray:
     frame[top:top + nh, left:left + nw] = small
     # Shift so the centre of mass lands on the centre, as MNIST's creators did.
     mass = frame.sum()
+    if mass <= 0:  # ink so faint that none of it survives the reduction to 8 bits
+        raise NoDigit(NOTHING_LEFT)
     ys, xs = np.mgrid[0:SIDE, 0:SIDE]
     cy, cx = (ys * frame).sum() / mass, (xs * frame).sum() / mass
     dy, dx = int(round(CENTRE - cy)), int(round(CENTRE - cx))

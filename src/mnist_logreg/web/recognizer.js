@@ -9,6 +9,7 @@ const MnistLogreg = (() => {
   const SIDE = 28, BOX = 20, CENTRE = 14.0, BINARY_MIN = 0.3;
   const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099, HYSTERESIS = 0.5;
   const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
+  const MAD_SPREAD = 4.0;
   const POLARITY_TAIL = 0.002, MINORITY = 1 / 3, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
   const LINE_SPAN = 0.8, LINE_COVER = 0.9, LINE_SLOPE = 0.3, LINE_WAVE = 0.125, LINE_OVERHANG = 2, LINE_REST = 0.3,
     LINE_END = 0.12;
@@ -497,16 +498,23 @@ const MnistLogreg = (() => {
     const t = otsu(ink), back = [], fore = [];
     for (const v of ink) (v <= t ? back : fore).push(v);
     const level = back.length ? median(back) : 0;
-    const spread = back.length ? percentile(back.map((v) => Math.abs(v - level)), 99) : 0;
+    const dev = back.map((v) => Math.abs(v - level));
+    const spread = back.length ? percentile(dev, 99) : 0;
     const floor = Math.min(level + 2 * spread + 1e-6, t);
     let top = -Infinity;
     for (const v of ink) top = Math.max(top, v);
     const peak = fore.length ? percentile(fore, 90) : top;
     if (peak - level < MIN_CONTRAST) throw new NoDigit(FAINT);
     const scale = Math.max(peak - floor, 1e-6);
-    let scaled = ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1));
-    if (Math.max(w, h) <= LIGHT_SIDE) scaled = strikeLine(scaled, w, h);
-    return { ...keepDigit(scaled, w, h), flat };
+    let hard = ink.map((v) => Math.min(Math.max((v - floor) / scale, 0), 1));
+    if (Math.max(w, h) <= LIGHT_SIDE) hard = strikeLine(hard, w, h);
+    if (!flat || !back.length) return { ...keepDigit(hard, w, h), flat };
+    // Even paper: the strokes keep their soft edges next to what the hard floor found (images._ink).
+    const softFloor = Math.min(level + 2 * Math.min(spread, MAD_SPREAD * median(dev)) + 1e-6, t);
+    const softScale = Math.max(peak - softFloor, 1e-6);
+    const near = running(running(hard.map((v) => (v > 0 ? 1 : 0)), h, w, 3, 0, "max"), h, w, 3, 1, "max");
+    const out = ink.map((v, i) => (near[i] ? Math.min(Math.max((v - softFloor) / softScale, 0), 1) : 0));
+    return { ...keepDigit(out, w, h), flat };
   }
   // RGBA bytes of any size -> Uint8Array(784): MNIST's conventions (images.to_mnist).
   function toMnist(rgba, w, h) {
@@ -547,6 +555,7 @@ const MnistLogreg = (() => {
     for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) frame[(y + ft) * SIDE + x + fl] = small[y * nw + x] / 255;
     let mass = 0, my = 0, mx = 0;
     for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) { const v = frame[y * SIDE + x]; mass += v; my += y * v; mx += x * v; }
+    if (mass <= 0) throw new NoDigit(NOTHING_LEFT);  // images.to_mnist: nothing survives the reduction to 8 bits
     const dy = pyRound(CENTRE - my / mass), dx = pyRound(CENTRE - mx / mass);
     const out = new Uint8Array(SIDE * SIDE);
     for (let y = 0; y < SIDE; y++)
