@@ -43,6 +43,7 @@ def run_metrics(result: TrainResult, test: dict, wall_seconds: float | None = No
         "seed": result.config.seed,
         "preset": result.config.preset,
         "n_train": result.n_train,
+        "n_damaged": result.n_damaged,
         "n_val": result.n_val,
         "train_loss": last.get("train_loss"),
         "train_accuracy": last.get("train_accuracy"),

@@ -110,7 +110,8 @@ METRIC_FIELDS = {
     "test_accuracy": _FRACTION, "train_accuracy": _FRACTION, "val_accuracy": _FRACTION,
     "test_loss": _SECONDS, "train_loss": _SECONDS, "val_loss": _SECONDS,
     "train_seconds": _SECONDS, "preprocess_seconds": _SECONDS, "wall_seconds": _SECONDS,
-    "samples_per_second": _SECONDS, "epochs": _COUNT, "n_train": _COUNT, "n_val": _COUNT, "n_test": _COUNT,
+    "samples_per_second": _SECONDS, "epochs": _COUNT, "n_train": _COUNT, "n_damaged": _COUNT, "n_val": _COUNT,
+    "n_test": _COUNT,
     "seed": _number(lo=-2**63, hi=2**64, integer=True), "device": _text, "kernel": _text, "preset": _text,
     "torch_version": _text, "data": _text, "selection": _selection,
 }

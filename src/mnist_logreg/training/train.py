@@ -136,7 +136,8 @@ class TrainResult:
     train_seconds: float = 0.0
     preprocess_seconds: float = 0.0
     samples_processed: int = 0
-    n_train: int = 0
+    n_train: int = 0  # the rows trained on, damaged copies included
+    n_damaged: int = 0  # of which damaged copies (``damage.py``)
     n_val: int = 0
     device: str = "cpu"
     # The C kernel's path that computed the gradients (kernels.PATHS), or "off": PyTorch ops.
@@ -327,6 +328,7 @@ class Prepared:
     features: torch.Tensor  # standardised training features [N, H*W]
     labels: torch.Tensor
     val: tuple[torch.Tensor, torch.Tensor] | None
+    n_damaged: int = 0  # the last rows of ``images``/``features``: damaged copies
 
 
 def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: dict | None = None) -> Prepared:
@@ -409,7 +411,8 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
     preprocessor.load_state_dict({k.removeprefix("preprocess."): v.cpu() for k, v in tensors.items()
                                   if k.startswith("preprocess.")})
     val = (tensors["val_features"], val_labels) if val_labels.numel() else None
-    prepared = Prepared(preprocessor, images, geometric, tensors["features"], labels, val)
+    prepared = Prepared(preprocessor, images, geometric, tensors["features"], labels, val,
+                        sum(len(c[1]) for c in copies))
     if cache is not None:
         cache[key] = prepared
     return prepared
@@ -483,8 +486,8 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     model.cpu()
     return TrainResult(model=model, preprocessor=preprocessor, config=config, history=history,
                        train_seconds=seconds, preprocess_seconds=preprocess_seconds, samples_processed=samples,
-                       n_train=labels.numel(), n_val=data.val[1].numel() if data.val else 0, device=str(device),
-                       kernel=kernel)
+                       n_train=labels.numel(), n_damaged=data.n_damaged,
+                       n_val=data.val[1].numel() if data.val else 0, device=str(device), kernel=kernel)
 
 
 def select_preprocessing(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None = None,
