@@ -66,7 +66,8 @@ default-model: $(STAMP)
 	rm -rf build/default-run
 	$(BIN)/mnist-logreg train --out build/default-run
 	mkdir -p $(SHIPPED)
-	install -m 644 build/default-run/model.safetensors build/default-run/config.json build/default-run/metrics.json $(SHIPPED)/
+	install -m 644 build/default-run/model.safetensors build/default-run/config.json build/default-run/metrics.json \
+		build/default-run/history.csv $(SHIPPED)/
 	sha256sum $(SHIPPED)/model.safetensors
 
 lint: $(STAMP)

@@ -102,6 +102,7 @@ LIMITS = [
     ("config", "MAX_STD_FLOOR", "`--std-floor`", "one-line error naming the flag"),
     ("config", "MAX_PIXELS", "augmentation's `--translate` (pixels)", "one-line error naming the flag"),
     ("config", "MAX_ZOOM", "augmentation's `--scale-min`/`--scale-max` (and its inverse)", "one-line error"),
+    ("config", "MAX_DAMAGED", "`--damaged`: damaged copies per training digit", "one-line error naming the flag"),
     ("config", "MAX_ADD_WEIGHT", "`train --add-weight`", "one-line error naming the flag"),
     ("tune", "MAX_TRIALS", "`tune --trials`", "one-line error naming the flag"),
     ("tune", "MAX_JOBS", "`tune --n-jobs` (threads in one process; more machines scale further)", "one-line error"),

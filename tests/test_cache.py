@@ -45,7 +45,7 @@ def test_entry_round_trip_and_checks():
 
 
 def test_cached_features_equal_fresh_ones(cache_dir, small_dir):
-    config = build_config("moment-normalized", val_size=200)
+    config = build_config("moment-normalized", val_size=200, damaged=0.0)  # one entry: the features
     os.environ["MNIST_LOGREG_NO_CACHE"] = "1"
     try:
         dataset = load_dataset(data_dir=small_dir)
@@ -61,8 +61,11 @@ def test_cached_features_equal_fresh_ones(cache_dir, small_dir):
         assert torch.equal(p.preprocessor.mean, fresh.preprocessor.mean)
         assert torch.equal(p.preprocessor.target_std, fresh.preprocessor.target_std)
     # Other settings, another entry.
-    prepare(build_config("moment-normalized", val_size=200, gamma=0.5), dataset, torch.device("cpu"))
+    prepare(build_config("moment-normalized", val_size=200, gamma=0.5, damaged=0.0), dataset, torch.device("cpu"))
     assert len(entries(cache_dir)) == 2
+    # Damaged copies: their own entry, and the features of the training split with them.
+    with_copies = prepare(build_config("moment-normalized", val_size=200), dataset, torch.device("cpu"))
+    assert len(entries(cache_dir)) == 4 and with_copies.n_damaged > 1700
 
 
 def test_a_damaged_entry_is_ignored_and_rebuilt(cache_dir, small_dir, caplog):
@@ -100,7 +103,7 @@ def test_an_unwritable_cache_costs_nothing_but_a_warning(tmp_path, monkeypatch, 
     with caplog.at_level(logging.WARNING, logger="mnist_logreg.cache"):
         prepared = prepare(build_config("deskewed", val_size=200), load_dataset(data_dir=small_dir),
                            torch.device("cpu"))
-    assert prepared.features.shape == (1800, 784)
+    assert prepared.features.shape == (1800 + prepared.n_damaged, 784) and prepared.n_damaged > 1700
     assert "cannot write the cache file" in caplog.text
 
 
@@ -117,12 +120,12 @@ def test_two_runs_started_together_share_the_cache_safely(tmp_path, small_dir):
     assert metrics[0]["selection"]["val_accuracy"] == metrics[1]["selection"]["val_accuracy"]
     folder = tmp_path / "c" / "cache"
     assert not list(folder.glob(".*.tmp"))
-    assert len(entries(folder)) == 6  # the dataset and five candidates' features
+    assert len(entries(folder)) == 7  # the dataset, the damaged copies and five candidates' features
     # A third run reads them all back and trains the same model.
     proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "-v", "train", "--data-dir", str(small_dir), "--out",
                            str(tmp_path / "run3"), "--epochs", "2"], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("read from the cache") == 6
+    assert proc.stderr.count("read from the cache") == 7
     third = json.loads((tmp_path / "run3" / "metrics.json").read_text())
     assert third["test_accuracy"] == metrics[0]["test_accuracy"] and third["test_loss"] == metrics[0]["test_loss"]
 

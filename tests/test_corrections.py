@@ -103,7 +103,10 @@ def _collected(folder, mnist, per_class, start=0):
 
 def test_twenty_corrections_a_class_teach_a_new_writer(default_run, mnist, tmp_path):
     """20 corrected digits of each class by a writer the default model reads poorly: that
-    writer's other digits read >= 10 points better, MNIST's test set at most 0.3 worse."""
+    writer's other digits read >= 85% and >= 8 points better, MNIST's test set at most 0.3
+    worse. Measured 2026-12-06: 77.8% -> 87.2%, MNIST 99.05% -> 98.97% (the model shipped
+    before the damaged training copies read this writer at 67.3%, and the test asked for
+    10 points from there)."""
     from mnist_logreg.reading.lite import load_run
 
     folder = _collected(tmp_path / "mine", mnist, 20)
@@ -117,7 +120,7 @@ def test_twenty_corrections_a_class_teach_a_new_writer(default_run, mnist, tmp_p
     base = json.loads((default_run / "metrics.json").read_text())["test_accuracy"]
     mnist_after = json.loads((tmp_path / "run" / "metrics.json").read_text())["test_accuracy"]
     print(f"\nnew writer: {before:.1%} -> {after:.1%}; MNIST test {base:.2%} -> {mnist_after:.2%}")
-    assert after - before >= 0.10 and base - mnist_after <= 0.003
+    assert after >= 0.85 and after - before >= 0.08 and base - mnist_after <= 0.003
 
 
 def test_the_weight_is_chosen_on_a_held_out_part_of_them(small_dir, mnist, tmp_path):
@@ -149,8 +152,12 @@ def test_added_digits_never_enter_the_validation_split(small_dir, mnist, tmp_pat
     plain = prepare(config, ds, torch.device("cpu"))
     added = prepare(config, extra, torch.device("cpu"))
     assert torch.equal(plain.val[1], added.val[1])
-    assert added.labels.numel() == plain.labels.numel() + 120
-    assert torch.equal(added.labels[-120:], ds.test_labels[:30].repeat(4))
+    # The training split, the person's digits, then the damaged copies of both.
+    k = plain.labels.numel() - plain.n_damaged
+    assert added.labels.numel() - added.n_damaged == k + 120
+    assert torch.equal(added.labels[k:k + 120], ds.test_labels[:30].repeat(4))
+    assert torch.equal(added.labels[:k], plain.labels[:k])
+    assert 100 <= added.n_damaged - plain.n_damaged <= 120  # theirs damaged too (a few answered "no digit")
 
 
 def test_bad_add_folders_are_one_line(tmp_path, small_dir):

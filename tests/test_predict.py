@@ -128,7 +128,9 @@ def test_export_matches_pytorch(run, mnist, tmp_path, fmt, request):
         with torch.no_grad():
             got = torch.cat([module(chunk) for chunk in pixels.split(2500)]).numpy()
     assert got.shape == expected.shape
-    assert np.abs(got - expected).max() <= 1e-5
+    # float32 throughout; the default's weight decay of 3e-4 gives logits about three times
+    # those of 3e-3, and rounding grows with them (largest difference 1.8e-5 measured)
+    assert np.abs(got - expected).max() <= 5e-5
 
 
 def test_export_bad_format(default_run):

@@ -13,15 +13,18 @@ import pytest
 from conftest import run_main
 from mnist_logreg import robustness as R
 
-# Goals where they are met, today's figure (a little under) where they are not: see docs/explanation/robustness.md.
+# A little under the goals, or under today's figure where this sample of 200 sits below
+# the goal (marker, blur 4): see docs/explanation/robustness.md. Measured at commit
+# 3fcdf85 on this sample: clean 100%, MNIST-C mean 96.3%, zigzag 84.5%, dotted line 90.5%.
 FLOORS = {
-    "clean": 0.98, "shot_noise": 0.85, "impulse_noise": 0.86, "glass_blur": 0.87, "motion_blur": 0.90,
-    "shear": 0.96, "scale": 0.96, "rotate": 0.89, "brightness": 0.97, "translate": 0.95, "stripe": 0.90,
-    "fog": 0.95, "spatter": 0.86, "dotted_line": 0.83, "zigzag": 0.50, "canny_edges": 0.88,
-    "dark_on_white": 0.96, "paper_60": 0.97, "paper_100": 0.97, "paper_160": 0.97, "paper_200": 0.97,
-    "low_res_8": 0.95, "low_res_12": 0.97, "low_res_16": 0.96, "frame_filling": 0.97, "blur_2": 0.97,
-    "blur_4": 0.93, "marker": 0.95, "thin_pen": 0.97, "jpeg_15": 0.96, "photo": 0.90,
+    "clean": 0.98, "shot_noise": 0.93, "impulse_noise": 0.94, "glass_blur": 0.93, "motion_blur": 0.96,
+    "shear": 0.97, "scale": 0.97, "rotate": 0.94, "brightness": 0.97, "translate": 0.97, "stripe": 0.95,
+    "fog": 0.95, "spatter": 0.94, "dotted_line": 0.87, "zigzag": 0.80, "canny_edges": 0.93,
+    "dark_on_white": 0.97, "paper_60": 0.98, "paper_100": 0.98, "paper_160": 0.98, "paper_200": 0.98,
+    "low_res_8": 0.93, "low_res_12": 0.97, "low_res_16": 0.97, "frame_filling": 0.98, "blur_2": 0.97,
+    "blur_4": 0.93, "marker": 0.94, "thin_pen": 0.97, "jpeg_15": 0.97, "photo": 0.92,
 }
+MNIST_C_MEAN = 0.945
 MAX_NO_DIGIT = {"photo": 0.06}  # 50 photos: one or two refusals; every other row at most 1%
 
 
@@ -92,6 +95,7 @@ def test_the_reduced_benchmark_meets_its_floors(sampled, default_run):
     refused = {n: r["no_digit"] for n, r in result["rows"].items() if r["no_digit"] > MAX_NO_DIGIT.get(n, 0.01)}
     assert not low, low
     assert not refused, refused
+    assert result["mnist_c_mean"] >= MNIST_C_MEAN, result["mnist_c_mean"]
 
 
 def test_bench_robustness_writes_the_table_and_its_chart(default_run, tmp_path):

@@ -105,9 +105,10 @@ def test_history_and_validation(small_dir):
     result = train(build_config(optimizer="sgd", lr=0.1, epochs=3, val_size=200, select=False), ds)
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
     assert result.n_train == 1800 and result.n_val == 200
+    assert 1750 <= result.n_damaged <= 1800  # one damaged copy of each (a few answered "no digit")
     assert all(0 <= row["val_accuracy"] <= 1 for row in result.history)
     assert result.history[-1]["val_accuracy"] > 0.7
-    assert result.train_seconds > 0 and result.samples_processed == 3 * 1800
+    assert result.train_seconds > 0 and result.samples_processed == 3 * (1800 + result.n_damaged)
 
 
 @pytest.mark.parametrize("lr, weight_decay, blame", [

@@ -12,6 +12,7 @@ optimum.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import sys
@@ -136,8 +137,8 @@ class TrainResult:
     train_seconds: float = 0.0
     preprocess_seconds: float = 0.0
     samples_processed: int = 0
-    n_train: int = 0  # the rows trained on, damaged copies included
-    n_damaged: int = 0  # of which damaged copies (``damage.py``)
+    n_train: int = 0  # the training digits trained on (a person's --add copies included)
+    n_damaged: int = 0  # and the damaged copies of them added (``damage.py``)
     n_val: int = 0
     device: str = "cpu"
     # The C kernel's path that computed the gradients (kernels.PATHS), or "off": PyTorch ops.
@@ -299,7 +300,11 @@ _DAMAGE_LOCK = threading.Lock()
 def _damage_round(dataset: Dataset, clean: torch.Tensor, seed: int, rnd: int, cache: dict | None) -> dict:
     """One damaged copy of each of the dataset's own training digits (``damage.damage_round``),
     from memory, the disk cache, or made now (half a minute for MNIST on two cores)."""
-    key = {"train_images": dataset.train_digest, "n": len(clean), "what": "damaged", "seed": seed, "round": rnd,
+    # The dataset's own digits: with a person's (--add) after them, the digest of those alone
+    # (as ``Dataset.train_digest`` computes it), so that adding digits reuses the copies made without them.
+    digest = hashlib.blake2b(clean.contiguous().numpy().data, digest_size=20).hexdigest() if dataset.n_extra \
+        else dataset.train_digest
+    key = {"train_images": digest, "n": len(clean), "what": "damaged", "seed": seed, "round": rnd,
            "damage": damage.version()}
     # --select's candidates prepare side by side: the first makes the copies, the others wait for them.
     with _DAMAGE_LOCK:
@@ -360,11 +365,17 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
     if damaging:  # damaged copies of the training split's digits (never of the validation split's)
         disk_key = {**disk_key, "damaged": config.augment.damaged, "seed": config.seed, "damage": damage.version()}
         clean = dataset.train_images[:n - dataset.n_extra]
+        own = dataset.train_images[n - dataset.n_extra:].numpy()
         for rnd in range(math.ceil(config.augment.damaged)):
             made = _damage_round(dataset, clean, config.seed, rnd, cache)
             take = damage.pick(train_idx.numpy(), config.augment.damaged, rnd, config.seed)
             take = torch.from_numpy(take[~made["refused"].numpy()[take]])
             copies.append((made["images"][take], dataset.train_labels[take]))
+            if len(own):  # a person's own digits get theirs too, so they keep their share (not cached: a few)
+                mine, refused = damage.damage_round(own, config.seed, rnd, workers=cores())
+                take = damage.pick(np.arange(len(own)), config.augment.damaged, rnd, config.seed)
+                take = take[~refused[take]]
+                copies.append((torch.from_numpy(mine[take]), dataset.train_labels[n - dataset.n_extra + take]))
     if dataset.n_extra:  # a person's own digits (--add): always trained on, never validated on
         train_idx = torch.cat([train_idx, torch.arange(n - dataset.n_extra, n)])
     images = torch.cat([dataset.train_images[train_idx], *(c[0] for c in copies)])
@@ -486,7 +497,7 @@ def train(config: TrainConfig, dataset: Dataset, on_epoch: EpochCallback | None 
     model.cpu()
     return TrainResult(model=model, preprocessor=preprocessor, config=config, history=history,
                        train_seconds=seconds, preprocess_seconds=preprocess_seconds, samples_processed=samples,
-                       n_train=labels.numel(), n_damaged=data.n_damaged,
+                       n_train=labels.numel() - data.n_damaged, n_damaged=data.n_damaged,
                        n_val=data.val[1].numel() if data.val else 0, device=str(device), kernel=kernel)
 
 
