@@ -20,7 +20,8 @@ run: $(STAMP)
 	$(BIN)/mnist-logreg train
 
 # make test leaves out the tests that take minutes (pytest's "minutes" marker: the
-# fresh-venv wheel install, the canvas drawing set, the notebooks); make test-minutes runs just those,
+# fresh-venv wheel install, the canvas drawing set, the notebooks, the default recipe on all of
+# MNIST and Fashion-MNIST); make test-minutes runs just those,
 # and .ci/run runs both.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not minutes"

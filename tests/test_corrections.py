@@ -101,6 +101,9 @@ def _collected(folder, mnist, per_class, start=0):
     return folder
 
 
+# The default recipe on all of MNIST plus the corrections: 25-60 s (its damaged copies are
+# read unless test_model_card's training read them first): make test-minutes.
+@pytest.mark.minutes
 def test_twenty_corrections_a_class_teach_a_new_writer(default_run, mnist, tmp_path):
     """20 corrected digits of each class by a writer the default model reads poorly: that
     writer's other digits read >= 85% and >= 8 points better, MNIST's test set at most 0.3
