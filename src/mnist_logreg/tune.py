@@ -192,6 +192,7 @@ def make_objective(dataset: Dataset, space: dict[str, Param], seed: int, device:
     def objective(trial) -> float:
         config = sample_config(trial, space, seed, device, val_size)
         trial.set_user_attr("worker", worker)
+        trial.set_user_attr("trials_only", [name for name, p in space.items() if p.trials_only])
         best = {"val_accuracy": 0.0}
 
         def on_epoch(row: dict) -> None:
@@ -366,6 +367,8 @@ def final_run(best, dataset: Dataset, out: Path, seed: int, device: str) -> dict
 
     values = TrainConfig.from_dict(best.user_attrs["config"]).flat()
     values.update(val_size=0, seed=seed, device=device)
+    recipe = build_config().flat()
+    values.update({name: recipe[name] for name in best.user_attrs.get("trials_only", [])})  # search_space.TRIALS_ONLY
     del values["preset"]  # the trial's settings, all of them, on top of the default preset
     final_config = build_config("default", **values)
     with torch_threads(threads_for(final_config)):

@@ -297,23 +297,22 @@ def _lbfgs_epoch(model, optim: OptimConfig, labels, full):
 _DAMAGE_LOCK = threading.Lock()
 
 
-def _damage_round(dataset: Dataset, clean: torch.Tensor, seed: int, rnd: int, cache: dict | None) -> dict:
+def _damage_round(dataset: Dataset, clean: torch.Tensor, rnd: int, cache: dict | None) -> dict:
     """One damaged copy of each of the dataset's own training digits (``damage.damage_round``),
     from memory, the disk cache, or made now (half a minute for MNIST on two cores)."""
     # The dataset's own digits: with a person's (--add) after them, the digest of those alone
     # (as ``Dataset.train_digest`` computes it), so that adding digits reuses the copies made without them.
     digest = hashlib.blake2b(clean.contiguous().numpy().data, digest_size=20).hexdigest() if dataset.n_extra \
         else dataset.train_digest
-    key = {"train_images": digest, "n": len(clean), "what": "damaged", "seed": seed, "round": rnd,
-           "damage": damage.version()}
+    key = {"train_images": digest, "n": len(clean), "what": "damaged", "round": rnd, "damage": damage.version()}
     # --select's candidates prepare side by side: the first makes the copies, the others wait for them.
     with _DAMAGE_LOCK:
-        memo = ("damaged", id(dataset), seed, rnd)
+        memo = ("damaged", id(dataset), rnd)
         if cache is not None and memo in cache:
             return cache[memo]
 
         def build() -> dict[str, torch.Tensor]:
-            made, refused = damage.damage_round(clean.numpy(), seed, rnd, workers=cores())
+            made, refused = damage.damage_round(clean.numpy(), damage.SEED, rnd, workers=cores())
             return {"images": torch.from_numpy(made), "refused": torch.from_numpy(refused.astype(np.uint8))}
 
         made = disk_cache.cached(key, build)
@@ -349,7 +348,7 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
     augmenting = bool(config.augment.kinds)
     damaging = config.augment.damaged > 0 and dataset.image_shape == (damage.SIDE, damage.SIDE)
     key = ("prepared", id(dataset), config.data.val_size, pre, augmenting, str(device),
-           (config.augment.damaged, config.seed) if damaging else None)
+           config.augment.damaged if damaging else None)
     if cache is not None and key in cache:
         return cache[key]
     n = dataset.train_images.shape[0]
@@ -363,17 +362,17 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
                 "moment_norm": pre.moment_norm, "torch": torch.__version__}
     copies = []
     if damaging:  # damaged copies of the training split's digits (never of the validation split's)
-        disk_key = {**disk_key, "damaged": config.augment.damaged, "seed": config.seed, "damage": damage.version()}
+        disk_key = {**disk_key, "damaged": config.augment.damaged, "damage": damage.version()}
         clean = dataset.train_images[:n - dataset.n_extra]
         own = dataset.train_images[n - dataset.n_extra:].numpy()
         for rnd in range(math.ceil(config.augment.damaged)):
-            made = _damage_round(dataset, clean, config.seed, rnd, cache)
-            take = damage.pick(train_idx.numpy(), config.augment.damaged, rnd, config.seed)
+            made = _damage_round(dataset, clean, rnd, cache)
+            take = damage.pick(train_idx.numpy(), config.augment.damaged, rnd)
             take = torch.from_numpy(take[~made["refused"].numpy()[take]])
             copies.append((made["images"][take], dataset.train_labels[take]))
             if len(own):  # a person's own digits get theirs too, so they keep their share (not cached: a few)
-                mine, refused = damage.damage_round(own, config.seed, rnd, workers=cores())
-                take = damage.pick(np.arange(len(own)), config.augment.damaged, rnd, config.seed)
+                mine, refused = damage.damage_round(own, damage.SEED, rnd, workers=cores())
+                take = damage.pick(np.arange(len(own)), config.augment.damaged, rnd)
                 take = take[~refused[take]]
                 copies.append((torch.from_numpy(mine[take]), dataset.train_labels[n - dataset.n_extra + take]))
     if dataset.n_extra:  # a person's own digits (--add): always trained on, never validated on
