@@ -85,6 +85,12 @@ def test_tune_writes_results_and_resumes(tmp_path, small_dir, space_file):
     best = json.loads((out / "best.json").read_text())
     assert best["finished_trials"] == 5 and 0 < best["test_accuracy"] <= 1 and best["best_params"]
     assert (out / "best-run" / "model.safetensors").is_file()
+    # The trials train without damaged copies; the final retraining adds them, as the recipe does.
+    trials = _study(_journal(out)).get_trials(deepcopy=False)
+    assert {t.user_attrs["config"]["augment"]["damaged"] for t in trials} == {0.0}
+    final = json.loads((out / "best-run" / "metrics.json").read_text())
+    assert json.loads((out / "best-run" / "config.json").read_text())["augment"]["damaged"] == 1.0
+    assert final["n_damaged"] > 0.9 * final["n_train"]
     assert len((out / "trials.csv").read_text().splitlines()) == 1 + 5
     assert (out / "optimization_history.png").stat().st_size > 1000
     # The same command with more trials continues the same study.
