@@ -45,7 +45,7 @@ def test_entry_round_trip_and_checks():
 
 
 def test_cached_features_equal_fresh_ones(cache_dir, small_dir):
-    config = build_config("moment-normalized", val_size=200, damaged=0.0)  # one entry: the features
+    config = build_config("moment-normalized", val_size=200)  # one entry: the features (no damaged copies)
     os.environ["MNIST_LOGREG_NO_CACHE"] = "1"
     try:
         dataset = load_dataset(data_dir=small_dir)
@@ -61,10 +61,10 @@ def test_cached_features_equal_fresh_ones(cache_dir, small_dir):
         assert torch.equal(p.preprocessor.mean, fresh.preprocessor.mean)
         assert torch.equal(p.preprocessor.target_std, fresh.preprocessor.target_std)
     # Other settings, another entry.
-    prepare(build_config("moment-normalized", val_size=200, gamma=0.5, damaged=0.0), dataset, torch.device("cpu"))
+    prepare(build_config("moment-normalized", val_size=200, gamma=0.5), dataset, torch.device("cpu"))
     assert len(entries(cache_dir)) == 2
     # Damaged copies: their own entry, and the features of the training split with them.
-    with_copies = prepare(build_config("moment-normalized", val_size=200), dataset, torch.device("cpu"))
+    with_copies = prepare(build_config("moment-normalized", val_size=200, damaged=1.0), dataset, torch.device("cpu"))
     assert len(entries(cache_dir)) == 4 and with_copies.n_damaged > 1700
 
 
@@ -101,7 +101,7 @@ def test_an_unwritable_cache_costs_nothing_but_a_warning(tmp_path, monkeypatch, 
     blocker.write_text("a file where the cache folder would go")
     monkeypatch.setenv("MNIST_LOGREG_CACHE", str(blocker))
     with caplog.at_level(logging.WARNING, logger="mnist_logreg.cache"):
-        prepared = prepare(build_config("deskewed", val_size=200), load_dataset(data_dir=small_dir),
+        prepared = prepare(build_config("deskewed", val_size=200, damaged=1.0), load_dataset(data_dir=small_dir),
                            torch.device("cpu"))
     assert prepared.features.shape == (1800 + prepared.n_damaged, 784) and prepared.n_damaged > 1700
     assert "cannot write the cache file" in caplog.text
