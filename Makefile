@@ -21,7 +21,7 @@ run: $(STAMP)
 
 # make test leaves out the tests that take minutes (pytest's "minutes" marker: the
 # fresh-venv wheel install, the canvas drawing set, the notebooks, the default recipe on all of
-# MNIST and Fashion-MNIST); make test-minutes runs just those,
+# MNIST and Fashion-MNIST, a tuning worker killed mid-trial); make test-minutes runs just those,
 # and .ci/run runs both.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not minutes"

@@ -219,7 +219,11 @@ def test_two_workers_share_one_study_and_stop_at_the_trials_asked(postgres, tmp_
     assert all(not (tmp_path / f"w{i}" / "study.journal").exists() for i in range(2))
 
 
+# A kill mid-trial, the heartbeat's grace period waited out, a second worker to the end:
+# 17-20 s of waiting and training, left to make test-minutes (which .ci/run runs too) so
+# that make test keeps its 240 s once the default recipe reads damaged copies.
 @pytest.mark.postgres
+@pytest.mark.minutes
 def test_sigkilled_worker_does_not_corrupt_the_study(postgres, tmp_path, small_dir, space_file):
     slow = tmp_path / "slow.toml"
     # Trials of a second or two, so the kill lands mid-trial even on a loaded machine. The
