@@ -17,6 +17,7 @@ generator, so a seed gives the same copies on every machine.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -196,8 +197,10 @@ def pick(idx: np.ndarray, per_digit: float, rnd: int, seed: int = SEED) -> np.nd
     return np.sort(np.random.default_rng([seed, rnd]).permutation(idx)[:int(share * len(idx) + 0.5)])
 
 
+@functools.cache
 def version() -> str:
-    """A digest of what makes the copies (this module and the reader): the disk cache's key."""
+    """A digest of what makes the copies (this module and the reader): the disk cache's key.
+    Read once per process: the source does not change under a running program."""
     import hashlib
     from pathlib import Path
 

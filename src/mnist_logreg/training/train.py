@@ -297,25 +297,30 @@ def _lbfgs_epoch(model, optim: OptimConfig, labels, full):
 _DAMAGE_LOCK = threading.Lock()
 
 
-def _damage_round(dataset: Dataset, clean: torch.Tensor, rnd: int, cache: dict | None) -> dict:
-    """One damaged copy of each of the dataset's own training digits (``damage.damage_round``),
-    from memory, the disk cache, or made now (half a minute for MNIST on two cores)."""
-    # The dataset's own digits: with a person's (--add) after them, the digest of those alone
-    # (as ``Dataset.train_digest`` computes it), so that adding digits reuses the copies made without them.
-    digest = hashlib.blake2b(clean.contiguous().numpy().data, digest_size=20).hexdigest() if dataset.n_extra \
-        else dataset.train_digest
-    key = {"train_images": digest, "n": len(clean), "what": "damaged", "round": rnd, "damage": damage.version()}
+def _damage_round(dataset: Dataset, images: torch.Tensor, rnd: int, cache: dict | None, own: bool = False) -> dict:
+    """One damaged copy of each of ``images`` (``damage.damage_round``): the dataset's own
+    training digits, from memory, the disk cache, or made now (half a minute for MNIST on two
+    cores); or, ``own``, a person's --add digits, from memory or made now (a few, not worth a file)."""
     # --select's candidates prepare side by side: the first makes the copies, the others wait for them.
     with _DAMAGE_LOCK:
-        memo = ("damaged", id(dataset), rnd)
+        memo = ("damaged", id(dataset), own, rnd)
         if cache is not None and memo in cache:
             return cache[memo]
 
         def build() -> dict[str, torch.Tensor]:
-            made, refused = damage.damage_round(clean.numpy(), damage.SEED, rnd, workers=cores())
+            made, refused = damage.damage_round(images.numpy(), damage.SEED, rnd, workers=cores())
             return {"images": torch.from_numpy(made), "refused": torch.from_numpy(refused.astype(np.uint8))}
 
-        made = disk_cache.cached(key, build)
+        if own:
+            made = build()
+        else:
+            # With a person's digits after the dataset's, the digest of the dataset's alone (as
+            # ``Dataset.train_digest`` computes it), so that adding digits reuses the copies made without them.
+            digest = hashlib.blake2b(images.contiguous().numpy().data, digest_size=20).hexdigest() \
+                if dataset.n_extra else dataset.train_digest
+            key = {"train_images": digest, "n": len(images), "what": "damaged", "round": rnd,
+                   "damage": damage.version()}
+            made = disk_cache.cached(key, build)
         made["refused"] = made["refused"].bool()
         if cache is not None:
             cache[memo] = made
@@ -363,18 +368,17 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
     copies = []
     if damaging:  # damaged copies of the training split's digits (never of the validation split's)
         disk_key = {**disk_key, "damaged": config.augment.damaged, "damage": damage.version()}
-        clean = dataset.train_images[:n - dataset.n_extra]
-        own = dataset.train_images[n - dataset.n_extra:].numpy()
+        # The training split's digits, then a person's own (--add: so that they keep their share).
+        sources = [(dataset.train_images[:n - dataset.n_extra], train_idx.numpy(), 0, False)]
+        if dataset.n_extra:
+            sources.append((dataset.train_images[n - dataset.n_extra:], np.arange(dataset.n_extra),
+                            n - dataset.n_extra, True))
         for rnd in range(math.ceil(config.augment.damaged)):
-            made = _damage_round(dataset, clean, rnd, cache)
-            take = damage.pick(train_idx.numpy(), config.augment.damaged, rnd)
-            take = torch.from_numpy(take[~made["refused"].numpy()[take]])
-            copies.append((made["images"][take], dataset.train_labels[take]))
-            if len(own):  # a person's own digits get theirs too, so they keep their share (not cached: a few)
-                mine, refused = damage.damage_round(own, damage.SEED, rnd, workers=cores())
-                take = damage.pick(np.arange(len(own)), config.augment.damaged, rnd)
-                take = take[~refused[take]]
-                copies.append((torch.from_numpy(mine[take]), dataset.train_labels[n - dataset.n_extra + take]))
+            for images_, idx, first, own in sources:
+                made = _damage_round(dataset, images_, rnd, cache, own)
+                take = damage.pick(idx, config.augment.damaged, rnd)
+                take = torch.from_numpy(take[~made["refused"].numpy()[take]])
+                copies.append((made["images"][take], dataset.train_labels[first + take]))
     if dataset.n_extra:  # a person's own digits (--add): always trained on, never validated on
         train_idx = torch.cat([train_idx, torch.arange(n - dataset.n_extra, n)])
     images = torch.cat([dataset.train_images[train_idx], *(c[0] for c in copies)])
