@@ -48,6 +48,16 @@ def _journal(out):
     return optuna.storages.JournalStorage(JournalFileBackend(str(out / "study.journal")))
 
 
+def _finished_so_far(out):
+    """Trials finished in a study another process is writing; 0 until its journal records the study."""
+    if not (out / "study.journal").exists():
+        return 0
+    try:
+        return _finished(_study(_journal(out)))
+    except KeyError:  # the journal file is created before the study's first record is written
+        return 0
+
+
 def _finished(study):
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     return sum(s in ("COMPLETE", "PRUNED") for s in states)
@@ -112,7 +122,7 @@ def test_ctrl_c_then_resume(tmp_path, small_dir, space_file):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        if (out / "study.journal").exists() and _finished(_study(_journal(out))) >= 3:
+        if _finished_so_far(out) >= 3:
             break
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
