@@ -50,8 +50,8 @@ def test_predict_json(default_run, image_dir):
 
 
 def test_no_digit_is_label_null_with_a_reason(default_run, mnist, tmp_path):
-    """--json: a blank page and two digits side by side get label null and why; the text
-    output says "no digit"; neither is an error (exit 0), and a real digit beside them is read."""
+    """--json: a blank page gets label null and why; two digits side by side are a number
+    (label null: not one digit); neither is an error (exit 0), and a real digit beside them is read."""
     (tmp_path / "blank.png").write_bytes(png_bytes(np.full((60, 80), 250, np.uint8)))
     pair = np.hstack([mnist.test_images[0].numpy(), mnist.test_images[1].numpy()])
     (tmp_path / "pair.png").write_bytes(png_bytes(255 - pair))
@@ -59,11 +59,16 @@ def test_no_digit_is_label_null_with_a_reason(default_run, mnist, tmp_path):
     proc = run_main("predict", "--run", str(default_run), str(tmp_path), "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {Path(r["file"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
-    assert rows["blank.png"] == {"file": str(tmp_path / "blank.png"), "label": None, "reason": "the image is blank"}
-    assert rows["pair.png"]["label"] is None and "side by side" in rows["pair.png"]["reason"]
-    assert rows["one.png"]["label"] == int(mnist.test_labels[2])
+    assert rows["blank.png"] == {"file": str(tmp_path / "blank.png"), "label": None, "number": None,
+                                  "reason": "the image is blank"}
+    pair_number = f"{int(mnist.test_labels[0])}{int(mnist.test_labels[1])}"
+    assert rows["pair.png"]["label"] is None and rows["pair.png"]["number"] == pair_number
+    (left, right) = rows["pair.png"]["digits"]
+    assert left["box"][2] <= 30 and right["box"][0] >= 26  # each digit's box, in the image's pixels
+    one = rows["one.png"]
+    assert one["label"] == int(mnist.test_labels[2]) and one["number"] == str(one["label"])
     text = run_main("predict", "--run", str(default_run), str(tmp_path / "pair.png"))
-    assert text.returncode == 0 and "\tno digit: several marks side by side" in text.stdout
+    assert text.returncode == 0 and f"\t{pair_number}\t2 digits\t" in text.stdout
 
 
 def test_predict_matches_the_model(default_run, mnist, tmp_path):

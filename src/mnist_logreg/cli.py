@@ -230,6 +230,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps(r.as_dict()))
         elif r.reason:
             print(f"{r.file}\t-\tno digit: {r.reason}")
+        elif r.digits is not None:
+            each = "  ".join(f"{d.label}:{d.probability * 100:.1f}%" if d.probability is not None else f"?:{d.reason}"
+                             for d in r.digits)
+            print(f"{r.file}\t{r.number}\t{len(r.digits)} digits\t{each}")
         else:
             top = "  ".join(f"{c}:{p * 100:.1f}%" for c, p in r.top)
             print(f"{r.file}\t{r.label}\t{r.probability * 100:.1f}%\t{top}")

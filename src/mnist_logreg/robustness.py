@@ -397,14 +397,21 @@ def jpeg_15(x, rng):
 def photo(x, rng):
     """A 640x480 photo of a sheet: the digit 60 to 100 pixels high somewhere on it, light
     falling off across the sheet, a little lens blur and sensor noise, saved as JPEG."""
+    size = int(rng.integers(60, 101))
+    return sheet_photo(_resize(x, size, size), rng)
+
+
+def sheet_photo(ink_patch: np.ndarray, rng):
+    """``ink_patch`` (float, 1 = ink) placed at random on a 640x480 photo of a sheet, light
+    falling off across the sheet, a little lens blur and sensor noise, saved as JPEG."""
     from PIL import Image
 
     h, w = 480, 640
-    size = int(rng.integers(60, 101))
-    top, left = int(rng.integers(20, h - size - 20)), int(rng.integers(20, w - size - 20))
+    ph, pw = ink_patch.shape
+    top, left = int(rng.integers(20, h - ph - 20)), int(rng.integers(20, w - pw - 20))
     ink = np.zeros((h, w))
-    pad = 4  # the blur reaches this far out of the digit's square: only that patch is blurred
-    ink[top - pad:top + size + pad, left - pad:left + size + pad] = gaussian(np.pad(_resize(x, size, size), pad), 0.8)
+    pad = 4  # the blur reaches this far out of the digit's patch: only that patch is blurred
+    ink[top - pad:top + ph + pad, left - pad:left + pw + pad] = gaussian(np.pad(ink_patch, pad), 0.8)
     angle = rng.uniform(0, 2 * math.pi)
     ramp_y = (np.arange(h) / w - 0.5) * np.sin(angle)
     ramp_x = (np.arange(w) / w - 0.5) * np.cos(angle)

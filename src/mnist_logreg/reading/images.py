@@ -716,17 +716,11 @@ def edge_runs(side: np.ndarray) -> int:
     return int(np.count_nonzero(on[1:] & ~on[:-1]))
 
 
-def check_single_digit(ink: np.ndarray, label: np.ndarray | None = None) -> None:
-    """Raise ``NoDigit`` where the ink is not one digit: it crosses all four edges (see
-    ``EDGE_RUNS``), or it is several marks side by side (see ``SHARE``). ``label``: the ink's regions, if known."""
-    sides = [edge_runs(side) for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])]
-    if min(sides) > 0 and (sum(sides) > EDGE_RUNS or max(sides) > SIDE_RUNS):
-        raise NoDigit(ALL_EDGES)
-    if label is None:
-        label, _ = regions(ink)
+def marks(ink: np.ndarray, label: np.ndarray) -> list[list]:
+    """The ink's marks, left to right: its regions grouped where they overlap across (a 5
+    whose bar came off its body is one mark), each as [x0, x1, y0, y1, mass, region ids]
+    (x1 and y1 inclusive)."""
     n = int(label.max())
-    if n < 2:
-        return
     mass = np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)
     ys, xs = np.nonzero(label)
     which = label[ys, xs]
@@ -734,22 +728,43 @@ def check_single_digit(ink: np.ndarray, label: np.ndarray | None = None) -> None
     lo_y, hi_y = np.full(n + 1, 1 << 30), np.full(n + 1, -1)
     np.minimum.at(lo_x, which, xs), np.maximum.at(hi_x, which, xs)
     np.minimum.at(lo_y, which, ys), np.maximum.at(hi_y, which, ys)
-    # Regions that overlap across belong to one mark (a 5 whose bar came off its body).
     groups: list[list] = []
     kept = [i for i in range(1, n + 1) if hi_x[i] >= 0]  # labels of dropped regions have no pixels
-    for box in sorted((int(lo_x[i]), int(hi_x[i]), int(lo_y[i]), int(hi_y[i]), float(mass[i])) for i in kept):
+    for i in sorted(kept, key=lambda i: (lo_x[i], hi_x[i], lo_y[i], hi_y[i])):
+        box = [int(lo_x[i]), int(hi_x[i]), int(lo_y[i]), int(hi_y[i]), float(mass[i]), [i]]
         if groups and box[0] <= groups[-1][1]:
             g = groups[-1]
-            groups[-1] = [g[0], max(g[1], box[1]), min(g[2], box[2]), max(g[3], box[3]), g[4] + box[4]]
+            groups[-1] = [g[0], max(g[1], box[1]), min(g[2], box[2]), max(g[3], box[3]), g[4] + box[4], g[5] + [i]]
         else:
-            groups.append(list(box))
-    total = sum(float(m) for m in mass[1:])
+            groups.append(box)
+    return groups
+
+
+def several(ink: np.ndarray, groups: list[list]) -> bool:
+    """Whether the marks are several digits side by side (see ``SHARE``)."""
+    total = sum(g[4] for g in groups)
     parts = [g for g in groups if g[4] >= SHARE * total]
     if len(parts) < 2:
-        return
+        return False
     top, bottom = min(p[2] for p in parts), max(p[3] for p in parts)
     height, width = bottom - top + 1, parts[-1][1] - parts[0][0] + 1
-    if all(p[3] - p[2] + 1 >= TALL * height for p in parts) and width >= height:
+    return all(p[3] - p[2] + 1 >= TALL * height for p in parts) and width >= height
+
+
+def check_edges(ink: np.ndarray) -> None:
+    """Raise ``NoDigit`` where the ink crosses all four edges (see ``EDGE_RUNS``)."""
+    sides = [edge_runs(side) for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])]
+    if min(sides) > 0 and (sum(sides) > EDGE_RUNS or max(sides) > SIDE_RUNS):
+        raise NoDigit(ALL_EDGES)
+
+
+def check_single_digit(ink: np.ndarray, label: np.ndarray | None = None) -> None:
+    """Raise ``NoDigit`` where the ink is not one digit: it crosses all four edges (see
+    ``EDGE_RUNS``), or it is several marks side by side (see ``SHARE``). ``label``: the ink's regions, if known."""
+    check_edges(ink)
+    if label is None:
+        label, _ = regions(ink)
+    if int(label.max()) >= 2 and several(ink, marks(ink, label)):
         raise NoDigit(SEVERAL)
 
 
@@ -822,10 +837,13 @@ def binarize(crop: np.ndarray, cut: float) -> np.ndarray:
     return keep[label]
 
 
+def ink_cut(ink: np.ndarray) -> float:
+    """The level at which a large crop's strokes are binarised (``binarize``)."""
+    return max(otsu_threshold(ink), BINARY_MIN)
+
+
 def to_mnist(img) -> np.ndarray:
     """A Pillow image -> uint8 [28, 28], MNIST's conventions (see the module docstring)."""
-    from PIL import Image
-
     ink, label, flat = _ink(to_grayscale(img))
     rows = np.flatnonzero(ink.max(axis=1) > 0)
     cols = np.flatnonzero(ink.max(axis=0) > 0)
@@ -833,12 +851,21 @@ def to_mnist(img) -> np.ndarray:
         raise NoDigit(NOTHING_LEFT)
     check_single_digit(ink, label)
     crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return frame_digit(crop, lambda: ink_cut(ink), flat)
+
+
+def frame_digit(crop: np.ndarray, cut, flat: bool) -> np.ndarray:
+    """One digit's ink, cropped to its bounding box -> uint8 [28, 28]. ``cut``: a function
+    giving the binarisation level (``ink_cut`` of the whole ink map), called only for a
+    large crop; ``flat``: the paper was even (``_ink``)."""
+    from PIL import Image
+
     h, w = crop.shape
     if max(h, w) >= 2 * BOX:
         # MNIST was made from binary scans, antialiased by the reduction to 20x20. Doing
         # the same to a large photo (rather than shrinking its blurry grey strokes) gives
         # strokes with MNIST's profile: on photos of test digits, about 2 points more accurate.
-        crop = normalize_stroke(binarize(crop, max(otsu_threshold(ink), BINARY_MIN)), grain=not flat).astype(np.float64)
+        crop = normalize_stroke(binarize(crop, cut()), grain=not flat).astype(np.float64)
         h, w = crop.shape
     scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))

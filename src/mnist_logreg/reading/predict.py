@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import ImageError, NoDigit, expand_paths, read_digit
+from .images import ImageError, NoDigit, expand_paths, open_image
+from .numbers import DigitRead, number_of, read_number
 
 
 @dataclass
@@ -23,49 +24,65 @@ class Prediction:
     top: list[tuple[int, float]] | None = None
     error: str | None = None
     reason: str | None = None  # why there is no digit here (``label`` is then None)
+    number: str | None = None  # the digits read, left to right ("?" for a mark that is not one)
+    digits: list[DigitRead] | None = None  # each digit of a number (None for a single digit)
+    classes: list | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self, top_k: int = 3) -> dict:
         if self.error:
             return {"file": self.file, "error": self.error}
         if self.reason:
-            return {"file": self.file, "label": None, "reason": self.reason}
-        return {"file": self.file, "label": self.label, "probability": self.probability,
+            return {"file": self.file, "label": None, "number": None, "reason": self.reason}
+        if self.digits is not None:
+            return {"file": self.file, "label": None, "number": self.number,
+                    "digits": [d.as_dict(top_k, self.classes) for d in self.digits]}
+        return {"file": self.file, "label": self.label, "number": self.number, "probability": self.probability,
                 "top": [{"label": c, "probability": p} for c, p in self.top]}
 
 
 def predict_digits(checkpoint, digits, top_k: int = 3) -> list[dict]:
     """uint8 [N, 28, 28] -> per image: label, probability, top-k, all probabilities."""
     probs = np.asarray(checkpoint.predict_proba(digits), dtype=np.float64)
-    k = min(top_k, probs.shape[1])
-    top_i = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return [{"label": checkpoint.classes[int(i[0])], "probability": float(row[i[0]]),
-             "top": [(checkpoint.classes[int(c)], float(row[c])) for c in i],
-             "probabilities": [float(x) for x in row]} for i, row in zip(top_i, probs)]
+    return [ranked(checkpoint.classes, row, top_k) for row in probs]
 
 
 def predict_files(checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
                   save_preprocessed: str | os.PathLike | None = None) -> list[Prediction]:
-    """One ``Prediction`` per image file: a label, or no label and the ``reason`` there is no
-    digit; an unreadable file gets its ``error``, and the rest go on."""
+    """One ``Prediction`` per image file: a label (a number for a row of digits), or no
+    label and the ``reason`` there is no digit; an unreadable file gets its ``error``, and
+    the rest go on."""
     files = expand_paths(paths)
-    digits, ok, results = [], [], []
+    results, names, seen = [], [], []
     for path in files:
         try:
-            digits.append(read_digit(path, str(path)))
-            ok.append(len(results))
-            results.append(Prediction(file=str(path)))
+            reads = read_number(open_image(path, str(path)), checkpoint)
         except NoDigit as exc:
             results.append(Prediction(file=str(path), reason=exc.reason))
+            continue
         except ImageError as exc:
             results.append(Prediction(file=str(path), error=str(exc)))
-    if digits:
-        batch = np.stack(digits)
-        for idx, pred in zip(ok, predict_digits(checkpoint, batch, top_k)):
-            r = results[idx]
+            continue
+        r = Prediction(file=str(path), number=number_of(reads), classes=list(checkpoint.classes))
+        if len(reads) == 1 and reads[0].probabilities is not None:
+            pred = ranked(checkpoint.classes, np.asarray(reads[0].probabilities), top_k)
             r.label, r.probability, r.top = pred["label"], pred["probability"], pred["top"]
-        if save_preprocessed is not None:
-            save_digits(save_preprocessed, [results[i].file for i in ok], batch)
+        else:
+            r.digits = reads
+        results.append(r)
+        stem = Path(path).stem
+        for k, d in enumerate(x for x in reads if x.digit is not None):
+            names.append(f"{stem}.png" if len(reads) == 1 else f"{stem}-{k + 1}.png")
+            seen.append(d.digit)
+    if save_preprocessed is not None and seen:
+        save_digits(save_preprocessed, names, seen)
     return results
+
+
+def ranked(classes, row: np.ndarray, top_k: int) -> dict:
+    """One image's probabilities -> its label, probability, top-k and all probabilities."""
+    order = np.argsort(-row, kind="stable")[:min(top_k, len(row))]
+    return {"label": classes[int(order[0])], "probability": float(row[order[0]]),
+            "top": [(classes[int(c)], float(row[c])) for c in order], "probabilities": [float(x) for x in row]}
 
 
 def save_digits(folder: str | os.PathLike, names: list[str], digits) -> None:

@@ -26,10 +26,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UserError
-from ..reading.images import ImageError, NoDigit, decode_image, digit_of, peek_image
+from ..reading.images import SEVERAL, ImageError, NoDigit, decode_image, peek_image
 from ..reading.lite import LiteModel
-from ..reading.predict import predict_digits
+from ..reading.numbers import number_of, read_number
+from ..reading.predict import ranked
 from ..system import cores
 
 log = logging.getLogger(__name__)
@@ -106,17 +109,24 @@ async def _image_bytes(request, body: bytes) -> bytes:
 
 def _answer(model: LiteModel, img) -> dict:
     """Decode, preprocess and classify one image: the work that runs on the pool. An image
-    with no digit is an answer too: label null and the reason."""
+    with no digit is an answer too: label null and the reason. A row of digits: label null
+    (it is not one digit), the ``number`` and its ``digits``, each with its box in the image."""
     try:
-        digit = digit_of(decode_image(img, "image"), "image")
+        reads = read_number(decode_image(img, "image"), model)
     except NoDigit as exc:
         return {"label": None, "reason": exc.reason, "probability": None, "probabilities": None,
-                "classes": model.classes, "top": [], "preprocessed": None}
-    pred = predict_digits(model, digit[None], top_k=3)[0]
+                "classes": model.classes, "top": [], "preprocessed": None, "number": None, "digits": []}
+    digits = [{**d.as_dict(3, model.classes), "preprocessed": None if d.digit is None else d.digit.tolist()}
+              for d in reads]
+    if len(reads) > 1 or reads[0].probabilities is None:
+        return {"label": None, "reason": SEVERAL, "probability": None, "probabilities": None,
+                "classes": model.classes, "top": [], "preprocessed": None, "number": number_of(reads),
+                "digits": digits}
+    pred = ranked(model.classes, np.asarray(reads[0].probabilities), 3)
     return {"label": pred["label"], "probability": pred["probability"],
             "probabilities": pred["probabilities"], "classes": model.classes,
             "top": [{"label": c, "probability": p} for c, p in pred["top"]],
-            "preprocessed": digit.tolist()}
+            "preprocessed": reads[0].digit.tolist(), "number": number_of(reads), "digits": digits}
 
 
 # serve --collect: at most this many corrections are kept (then 507, nothing written).

@@ -1,0 +1,274 @@
+"""A row of handwritten digits -> a number: segmentation checked by the recogniser.
+
+The reader (``images``) finds the ink and its marks: regions grouped where they overlap
+across, so the pieces of a broken digit (a 5's flag, a 4's two strokes) stay one mark.
+Marks side by side are digits of a number, read left to right. A mark much wider than a
+digit is tall is likely touching digits: it is cut at thin places of its vertical ink
+profile, and the cuts kept are those whose pieces the model reads best (recognition-driven
+segmentation, as in the ZIP-code readers of the early 1990s): each candidate piece is
+framed as a digit and read, and a dynamic programme picks the sequence of pieces with the
+highest sum of log probabilities, each piece also weighed by how common its shape (width
+over height) is among MNIST's training digits.
+
+One line of digits; not several lines, nor digits written over each other. A mark under
+``TALL`` of the line's height (a dash, a stray stroke that is not a speck) is not read
+as a digit: it comes back as ``?`` with a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import images
+from .images import NoDigit
+
+# Marks with under this share of the heaviest mark's ink are specks, left out.
+MARK_SHARE = 0.1
+# A mark shorter than this share of the line's height is not a digit ("?").
+TALL = 0.3
+NOT_A_DIGIT = "a mark too small for a digit (a dash, a dot, a stray stroke)"
+# An image whose ink is one mark wider than WIDE times its height may be touching
+# digits; within a number, a mark wider than SPLIT_WIDE times the line's height may be.
+# Cuts are tried for those.
+WIDE, SPLIT_WIDE = 1.5, 0.6
+# Pieces of a cut mark: at least MIN_PIECE and at most MAX_PIECE times the mark's height
+# wide, at least TALL of it high; at most CUTS candidate cuts for each height of the mark's
+# width (the thinnest places of its profile).
+MIN_PIECE, MAX_PIECE, CUTS = 0.15, 1.3, 4
+# What one more digit costs a reading, in log probability: without it, the two halves of
+# a wide 0 read confidently as 6 and 7 outscore the 0. Chosen on numbers composed of
+# MNIST's validation digits (never its test digits): at 3, none of the 5,000 validation
+# digits alone is read as two; at 1, 7 are.
+SPLIT_COST = 3.0
+# How common a digit of each shape is: per class of MNIST's training digits, the log share
+# of those whose width over height (of the ink's bounding box) falls in each bin of
+# ASPECT_EDGES (+1 smoothing); tests/test_numbers.py recomputes it from the bundled data.
+# A 1 is narrow and a 0 wide: a piece's shape weighs on the class it may be.
+ASPECT_EDGES = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+ASPECT_LOG_SHARE = np.array([
+    (-8.69, -7.3, -2.2, -0.85, -0.88, -3.17, -6.2, -7.59, -7.59),
+    (-2.38, -0.77, -1.1, -2.34, -4.12, -7.21, -8.82, -8.82, -8.82),
+    (-8.69, -7.31, -2.3, -1.0, -0.81, -2.61, -4.45, -7.31, -6.21),
+    (-8.72, -5.01, -1.28, -0.74, -1.49, -4.45, -8.03, -8.72, -8.72),
+    (-8.67, -5.73, -1.18, -0.78, -1.52, -4.53, -8.67, -8.67, -8.67),
+    (-8.6, -6.65, -1.89, -1.13, -0.95, -2.13, -4.16, -7.21, -6.4),
+    (-8.69, -4.61, -0.82, -0.83, -2.21, -5.13, -7.59, -8.69, -8.69),
+    (-8.74, -5.38, -1.1, -0.75, -1.75, -4.41, -6.44, -8.74, -8.74),
+    (-8.68, -4.8, -0.99, -0.83, -1.75, -4.58, -7.07, -8.68, -8.68),
+    (-8.69, -4.15, -0.55, -1.05, -2.9, -6.29, -8.0, -8.69, -8.69),
+])
+# Against the class's commonest shape: a digit of a usual shape costs nothing, so that a
+# reading in more pieces is not charged for having more of them (SPLIT_COST does that).
+SHAPE_PENALTY = ASPECT_LOG_SHARE - ASPECT_LOG_SHARE.max(axis=1, keepdims=True)
+
+
+@dataclass
+class DigitRead:
+    """One digit of a number: its label ("?" when the mark is not a digit, with the
+    ``reason``), probabilities (in the model's class order), box in the image's pixels
+    (x0, y0, x1, y1, exclusive ends) and the 28x28 image the model saw."""
+    label: str
+    box: tuple[int, int, int, int]
+    probability: float | None = None
+    probabilities: list[float] | None = None
+    reason: str | None = None
+    digit: np.ndarray | None = field(default=None, repr=False)
+    score: float = field(default=0.0, repr=False)  # piece_score: how well it reads as one digit
+
+    def as_dict(self, top_k: int = 3, classes=None) -> dict:
+        out = {"label": self.label, "box": list(self.box), "probability": self.probability}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.probabilities is not None and classes is not None:
+            order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:top_k]
+            out["top"] = [{"label": classes[int(i)], "probability": float(self.probabilities[i])} for i in order]
+        return out
+
+
+def number_of(digits: list[DigitRead]) -> str:
+    return "".join(d.label for d in digits)
+
+
+def piece_score(p: np.ndarray, width: int, height: int) -> float:
+    """How likely a piece is one digit: the best over classes of the model's log
+    probability plus ``SHAPE_PENALTY`` for this shape."""
+    shape = SHAPE_PENALTY[:, int(np.searchsorted(ASPECT_EDGES, width / max(height, 1), side="right"))]
+    if len(p) != len(shape):  # not a digit model: the shape says nothing of its classes
+        shape = np.zeros(len(p))
+    return float(np.max(np.log(np.maximum(p, 1e-12)) + shape))
+
+
+def _candidate_cuts(profile: np.ndarray, height: int) -> list[int]:
+    """Columns (relative to the mark) where a cut may fall: local minima of the mark's
+    vertical ink profile, smoothed over about a stroke's width, the thinnest first."""
+    w = len(profile)
+    k = max(1, height // 10) | 1
+    smooth = np.convolve(profile, np.ones(k) / k, mode="same")
+    lo, hi = int(math.ceil(MIN_PIECE * height)), w - int(math.ceil(MIN_PIECE * height))
+    cand = [c for c in range(max(lo, 1), min(hi, w - 1))
+            if smooth[c] <= smooth[c - 1] and smooth[c] <= smooth[c + 1]]
+    # Plateaus give runs of minima: keep one column per run, the middle one.
+    runs: list[list[int]] = []
+    for c in cand:
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    best = sorted((r[len(r) // 2] for r in runs), key=lambda c: smooth[c])[:int(math.ceil(CUTS * w / height))]
+    return sorted(best)
+
+
+class _Mark:
+    """One mark's ink (its own regions only) as a crop of the ink map."""
+
+    def __init__(self, ink, label, group):
+        x0, x1, y0, y1, _, ids = group
+        self.x0, self.y0 = x0, y0
+        lab = label[y0:y1 + 1, x0:x1 + 1]
+        self.mine = np.isin(lab, ids)
+        self.ink = np.where(self.mine, ink[y0:y1 + 1, x0:x1 + 1], 0.0)
+        self.height, self.width = self.ink.shape
+        # Regions narrow enough to go whole to the piece holding their centre: a slanted
+        # digit that reaches a few pixels into its neighbour's columns is not cut.
+        self.regions = []
+        for i in ids:
+            cols = np.flatnonzero((lab == i).any(axis=0))
+            if cols.size and cols[-1] - cols[0] + 1 <= MAX_PIECE * self.height:
+                self.regions.append((i, int(cols[0]), int(cols[-1]), (cols[0] + cols[-1]) / 2))
+        self.lab = lab
+
+    def piece(self, a: int, b: int) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+        """The ink of columns [a, b), with whole regions moved to the piece of their centre:
+        the crop and its box in the ink map (x0, y0, x1, y1, exclusive), or None if empty."""
+        keep = np.zeros_like(self.mine)
+        keep[:, a:b] = self.mine[:, a:b]
+        slack = MIN_PIECE * self.height
+        for i, c0, c1, centre in self.regions:
+            if c0 >= a - slack and c1 < b + slack:  # around this piece: all of it, or none
+                keep[self.lab == i] = a <= centre < b
+        ink = np.where(keep, self.ink, 0.0)
+        rows = np.flatnonzero(ink.max(axis=1) > 0)
+        cols = np.flatnonzero(ink.max(axis=0) > 0)
+        if rows.size == 0:
+            return None
+        crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        return crop, (self.x0 + int(cols[0]), self.y0 + int(rows[0]), self.x0 + int(cols[-1]) + 1,
+                      self.y0 + int(rows[-1]) + 1)
+
+
+def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.ndarray]]:
+    """The pieces of a wide mark that read best: [(28x28 digit, box, probabilities, piece_score)]."""
+    profile = mark.ink.sum(axis=0)
+    points = [0] + _candidate_cuts(profile, mark.height) + [mark.width]
+    spans = [(i, j) for i in range(len(points)) for j in range(i + 1, len(points))
+             if (points[j] - points[i] <= MAX_PIECE * mark.height and points[j] - points[i] >= MIN_PIECE * mark.height)
+             or (i == 0 and j == len(points) - 1)]
+    framed, boxes, keys = [], [], []
+    for i, j in spans:
+        got = mark.piece(points[i], points[j])
+        if got is None:
+            continue
+        crop, box = got
+        if crop.shape[0] < TALL * mark.height and not (i == 0 and j == len(points) - 1):
+            continue  # a fragment (a 5's flag, a 2's foot), not a digit
+        try:
+            framed.append(images.frame_digit(crop, cut, flat))
+        except NoDigit:
+            continue
+        boxes.append(box)
+        keys.append((i, j))
+    if not framed:
+        raise NoDigit(images.NOTHING_LEFT)
+    probs = np.asarray(model.predict_proba(np.stack(framed)), dtype=np.float64)
+    score, scores = {}, {}
+    for k, (key, box) in enumerate(zip(keys, boxes)):
+        scores[k] = piece_score(probs[k], box[2] - box[0], box[3] - box[1])
+        score[key] = (scores[k] - SPLIT_COST, k)
+    # best[j]: the best reading of columns [points[0], points[j]) ending with a cut at j.
+    best = {0: (0.0, [])}
+    for j in range(1, len(points)):
+        options = [(best[i][0] + score[(i, j)][0], best[i][1] + [score[(i, j)][1]])
+                   for i in range(j) if i in best and (i, j) in score]
+        if options:
+            best[j] = max(options, key=lambda o: o[0])
+    last = len(points) - 1
+    if last not in best:
+        raise NoDigit(images.NOTHING_LEFT)
+    return [(framed[k], boxes[k], probs[k], scores[k]) for k in best[last][1]]
+
+
+def read_number(img, model) -> list[DigitRead]:
+    """A decoded Pillow image -> its digits, left to right (one for a single digit, read
+    exactly as ``images.to_mnist`` reads it). ``model``: anything with ``predict_proba``
+    of uint8 [N, 28, 28] (``lite.LiteModel``). Raises ``NoDigit`` as ``to_mnist`` does
+    for blank, faint and scribbled images."""
+    gray = images.to_grayscale(img)
+    sx, sy = img.size[0] / gray.shape[1], img.size[1] / gray.shape[0]
+    ink, label, flat = images._ink(gray)
+    rows = np.flatnonzero(ink.max(axis=1) > 0)
+    if rows.size == 0:
+        raise NoDigit(images.NOTHING_LEFT)
+    images.check_edges(ink)
+    cut_level: list[float] = []
+
+    def cut() -> float:  # the whole ink map's level, computed once and only if needed
+        if not cut_level:
+            cut_level.append(images.ink_cut(ink))
+        return cut_level[0]
+
+    def scaled(box) -> tuple[int, int, int, int]:
+        return (int(box[0] * sx), int(box[1] * sy), int(math.ceil(box[2] * sx)), int(math.ceil(box[3] * sy)))
+
+    # The reader's regions are found on a copy reduced to LIGHT_SIDE a side, where the gaps
+    # between the digits of a long number close: here they are found at full size.
+    fine, _ = images.components(ink > 0)
+    groups = images.marks(ink, fine)
+    heaviest = max(g[4] for g in groups)
+    main = [g for g in groups if g[4] >= MARK_SHARE * heaviest]
+    line = max(g[3] - g[2] + 1 for g in main)
+    digits = [g for g in main if g[3] - g[2] + 1 >= TALL * line]
+    wide = len(main) == 1 and main[0][1] - main[0][0] + 1 > WIDE * line
+    # What to_mnist refuses as several marks is a number; otherwise reading the ink as one
+    # digit competes with reading it as several (below).
+    sure = int(label.max()) >= 2 and images.several(ink, images.marks(ink, label))
+    one = None
+    if not sure:
+        # One digit, as to_mnist reads it: all of the ink, framed whole.
+        images.check_edges(ink)
+        cols = np.flatnonzero(ink.max(axis=0) > 0)
+        crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        digit = images.frame_digit(crop, cut, flat)
+        p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
+        box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        one = [_digit(model, digit, scaled(box), p, piece_score(p, crop.shape[1], crop.shape[0]))]
+        if len(digits) < 2 and not wide:
+            return one
+    out: list[DigitRead] = []
+    for g in main:
+        mark = _Mark(ink, fine, g)
+        if mark.height < TALL * line:
+            box = (g[0], g[2], g[1] + 1, g[3] + 1)
+            out.append(DigitRead(label="?", box=scaled(box), reason=NOT_A_DIGIT, score=0.0))
+            continue
+        if mark.width <= SPLIT_WIDE * line:
+            crop, box = mark.piece(0, mark.width)
+            digit = images.frame_digit(crop, cut, flat)
+            p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
+            out.append(_digit(model, digit, scaled(box), p, piece_score(p, crop.shape[1], crop.shape[0])))
+            continue
+        for digit, box, p, score in _split(mark, model, cut, flat):
+            out.append(_digit(model, digit, scaled(box), p, score))
+    # Marks side by side that to_mnist would read as one digit (a digit in two strokes, or
+    # two narrow digits): the reading that the model and the digits' shapes like better.
+    if one is not None and one[0].score >= sum(d.score - SPLIT_COST for d in out if d.label != "?"):
+        return one
+    return out
+
+
+def _digit(model, digit: np.ndarray, box, p: np.ndarray, score: float) -> DigitRead:
+    i = int(np.argmax(p))
+    return DigitRead(label=str(model.classes[i]), box=box, probability=float(p[i]),
+                     probabilities=[float(x) for x in p], digit=digit, score=score)

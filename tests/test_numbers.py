@@ -1,0 +1,122 @@
+"""Numbers: rows of digits read by segmentation that the recogniser checks (reading/numbers.py)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digits import map_in_processes
+from mnist_logreg import number_bench as NB
+from mnist_logreg.reading import lite
+from mnist_logreg.reading.images import NoDigit, to_mnist
+from mnist_logreg.reading.numbers import ASPECT_EDGES, ASPECT_LOG_SHARE, NOT_A_DIGIT, number_of, read_number
+
+
+@pytest.fixture(scope="module")
+def model(default_run):
+    return lite.load_run(default_run)
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist):
+    return mnist.test_images.numpy(), mnist.test_labels.numpy()
+
+
+def test_shape_table_is_mnists(mnist):
+    """ASPECT_LOG_SHARE is what MNIST's training digits give, class by class."""
+    x, y = mnist.train_images.numpy() > 0, mnist.train_labels.numpy()
+    rows, cols = x.any(2), x.any(1)
+    h = rows.shape[1] - np.argmax(rows[:, ::-1], 1) - np.argmax(rows, 1)
+    w = cols.shape[1] - np.argmax(cols[:, ::-1], 1) - np.argmax(cols, 1)
+    edges = np.array([0, *ASPECT_EDGES, np.inf])
+    for c in range(10):
+        hist, _ = np.histogram(w[y == c] / h[y == c], bins=edges)
+        np.testing.assert_allclose(ASPECT_LOG_SHARE[c], np.log((hist + 1) / (hist.sum() + len(hist))), atol=0.006)
+
+
+def _one(args):
+    digit, model = args
+    try:
+        reads = read_number(Image.fromarray(digit), model)
+    except NoDigit:
+        return None, None
+    return number_of(reads), reads[0].digit
+
+
+def test_one_digit_stays_one_digit(model, test_digits):
+    """MNIST's test digits alone: one digit each, framed exactly as to_mnist frames it (the
+    competing reading as two pieces wins on none of these 1,000)."""
+    digits, _ = test_digits
+    got = map_in_processes(_one, [(d, model) for d in digits[:1000]])
+    assert all(n is not None and len(n) == 1 for n, _ in got)
+    framed = np.stack([to_mnist(Image.fromarray(d)) for d in digits[:1000]])
+    np.testing.assert_array_equal(np.stack([seen for _, seen in got]), framed)
+    assert [n for n, _ in got] == [str(c) for c in np.argmax(model.predict_proba(framed), axis=1)]
+
+
+def _row(*parts, gap=6):
+    """Light-ink arrays side by side (bottoms aligned), ``gap`` pixels apart, as dark on white."""
+    h = max(p.shape[0] for p in parts)
+    out = [np.zeros((h, 4), np.uint8)]
+    for p in parts:
+        out += [np.pad(p, ((h - p.shape[0], 0), (0, 0))), np.zeros((h, gap), np.uint8)]
+    return Image.fromarray(255 - np.pad(np.hstack(out), 6))
+
+
+def test_digits_side_by_side_are_a_number(model, test_digits):
+    digits, labels = test_digits
+    picks = [0, 1, 2, 3, 4]
+    reads = read_number(_row(*(digits[i] for i in picks)), model)
+    assert number_of(reads) == "".join(str(labels[i]) for i in picks)
+    lefts = [r.box[0] for r in reads]
+    assert lefts == sorted(lefts) and all(r.box[2] > r.box[0] and r.box[3] > r.box[1] for r in reads)
+
+
+def test_a_dash_is_not_a_digit(model, test_digits):
+    """A mark far shorter than the digits beside it is "?" with a reason, not a guess."""
+    digits, labels = test_digits
+    dash = np.zeros((28, 12), np.uint8)
+    dash[20:23, 1:11] = 255
+    reads = read_number(_row(digits[0], dash, digits[1]), model)
+    assert number_of(reads) == f"{labels[0]}?{labels[1]}"
+    assert reads[1].reason == NOT_A_DIGIT and reads[1].probability is None
+
+
+def test_blank_and_scribbles_keep_their_answers(model):
+    with pytest.raises(NoDigit, match="blank"):
+        read_number(Image.new("L", (120, 40), 255), model)
+    rng = np.random.default_rng(0)
+    scribble = (rng.random((60, 200)) < 0.5).astype(np.uint8) * 255
+    with pytest.raises(NoDigit):
+        read_number(Image.fromarray(scribble), model)
+
+
+def test_edit_distance():
+    assert NB.edit_distance("2026", "2026") == 0
+    assert NB.edit_distance("2026", "206") == 1  # a digit lost
+    assert NB.edit_distance("2026", "20226") == 1  # one too many
+    assert NB.edit_distance("2026", "3027") == 2
+    assert NB.edit_distance("", "123") == 3
+
+
+def test_number_benchmark_reduced(model, test_digits):
+    """The number benchmark in small (make test's form of benchmarks/read_numbers.py): numbers of
+    MNIST test digits set apart, as scans and as photos, with floors under the full run's
+    (scan 2-6 digits 91-99%, photo 89-95% on 100 a row)."""
+    digits, labels = test_digits
+    result = NB.run_numbers(model, digits, labels, n=30, lengths=(2, 5), spacings=("apart",), workers=2)
+    rows = {k: v["sequence_accuracy"] for k, v in result["rows"].items()}
+    print("\nnumbers:", rows)
+    assert rows["scan/apart/2"] >= 0.85 and rows["scan/apart/5"] >= 0.85, rows
+    assert rows["photo/apart/2"] >= 0.8 and rows["photo/apart/5"] >= 0.8, rows
+
+
+def test_api_answers_a_number(model, test_digits):
+    from mnist_logreg.serve import _answer
+
+    digits, labels = test_digits
+    out = _answer(model, _row(digits[0], digits[1]))
+    assert out["label"] is None and out["number"] == f"{labels[0]}{labels[1]}"
+    assert [len(d["box"]) for d in out["digits"]] == [4, 4]
+    assert np.asarray(out["digits"][0]["preprocessed"]).shape == (28, 28)
+    single = _answer(model, Image.fromarray(digits[2]))
+    assert single["label"] == labels[2] and single["number"] == str(labels[2]) and len(single["digits"]) == 1
