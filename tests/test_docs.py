@@ -163,6 +163,7 @@ def test_quick_command_examples_run_as_written(tmp_path, monkeypatch, default_ru
     digits = [mnist.test_images[i].numpy() for i in range(3)]
     (tmp_path / "photo.jpg").write_bytes(photo(digits[0], np.random.default_rng(0)))
     (tmp_path / "scan.png").write_bytes(png_bytes(255 - digits[1]))
+    (tmp_path / "year.png").write_bytes(png_bytes(255 - np.pad(np.hstack(digits), 8)))  # a number
     for folder in ("scans", "digits"):
         (tmp_path / folder).mkdir()
         for i, d in enumerate(digits):

@@ -80,6 +80,11 @@ def _predict(run, folder, seen) -> dict[str, list[float]]:
     assert proc.returncode == 0, proc.stderr
     out = {}
     for row in map(json.loads, proc.stdout.splitlines()):  # one JSON object per file
+        if row["label"] is None and row.get("number"):  # a number: the page reads one digit, and refuses it
+            from mnist_logreg.reading.images import SEVERAL
+
+            out[os.path.basename(row["file"])] = SEVERAL
+            continue
         if row["label"] is None:  # no digit here: the reason instead
             out[os.path.basename(row["file"])] = row["reason"]
             continue

@@ -229,11 +229,13 @@ def read_number(img, model) -> list[DigitRead]:
     heaviest = max(g[4] for g in groups)
     main = [g for g in groups if g[4] >= MARK_SHARE * heaviest]
     line = max(g[3] - g[2] + 1 for g in main)
-    digits = [g for g in main if g[3] - g[2] + 1 >= TALL * line]
     wide = len(main) == 1 and main[0][1] - main[0][0] + 1 > WIDE * line
-    # What to_mnist refuses as several marks is a number; otherwise reading the ink as one
-    # digit competes with reading it as several (below).
-    sure = int(label.max()) >= 2 and images.several(ink, images.marks(ink, label))
+    # What to_mnist refuses as several marks is a number; ink wider than a digit may be one
+    # too: there reading it as one digit competes with reading it as several (below).
+    # A mark too short for a digit (a dash between them) does not make digits one digit.
+    coarse = images.marks(ink, label) if int(label.max()) >= 2 else []
+    tall = [g for g in coarse if g[3] - g[2] + 1 >= TALL * max(c[3] - c[2] + 1 for c in coarse)]
+    sure = len(tall) >= 2 and images.several(ink, tall)
     one = None
     if not sure:
         # One digit, as to_mnist reads it: all of the ink, framed whole.
@@ -244,7 +246,9 @@ def read_number(img, model) -> list[DigitRead]:
         p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
         box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
         one = [_digit(model, digit, scaled(box), p, piece_score(p, crop.shape[1], crop.shape[0]))]
-        if len(digits) < 2 and not wide:
+        if not wide:
+            # Marks that to_mnist reads as one digit stay one digit: the drawing page, which
+            # reads one digit, then agrees with predict on every image it reads.
             return one
     out: list[DigitRead] = []
     for g in main:
@@ -261,8 +265,8 @@ def read_number(img, model) -> list[DigitRead]:
             continue
         for digit, box, p, score in _split(mark, model, cut, flat):
             out.append(_digit(model, digit, scaled(box), p, score))
-    # Marks side by side that to_mnist would read as one digit (a digit in two strokes, or
-    # two narrow digits): the reading that the model and the digits' shapes like better.
+    # Ink wider than any digit that to_mnist would read as one: the reading that the model
+    # and the digits' shapes like better.
     if one is not None and one[0].score >= sum(d.score - SPLIT_COST for d in out if d.label != "?"):
         return one
     return out
