@@ -842,16 +842,23 @@ def ink_cut(ink: np.ndarray) -> float:
     return max(otsu_threshold(ink), BINARY_MIN)
 
 
+def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box of the ink (x0, y0, x1, y1, ends exclusive), or None if there is none."""
+    rows = np.flatnonzero(ink.max(axis=1) > 0)
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(ink.max(axis=0) > 0)
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def to_mnist(img) -> np.ndarray:
     """A Pillow image -> uint8 [28, 28], MNIST's conventions (see the module docstring)."""
     ink, label, flat = _ink(to_grayscale(img))
-    rows = np.flatnonzero(ink.max(axis=1) > 0)
-    cols = np.flatnonzero(ink.max(axis=0) > 0)
-    if rows.size == 0:
+    box = ink_box(ink)
+    if box is None:
         raise NoDigit(NOTHING_LEFT)
     check_single_digit(ink, label)
-    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    return frame_digit(crop, lambda: ink_cut(ink), flat)
+    return frame_digit(ink[box[1]:box[3], box[0]:box[2]], lambda: ink_cut(ink), flat)
 
 
 def frame_digit(crop: np.ndarray, cut, flat: bool) -> np.ndarray:

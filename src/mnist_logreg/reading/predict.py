@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .images import ImageError, NoDigit, expand_paths, open_image
-from .numbers import DigitRead, number_of, read_number
+from .numbers import DigitRead, number_of, ranked, read_number
 
 
 @dataclass
@@ -76,13 +76,6 @@ def predict_files(checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
     if save_preprocessed is not None and seen:
         save_digits(save_preprocessed, names, seen)
     return results
-
-
-def ranked(classes, row: np.ndarray, top_k: int) -> dict:
-    """One image's probabilities -> its label, probability, top-k and all probabilities."""
-    order = np.argsort(-row, kind="stable")[:min(top_k, len(row))]
-    return {"label": classes[int(order[0])], "probability": float(row[order[0]]),
-            "top": [(classes[int(c)], float(row[c])) for c in order], "probabilities": [float(x) for x in row]}
 
 
 def save_digits(folder: str | os.PathLike, names: list[str], digits) -> None:

@@ -31,8 +31,7 @@ import numpy as np
 from ..errors import UserError
 from ..reading.images import SEVERAL, ImageError, NoDigit, decode_image, peek_image
 from ..reading.lite import LiteModel
-from ..reading.numbers import number_of, read_number
-from ..reading.predict import ranked
+from ..reading.numbers import number_of, ranked, read_number
 from ..system import cores
 
 log = logging.getLogger(__name__)
