@@ -44,11 +44,12 @@ def _one(args):
 
 def test_one_digit_stays_one_digit(model, test_digits):
     """MNIST's test digits alone: one digit each, framed exactly as to_mnist frames it (the
-    competing reading as two pieces wins on none of these 1,000)."""
+    competing reading as two pieces wins on none of these 500; all 10,000 in the closing
+    note of issue 27)."""
     digits, _ = test_digits
-    got = map_in_processes(_one, [(d, model) for d in digits[:1000]])
+    got = map_in_processes(_one, [(d, model) for d in digits[:500]])
     assert all(n is not None and len(n) == 1 for n, _ in got)
-    framed = np.stack([to_mnist(Image.fromarray(d)) for d in digits[:1000]])
+    framed = np.stack([to_mnist(Image.fromarray(d)) for d in digits[:500]])
     np.testing.assert_array_equal(np.stack([seen for _, seen in got]), framed)
     assert [n for n, _ in got] == [str(c) for c in np.argmax(model.predict_proba(framed), axis=1)]
 
