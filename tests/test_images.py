@@ -1,4 +1,5 @@
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -34,8 +35,10 @@ def test_output_follows_mnist_conventions(mnist):
     assert out[0].sum() == 0 and out[:, 0].sum() == 0  # clean black background
 
 
-def _read(data: bytes) -> np.ndarray:
-    return read_digit(data)
+def _read_photo(job) -> np.ndarray:
+    """A photo of an MNIST digit (tests/digits.py), made and read: (digit, seed, polarity, format)."""
+    digit, seed, polarity, fmt = job
+    return read_digit(photo(digit, np.random.default_rng(seed), polarity, fmt=fmt))
 
 
 def _photo_read(job) -> np.ndarray:
@@ -49,17 +52,16 @@ def _photo_read(job) -> np.ndarray:
 def test_photos_of_digits_are_recognised(mnist, default_run):
     """MNIST test digits pasted large and off-centre on paper-like and board-like photos."""
     ck = load_run(default_run)
-    rng = np.random.default_rng(1)
     n = 200
     idx = torch.randperm(10000, generator=torch.Generator().manual_seed(0))[:n]
     labels = mnist.test_labels[idx]
     plain = (ck.logits(mnist.test_images[idx]).argmax(1) == labels).double().mean().item()
-    results = {}
-    for polarity in ("dark-on-light", "light-on-dark"):
-        for fmt in ("JPEG", "PNG"):
-            photos = [photo(mnist.test_images[i].numpy(), rng, polarity, fmt=fmt) for i in idx.tolist()]
-            digits = torch.from_numpy(np.stack(map_in_processes(_read, photos)))
-            results[(polarity, fmt)] = (ck.logits(digits).argmax(1) == labels).double().mean().item()
+    kinds = list(itertools.product(("dark-on-light", "light-on-dark"), ("JPEG", "PNG")))
+    # Each photo from its own seed, so that they are made (not only read) in processes.
+    jobs = [(mnist.test_images[i].numpy(), k * n + j, polarity, fmt)
+            for k, (polarity, fmt) in enumerate(kinds) for j, i in enumerate(idx.tolist())]
+    digits = torch.from_numpy(np.stack(map_in_processes(_read_photo, jobs))).reshape(len(kinds), n, 28, 28)
+    results = {kind: (ck.logits(d).argmax(1) == labels).double().mean().item() for kind, d in zip(kinds, digits)}
     print(f"\nplain test accuracy on these {n} digits: {plain:.3f}; photos: "
           + ", ".join(f"{p}/{f}: {a:.3f}" for (p, f), a in results.items()))
     for acc in results.values():

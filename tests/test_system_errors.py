@@ -80,8 +80,9 @@ def test_a_failed_save_over_an_earlier_run_leaves_it_as_it_was(tmp_path, small_d
     assert {name: (out / name).read_bytes() for name in files_under(out)} == before
 
 
-def run_unprivileged(*args: str) -> subprocess.CompletedProcess:
-    """The CLI without the right to write where the permissions say no.
+def run_unprivileged(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
+    """The CLI without the right to write where the permissions say no (``path``: put first
+    on PYTHONPATH).
 
     As root, the child runs without CAP_DAC_OVERRIDE (dropped from its bounding set by
     util-linux's setpriv): still root, but the file permissions now bind it.
@@ -92,6 +93,8 @@ def run_unprivileged(*args: str) -> subprocess.CompletedProcess:
             pytest.skip("as root, permissions bind only without CAP_DAC_OVERRIDE: needs setpriv")
         prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([path, *filter(None, [env.get("PYTHONPATH")])])
     return subprocess.run([*prefix, sys.executable, "-m", "mnist_logreg", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
@@ -103,8 +106,12 @@ def test_permission_denied(tmp_path, default_run, mnist):
     image = tmp_path / "digit.png"
     image.write_bytes(png_bytes(mnist.test_images[0].numpy()))
     # Every command that writes, refused in one line naming the path, nothing left. bench
-    # works for a minute before it writes: a folder it may not write in is refused first.
+    # works for a minute before it writes: a folder it may not write in is refused first,
+    # and by every command before PyTorch loads (seconds): here any import of torch fails.
     # The commands are independent: run side by side (most of each is starting Python).
+    no_torch = tmp_path / "no-torch"
+    (no_torch / "torch").mkdir(parents=True)
+    (no_torch / "torch" / "__init__.py").write_text("raise ImportError('torch imported before the refusal')\n")
     cases = [(("train", "--out", str(read_only / "run")), ("Permission denied", str(read_only))),
              (("export", "--run", str(default_run), "--format", "torchscript", "--out", str(read_only / "m.pt")),
               ("Permission denied", str(read_only / "m.pt"))),
@@ -119,7 +126,7 @@ def test_permission_denied(tmp_path, default_run, mnist):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(4) as pool:
-        procs = list(pool.map(lambda case: run_unprivileged(*case[0]), cases))
+        procs = list(pool.map(lambda case: run_unprivileged(*case[0], path=str(no_torch)), cases))
     for (args, expected), proc in zip(cases, procs):
         one_line_error(proc, *expected)
         if args[0] == "bench":

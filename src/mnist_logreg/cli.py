@@ -73,14 +73,16 @@ def _print_summary(metrics: dict, run_dir: Path | None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .api import train_run
     from .atomic import check_folder_writable
     from .runs import default_run_dir
-    from .training.train import threads_for, torch_threads
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir()
-    check_folder_writable(out, "--out")  # before the training, not after
+    check_folder_writable(out, "--out")  # before PyTorch loads and the training runs, not after
+
+    from .api import train_run
+    from .training.train import threads_for, torch_threads
+
     on_epoch = None
     if args.tensorboard:
         require("train --tensorboard", "tensorboard", "tensorboard")
@@ -137,12 +139,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_robustness(args)
     if args.run or args.per_class is not None:
         raise UserError("--run and --per-class belong to bench --robustness")
-    require("bench", "bench", "torchvision", "sklearn", "psutil")
     from .atomic import atomic_write_json, check_writable
-    from .bench import format_table, run_bench
 
     args.out = args.out or "bench.json"
     check_writable(args.out, size=16384)  # before minutes of benchmarks, not after (the results: ~4 KB)
+    require("bench", "bench", "torchvision", "sklearn", "psutil")
+    from .bench import format_table, run_bench
+
     result = run_bench(quick=args.quick, device=args.device, repeats=args.repeats, data_dir=args.data_dir)
     print(format_table(result))
     atomic_write_json(args.out, result)
@@ -179,6 +182,9 @@ def _bench_robustness(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from .atomic import check_folder_writable
+
+    check_folder_writable(args.out, "--out")  # before Optuna, PyTorch and the data load
     require("tune", "tune", "optuna", "matplotlib")
     from .tune import format_summary, tune
 
@@ -271,14 +277,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         require("export --format onnx", "export", "onnx")
     from .atomic import check_writable
-    from .export import DEFAULT_FILE, class_names, export
-    from .training.checkpoint import load_run
+    from .runs import EXPORT_FILES
 
     run = _run_or_shipped(args)
-    checkpoint = load_run(run)
     # Beside the run, or here for the shipped model (never into the installed package).
-    out = args.out or (str(Path(run) / DEFAULT_FILE[args.format]) if args.run else DEFAULT_FILE[args.format])
-    check_writable(out)  # before the export (seconds for ONNX), not after
+    name = EXPORT_FILES[args.format]
+    out = args.out or (str(Path(run) / name) if args.run else name)
+    check_writable(out)  # before PyTorch loads and the export runs (seconds for ONNX), not after
+
+    from .export import class_names, export
+    from .training.checkpoint import load_run
+
+    checkpoint = load_run(run)
     names = class_names(run, len(checkpoint.classes)) if args.format == "web" else None
     print(f"exported to {export(checkpoint, args.format, out, names)}")
     return 0

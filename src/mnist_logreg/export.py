@@ -23,8 +23,6 @@ from .errors import UserError
 from .training.checkpoint import Checkpoint
 
 FORMATS = ("onnx", "torchscript", "web")
-# Where each format goes in the run folder when no --out is given.
-DEFAULT_FILE = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "web": "digits.html"}
 ONNX_OPSET = 17  # GridSample (deskewing) needs 16 or later
 
 

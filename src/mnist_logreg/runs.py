@@ -27,6 +27,8 @@ from .reading.modelfile import MODEL_FILE
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+# Where `export` writes each format when no --out is given: beside the run.
+EXPORT_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "web": "digits.html"}
 
 
 def default_run_dir() -> Path:
