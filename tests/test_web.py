@@ -18,6 +18,7 @@ from PIL import Image
 from conftest import run_main
 from digits import photo
 from handwriting import TOOLS, labelled, software_photo
+from mnist_logreg.reading.images import SEVERAL
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -26,6 +27,15 @@ def _png(arr) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _boxes_drawn(page) -> int:
+    """How many pixels of the page's box overlay (the digits' boxes over the pad) are drawn."""
+    return page.evaluate("""() => {
+        const c = document.getElementById('boxes');
+        const rgba = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return rgba.filter((v, i) => i % 4 === 3 && v).length;
+    }""")
 
 
 @contextlib.contextmanager
@@ -72,27 +82,46 @@ def test_serve_and_the_exported_page_share_their_javascript(default_run, page_fi
     assert served == script("page.js") and served in page_file.read_text()
 
 
-def _predict(run, folder, seen) -> dict[str, list[float]]:
+def _predict(run, folder, seen, numbers: dict | None = None) -> dict[str, list[float]]:
     """Probabilities per file name, from `mnist-logreg predict --json` (all classes); the
-    28x28 images it saw go to ``seen``."""
+    28x28 images it saw go to ``seen``; ``numbers`` gets each file's number and digits."""
     proc = run_main("predict", "--run", str(run), str(folder), "--json", "--top", "10", "--save-preprocessed",
                     str(seen))
     assert proc.returncode == 0, proc.stderr
     out = {}
     for row in map(json.loads, proc.stdout.splitlines()):  # one JSON object per file
-        if row["label"] is None and row.get("number"):  # a number: the page reads one digit, and refuses it
-            from mnist_logreg.reading.images import SEVERAL
-
-            out[os.path.basename(row["file"])] = SEVERAL
+        name = os.path.basename(row["file"])
+        if numbers is not None:
+            numbers[name] = (row["number"], row.get("digits"))
+        if row["label"] is None and row.get("number"):  # a number: the page answers as serve does
+            out[name] = SEVERAL
             continue
         if row["label"] is None:  # no digit here: the reason instead
-            out[os.path.basename(row["file"])] = row["reason"]
+            out[name] = row["reason"]
             continue
         probs = [0.0] * 10
         for t in row["top"]:
             probs[t["label"]] = t["probability"]
-        out[os.path.basename(row["file"])] = probs
+        out[name] = probs
     return out
+
+
+def _same_digits(page: list[dict], predict: list[dict], seen, stem: str) -> list[str]:
+    """How a number's digits on the page differ from predict's (labels, boxes, the top
+    probabilities, the 28x28 images): an empty list where they agree."""
+    if len(page) != len(predict):
+        return [f"{len(page)} digits, predict {len(predict)}"]
+    wrong = []
+    for k, (a, b) in enumerate(zip(page, predict)):
+        if a["label"] != b["label"] or list(a["box"]) != list(b["box"]):
+            wrong.append(f"digit {k}: {a['label']} {a['box']}, predict {b['label']} {b['box']}")
+        elif b.get("top"):
+            if any(x["label"] != y["label"] or abs(x["probability"] - y["probability"]) > 1e-4
+                   for x, y in zip(a["top"], b["top"])):
+                wrong.append(f"digit {k}: probabilities")
+            if not np.array_equal(np.array(a["seen"]), np.asarray(Image.open(seen / f"{stem}-{k + 1}.png")).ravel()):
+                wrong.append(f"digit {k}: pixels")
+    return wrong
 
 
 @pytest.mark.browser
@@ -165,6 +194,15 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         if i < 3:
             files[f"empty-{i}.png"] = _png(np.asarray(Image.open(io.BytesIO(software_photo([], rng, TOOLS[i % 3])))))
         files[f"pair-{i}.png"] = _png(255 - np.hstack([mnist.test_images[i].numpy(), mnist.test_images[i + 6].numpy()]))
+    for i in range(6):  # numbers: digits touching (cut by the model's choice), and a dash between two
+        row = np.zeros((28, 3 * 28 - 10), np.uint8)
+        for k, at in enumerate((0, 23, 46)):
+            np.maximum(row[:, at:at + 28], mnist.test_images[80 + 3 * i + k].numpy(), out=row[:, at:at + 28])
+        files[f"touching-{i}.png"] = _png(255 - np.kron(row, np.ones((3, 3), np.uint8)))
+        dash = np.zeros((28, 12), np.uint8)
+        dash[13:15, 2:10] = 255
+        files[f"dash-{i}.png"] = _png(255 - np.hstack([mnist.test_images[100 + i].numpy(), dash,
+                                                          mnist.test_images[110 + i].numpy()]))
     with _open_page(sync_api, page_file) as page:
         answers = page.evaluate("""async (inputs) => {
             const out = {};
@@ -172,7 +210,10 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
               const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
               const data = await window.digitPage.predict(new Blob([bytes], { type: "image/png" }));
               const seen = data.preprocessed && data.preprocessed.flat();
-              out[name] = { probabilities: data.probabilities, ms: data.milliseconds, seen, reason: data.reason };
+              const digits = data.digits.map((d) => ({ label: d.label, box: d.box, top: d.top || null,
+                                                       seen: d.preprocessed && d.preprocessed.flat() }));
+              out[name] = { probabilities: data.probabilities, ms: data.milliseconds, seen, reason: data.reason,
+                            number: data.number, digits };
             }
             return out;
         }""", {name: base64.b64encode(data).decode() for name, data in files.items()})
@@ -206,11 +247,43 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
             shown = json.loads(page.locator("#answer").get_attribute("data-probabilities"))
             url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
             files[name] = base64.b64decode(url.split(",", 1)[1])
-            answers[name] = {"probabilities": shown, "ms": None, "seen": None}
+            answers[name] = {"probabilities": shown, "ms": None, "seen": None,
+                             "number": page.locator("#answer").get_attribute("data-number")}
+        # The same three written as a number on the wide pad (number mode): the page shows
+        # the number and a box over each digit.
+        page.check("#number-mode")
+        box = page.locator("#pad").bounding_box()
+        scale = box["width"] / 840  # the pad as laid out, against its pixels
+        for k, strokes in enumerate(drawings.values()):
+            for stroke in strokes:
+                page.mouse.move(box["x"] + (40 + 260 * k + stroke[0][0]) * scale, box["y"] + stroke[0][1] * scale)
+                page.mouse.down()
+                for x, y in stroke[1:]:
+                    page.mouse.move(box["x"] + (40 + 260 * k + x) * scale, box["y"] + y * scale, steps=4)
+                page.mouse.up()
+        page.wait_for_function("() => document.getElementById('answer').dataset.number.length === 3")
+        drawn_number = page.locator("#answer").get_attribute("data-number")
+        boxed = _boxes_drawn(page)
+        url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+        files["drawn-number.png"] = base64.b64decode(url.split(",", 1)[1])
+        answers["drawn-number.png"] = {"number": drawn_number, "ms": None, "seen": None,
+                                       "reason": page.locator("#answer").get_attribute("data-label") == "number"
+                                       and SEVERAL}
         page.screenshot(path=str(tmp_path / "page.png"))
+    assert drawn_number == "710" and boxed > 0
     for name, data in files.items():
         (folder / name).write_bytes(data)
-    expected = _predict(default_run, folder, tmp_path / "seen")
+    numbers = {}
+    expected = _predict(default_run, folder, tmp_path / "seen", numbers)
+    # Every input read as predict reads it: the same number (a single digit, a row of
+    # digits, or none); for a row, the same digits, boxes, probabilities and 28x28 images.
+    assert {n: a["number"] for n, a in answers.items()} == {n: numbers[n][0] for n in files}
+    rows = {n for n, (number, digits) in numbers.items() if digits and n != "drawn-number.png"}
+    assert rows >= {n for n in files if n.startswith(("pair", "touching", "dash"))}
+    assert sum(len(numbers[n][1]) == 3 for n in files if n.startswith("touching")) >= 3  # the cuts were found
+    assert sum("?" in numbers[n][0] for n in files if n.startswith("dash")) >= 3
+    assert {n: _same_digits(answers[n]["digits"], numbers[n][1], tmp_path / "seen", n[:-4]) for n in rows} == {
+        n: [] for n in rows}
     largest, wrong, other_pixels = 0.0, [], []
     refused = {name: want for name, want in expected.items() if isinstance(want, str)}
     assert {name: a.get("reason") for name, a in answers.items() if a.get("reason")} == refused
@@ -233,6 +306,64 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     assert not wrong, wrong[:10]
     assert not other_pixels, other_pixels[:10]
     assert largest <= 1e-4
+
+
+# Nine digits drawn point by point: 9 s, left to make test-minutes (which .ci/run runs);
+# test_the_page_agrees_with_predict writes one number on the wide pad within make test.
+@pytest.mark.browser
+@pytest.mark.minutes
+def test_numbers_drawn_on_the_page(default_run, page_file, tmp_path):
+    """Numbers written with the mouse on the exported page's wide pad (its number mode),
+    each digit drawn by tests/handwriting.py: the page shows the number with a box over
+    each digit, and reads them as `predict` reads its canvas (digits, boxes, probabilities)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from handwriting import strokes
+
+    rng = np.random.default_rng(7)
+    numbers = ("2026", "15", "390")
+    shown, canvases = {}, {}
+    with _open_page(sync_api, page_file) as page:
+        page.check("#number-mode")
+        assert page.evaluate("document.getElementById('pad').width") == 840
+        box = page.locator("#pad").bounding_box()
+        scale = box["width"] / 840  # the pad as laid out, against its pixels
+        for number in numbers:
+            page.click("#clear")
+            for k, digit in enumerate(number):
+                for stroke in strokes(int(digit), rng, side=200):
+                    stroke = stroke[:-1:3] + stroke[-1:]  # every third point: a quicker hand, the same shape
+                    points = [(box["x"] + (20 + 200 * k + x) * scale, box["y"] + (40 + y) * scale) for x, y in stroke]
+                    page.mouse.move(*points[0])
+                    page.mouse.down()
+                    for x, y in points[1:]:
+                        page.mouse.move(x, y)
+                    page.mouse.up()
+            answer = page.evaluate("""async () => {
+                const pad = document.getElementById('pad');
+                const data = await window.digitPage.predict(pad);
+                return { number: data.number, digits: data.digits.map((d) => ({ label: d.label, box: d.box,
+                         top: d.top || null, seen: d.preprocessed && d.preprocessed.flat() })),
+                         png: pad.toDataURL('image/png') };
+            }""")
+            # What the page shows: the number, and a box drawn over each digit.
+            page.wait_for_function("(n) => document.getElementById('answer').dataset.number === n",
+                                   arg=answer["number"])
+            assert _boxes_drawn(page) > 0
+            shown[f"{number}.png"] = answer
+            canvases[f"{number}.png"] = base64.b64decode(answer["png"].split(",", 1)[1])
+    folder = tmp_path / "canvases"
+    folder.mkdir()
+    for name, data in canvases.items():
+        (folder / name).write_bytes(data)
+    read = {}
+    _predict(default_run, folder, tmp_path / "seen", read)
+    assert {n: a["number"] for n, a in shown.items()} == {n: read[n][0] for n in shown}
+    assert {n: _same_digits(a["digits"], read[n][1], tmp_path / "seen", n[:-4]) for n, a in shown.items()} == {
+        n: [] for n in shown}
+    print("\nnumbers drawn on the page:", {n[:-4]: a["number"] for n, a in shown.items()})
+    assert [a["number"] for a in shown.values()] == list(numbers)
 
 
 @pytest.mark.browser

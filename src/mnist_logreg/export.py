@@ -20,6 +20,7 @@ from torch import nn
 
 from .atomic import atomic_write_bytes
 from .errors import UserError
+from .reading import numbers
 from .training.checkpoint import Checkpoint
 
 FORMATS = ("onnx", "torchscript", "web")
@@ -40,7 +41,7 @@ def web_model(checkpoint: Checkpoint, names: list[str] | None = None) -> dict:
                            "gamma": float(pre.config.gamma), "normalize": pre.config.normalize,
                            "directions": pre.config.directions},
             "weight": b64(model.linear.weight), "bias": b64(model.linear.bias), "mean": b64(pre.mean),
-            "std": b64(pre.std), "targetStd": b64(pre.target_std)}
+            "std": b64(pre.std), "targetStd": b64(pre.target_std), "numbers": numbers.settings()}
 
 
 def pipeline(checkpoint: Checkpoint) -> nn.Module:

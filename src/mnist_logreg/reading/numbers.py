@@ -66,6 +66,14 @@ ASPECT_LOG_SHARE = np.array([
 SHAPE_PENALTY = ASPECT_LOG_SHARE - ASPECT_LOG_SHARE.max(axis=1, keepdims=True)
 
 
+def settings() -> dict:
+    """The segmentation's constants, for the web page's copy of ``read_number``
+    (web/recognizer.js): one source, carried in the exported page's model."""
+    return {"markShare": MARK_SHARE, "tall": TALL, "wide": WIDE, "splitWide": SPLIT_WIDE, "minPiece": MIN_PIECE,
+            "maxPiece": MAX_PIECE, "cuts": CUTS, "splitCost": SPLIT_COST, "aspectEdges": list(ASPECT_EDGES),
+            "shapePenalty": SHAPE_PENALTY.tolist(), "notADigit": NOT_A_DIGIT}
+
+
 @dataclass
 class DigitRead:
     """One digit of a number: its label ("?" when the mark is not a digit, with the
@@ -114,7 +122,12 @@ def _candidate_cuts(profile: np.ndarray, height: int) -> list[int]:
     vertical ink profile, smoothed over about a stroke's width, the thinnest first."""
     w = len(profile)
     k = max(1, height // 10) | 1
-    smooth = np.convolve(profile, np.ones(k) / k, mode="same")
+    # Sums over k columns (zeros beyond the ends), added in a fixed order: the web page
+    # (web/recognizer.js) adds them in the same order and finds the same minima.
+    padded = np.pad(profile, k // 2)
+    smooth = padded[:w].copy()
+    for s in range(1, k):
+        smooth += padded[s:s + w]
     lo, hi = int(math.ceil(MIN_PIECE * height)), w - int(math.ceil(MIN_PIECE * height))
     cand = [c for c in range(max(lo, 1), min(hi, w - 1))
             if smooth[c] <= smooth[c - 1] and smooth[c] <= smooth[c + 1]]

@@ -70,9 +70,10 @@ def predict_files(checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
             r.digits = reads
         results.append(r)
         stem = Path(path).stem
-        for k, d in enumerate(x for x in reads if x.digit is not None):
-            names.append(f"{stem}.png" if len(reads) == 1 else f"{stem}-{k + 1}.png")
-            seen.append(d.digit)
+        for k, d in enumerate(reads):  # stem-K.png: the number's Kth digit (none for a "?")
+            if d.digit is not None:
+                names.append(f"{stem}.png" if len(reads) == 1 else f"{stem}-{k + 1}.png")
+                seen.append(d.digit)
     if save_preprocessed is not None and seen:
         save_digits(save_preprocessed, names, seen)
     return results

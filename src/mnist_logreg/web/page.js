@@ -86,25 +86,36 @@ const MnistPage = (() => {
     return new Blob([...parts, ...central, new Uint8Array(end.buffer)], { type: "application/zip" });
   }
 
-  // Answer here, with the model inlined in the page (export --format web).
+  // Answer here, with the model inlined in the page (export --format web): the same answer
+  // as serve's API (serve._answer), a row of digits included.
   function local(spec) {
     const model = MnistLogreg.loadModel(spec);
+    const rows = (digit) => digit && Array.from({ length: 28 }, (_, y) => Array.from(digit.slice(28 * y, 28 * y + 28)));
+    const top = (p, k) => p.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k)
+      .map(([v, i]) => ({ label: model.classes[i], probability: v }));
     const answer = (rgba, w, h) => {
       const t0 = performance.now();
-      let digit;
-      try { digit = MnistLogreg.toMnist(rgba, w, h); }
+      const none = { label: null, probability: null, probabilities: null, classes: model.classes, names: model.names,
+                     top: [], preprocessed: null };
+      let reads;
+      try { reads = MnistLogreg.readNumber(model, rgba, w, h); }
       catch (err) {
         if (!(err instanceof MnistLogreg.NoDigit)) throw err;
-        return { label: null, reason: err.reason, probability: null, probabilities: null, classes: model.classes,
-                 names: model.names, preprocessed: null, milliseconds: performance.now() - t0 };
+        return { ...none, reason: err.reason, number: null, digits: [], milliseconds: performance.now() - t0 };
       }
-      const probabilities = Array.from(MnistLogreg.classify(model, digit));
+      const digits = reads.map((d) => ({ label: d.label, box: d.box, probability: d.probability,
+                                         ...(d.reason ? { reason: d.reason } : {}),
+                                         ...(d.probabilities ? { top: top(d.probabilities, 3) } : {}),
+                                         preprocessed: rows(d.digit) }));
+      const number = reads.map((d) => d.label).join("");
+      if (reads.length > 1 || reads[0].probabilities === null)  // a number: not one digit
+        return { ...none, reason: MnistLogreg.SEVERAL, number, digits, milliseconds: performance.now() - t0 };
+      const probabilities = reads[0].probabilities;
       let best = 0;
       probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
-      const preprocessed = [];
-      for (let y = 0; y < 28; y++) preprocessed.push(Array.from(digit.slice(28 * y, 28 * y + 28)));
       return { label: model.classes[best], probability: probabilities[best], probabilities, classes: model.classes,
-               names: model.names, preprocessed, milliseconds: performance.now() - t0 };
+               names: model.names, top: top(probabilities, 3), preprocessed: rows(reads[0].digit), number, digits,
+               milliseconds: performance.now() - t0 };
     };
     return async (source) => {
       if (source instanceof Blob) {  // an uploaded file, decoded by the browser
@@ -125,6 +136,7 @@ const MnistPage = (() => {
     const answer = document.getElementById("answer");
     const bars = document.getElementById("bars");
     const errorBox = document.getElementById("error");
+    const boxes = document.getElementById("boxes"), digitsBox = document.getElementById("digits");
     let drawing = false, last = null, pending = false, queued = false;
 
     function reset() {
@@ -133,7 +145,11 @@ const MnistPage = (() => {
       answer.textContent = "\u00a0";
       answer.dataset.label = "";
       answer.dataset.probability = "";
+      answer.dataset.number = "";
+      answer.dataset.digits = "[]";
       bars.innerHTML = "";
+      digitsBox.innerHTML = "";
+      boxes.getContext("2d").clearRect(0, 0, boxes.width, boxes.height);
       errorBox.textContent = "";
       document.getElementById("seen").getContext("2d").clearRect(0, 0, 28, 28);
       document.getElementById("correct").hidden = true;
@@ -169,7 +185,7 @@ const MnistPage = (() => {
     }
     async function send(source) {
       pending = true;
-      try { const data = await predict(source); errorBox.textContent = ""; show(data); }
+      try { const data = await predict(source); errorBox.textContent = ""; show(data, source === pad); }
       catch (err) { errorBox.textContent = err.message || String(err); }
       finally { pending = false; if (queued) { queued = false; send(pad); } }
     }
@@ -204,8 +220,57 @@ const MnistPage = (() => {
         a.click();
       });
     }
-    function show(data) {
+    // Each digit's box over the pad (for a drawing: the boxes are in the pad's pixels).
+    function drawBoxes(digits, onPad) {
+      const g = boxes.getContext("2d");
+      g.clearRect(0, 0, boxes.width, boxes.height);
+      if (!onPad) return;
+      g.lineWidth = 2;
+      g.font = "bold 20px system-ui, sans-serif";
+      for (const d of digits) {
+        const [x0, y0, x1, y1] = d.box;
+        g.strokeStyle = g.fillStyle = d.label === "?" ? "#b00" : "#3b7dd8";
+        g.strokeRect(x0 - 2, y0 - 2, x1 - x0 + 4, y1 - y0 + 4);
+        g.fillText(d.label, x0, Math.max(y0 - 6, 18));
+      }
+    }
+    // A row of digits: the number, and each digit as the model saw it, with its probability.
+    function showNumber(data, onPad) {
+      answer.textContent = data.number;
+      answer.dataset.label = "number";
+      answer.dataset.reason = "";
+      answer.dataset.number = data.number;
+      answer.dataset.probabilities = "null";
+      answer.dataset.digits = JSON.stringify(data.digits.map((d) => ({ label: d.label, box: d.box, probability: d.probability })));
+      bars.innerHTML = "";
+      document.getElementById("seen").getContext("2d").clearRect(0, 0, 28, 28);
+      digitsBox.innerHTML = "";
+      for (const d of data.digits) {
+        const cell = document.createElement("span");
+        cell.className = "digit";
+        const c = document.createElement("canvas");
+        c.width = c.height = 28;
+        if (d.preprocessed) {
+          const img = c.getContext("2d").createImageData(28, 28);
+          d.preprocessed.forEach((row, y) => row.forEach((v, x) => {
+            const k = 4 * (28 * y + x); img.data[k] = img.data[k + 1] = img.data[k + 2] = v; img.data[k + 3] = 255;
+          }));
+          c.getContext("2d").putImageData(img, 0, 0);
+        }
+        cell.appendChild(c);
+        cell.appendChild(document.createTextNode(d.probability === null ? "? " : `${d.label} ${(d.probability * 100).toFixed(1)}%`));
+        if (d.reason) cell.title = d.reason;
+        digitsBox.appendChild(cell);
+      }
+      drawBoxes(data.digits, onPad);
+    }
+    function show(data, onPad) {
       offerCorrections(data);
+      digitsBox.innerHTML = "";
+      if (data.number && data.label === null) { showNumber(data, onPad); return; }
+      drawBoxes(data.digits || [], onPad);
+      answer.dataset.number = data.number || "";
+      answer.dataset.digits = "[]";
       if (data.label === null) {  // no digit here: say so and why, show no probabilities
         answer.textContent = "\u2014";
         answer.dataset.label = "none";
@@ -238,6 +303,12 @@ const MnistPage = (() => {
       seen.putImageData(img, 0, 0);
     }
     document.getElementById("clear").addEventListener("click", reset);
+    // A number: a pad three times as wide (the boxes' canvas with it), cleared.
+    const numberMode = document.getElementById("number-mode");
+    if (numberMode) numberMode.addEventListener("change", () => {
+      pad.width = boxes.width = numberMode.checked ? 840 : 280;
+      reset();
+    });
     document.getElementById("upload").addEventListener("change", (e) => { if (e.target.files[0]) send(e.target.files[0]); });
     reset();
     return { predict, show, collector };

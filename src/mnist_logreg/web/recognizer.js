@@ -196,7 +196,7 @@ const MnistLogreg = (() => {
       if (ink[y * w + x] > 0) label[y * w + x] = small[Math.floor(y / f) * ws + Math.floor(x / f)];
     return { label, small, n, hs, ws };
   }
-  function checkSingleDigit(ink, label, n, w, h) {  // images.check_single_digit, with keepDigit's regions
+  function checkEdges(ink, w, h) {  // images.check_edges
     const runs = (at, n) => {  // images.edge_runs: separate runs of ink along one edge
       let count = 0, prev = false;
       for (let i = 0; i < n; i++) { const on = at(i) > 0; if (on && !prev) count++; prev = on; }
@@ -206,31 +206,41 @@ const MnistLogreg = (() => {
                    runs((y) => ink[y * w], h), runs((y) => ink[y * w + w - 1], h)];
     const touches = sides.reduce((a, b) => a + b, 0);
     if (Math.min(...sides) > 0 && (touches > EDGE_RUNS || Math.max(...sides) > SIDE_RUNS)) throw new NoDigit(ALL_EDGES);
-    if (n < 2) return;
+  }
+  // images.marks: the regions grouped where they overlap across, left to right, each as
+  // [x0, x1, y0, y1, mass, region ids] (x1 and y1 inclusive).
+  function marksOf(ink, label, n, w, h) {
     const mass = new Float64Array(n + 1), boxes = [];
     for (let i = 0; i < h * w; i++) mass[label[i]] += ink[i];
-    for (let i = 1; i <= n; i++) boxes.push([Infinity, -Infinity, Infinity, -Infinity, mass[i]]);
+    for (let i = 1; i <= n; i++) boxes.push([Infinity, -Infinity, Infinity, -Infinity, mass[i], [i]]);
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
       const l = label[y * w + x];
       if (!l) continue;
       const b = boxes[l - 1];
       b[0] = Math.min(b[0], x); b[1] = Math.max(b[1], x); b[2] = Math.min(b[2], y); b[3] = Math.max(b[3], y);
     }
-    for (let i = boxes.length - 1; i >= 0; i--) if (boxes[i][1] < 0) boxes.splice(i, 1);  // dropped regions
-    boxes.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || a[3] - b[3] || a[4] - b[4]);
-    const groups = [];  // regions that overlap across are one mark
-    for (const b of boxes) {
+    const kept = boxes.filter((b) => b[1] >= 0);  // dropped regions have no pixels
+    kept.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || a[3] - b[3] || a[5][0] - b[5][0]);
+    const groups = [];
+    for (const b of kept) {
       const g = groups[groups.length - 1];
-      if (g && b[0] <= g[1]) groups[groups.length - 1] = [g[0], Math.max(g[1], b[1]), Math.min(g[2], b[2]), Math.max(g[3], b[3]), g[4] + b[4]];
+      if (g && b[0] <= g[1]) groups[groups.length - 1] = [g[0], Math.max(g[1], b[1]), Math.min(g[2], b[2]), Math.max(g[3], b[3]), g[4] + b[4], g[5].concat(b[5])];
       else groups.push(b.slice());
     }
+    return groups;
+  }
+  function several(groups) {  // images.several
     let total = 0;
-    for (let i = 1; i <= n; i++) total += mass[i];
+    for (const g of groups) total += g[4];
     const parts = groups.filter((g) => g[4] >= SHARE * total);
-    if (parts.length < 2) return;
+    if (parts.length < 2) return false;
     const t = Math.min(...parts.map((p) => p[2])), bt = Math.max(...parts.map((p) => p[3]));
     const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
-    if (parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height) throw new NoDigit(SEVERAL);
+    return parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height;
+  }
+  function checkSingleDigit(ink, label, n, w, h) {  // images.check_single_digit, with keepDigit's regions
+    checkEdges(ink, w, h);
+    if (n >= 2 && several(marksOf(ink, label, n, w, h))) throw new NoDigit(SEVERAL);
   }
   function keepDigit(ink, w, h) {  // images.keep_digit: the ink kept, and its regions (0 where dropped)
     const { label, small, n, hs, ws } = regions(ink, w, h);
@@ -516,46 +526,46 @@ const MnistLogreg = (() => {
     const out = ink.map((v, i) => (near[i] ? Math.min(Math.max((v - softFloor) / softScale, 0), 1) : 0));
     return { ...keepDigit(out, w, h), flat };
   }
-  // RGBA bytes of any size -> Uint8Array(784): MNIST's conventions (images.to_mnist).
-  function toMnist(rgba, w, h) {
-    const { ink, label, n, flat } = inkMap(grayscale(rgba, w, h), w, h);
+  function inkBox(ink, w, h) {  // images.ink_box: [x0, y0, x1, y1] (ends exclusive), or null
     let top = h, bottom = -1, left = w, right = -1;
     for (let y = 0; y < h; y++)
       for (let x = 0; x < w; x++)
         if (ink[y * w + x] > 0) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x); }
-    if (bottom < 0) throw new NoDigit(NOTHING_LEFT);
-    checkSingleDigit(ink, label, n, w, h);
-    let ch = bottom - top + 1, cw = right - left + 1;
-    const binary = Math.max(ch, cw) >= 2 * BOX, cut = binary ? Math.max(otsu(ink), BINARY_MIN) : 0;
-    let crop = new Uint8Array(ch * cw);
-    for (let y = 0; y < ch; y++)
-      for (let x = 0; x < cw; x++) {
-        const v = ink[(y + top) * w + x + left];
-        crop[y * cw + x] = binary ? (v > cut ? 1 : 0) : Math.trunc(v * 255);
-      }
-    if (binary && strokeWidth(crop, ch, cw) < STROKE_TARGET * Math.max(ch, cw)) {  // images.binarize: hysteresis
+    return bottom < 0 ? null : [left, top, right + 1, bottom + 1];
+  }
+  function cropOf(ink, w, box) {  // ink[y0:y1, x0:x1]
+    return crop(ink, w, box[1], box[0], box[3] - box[1], box[2] - box[0]);
+  }
+  const inkCut = (ink) => Math.max(otsu(ink), BINARY_MIN);  // images.ink_cut
+  // One digit's ink, cropped to its box -> Uint8Array(784) (images.frame_digit); cut(): the
+  // binarisation level, asked for only by a large crop.
+  function frameDigit(ink, ch, cw, cut, flat) {
+    const binary = Math.max(ch, cw) >= 2 * BOX, level = binary ? cut() : 0;
+    let digit = new Uint8Array(ch * cw);
+    for (let i = 0; i < ch * cw; i++) digit[i] = binary ? (ink[i] > level ? 1 : 0) : Math.trunc(ink[i] * 255);
+    if (binary && strokeWidth(digit, ch, cw) < STROKE_TARGET * Math.max(ch, cw)) {  // images.binarize: hysteresis
       const weak = new Uint8Array(ch * cw);
-      for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) weak[y * cw + x] = ink[(y + top) * w + x + left] > HYSTERESIS * cut ? 1 : 0;
+      for (let i = 0; i < ch * cw; i++) weak[i] = ink[i] > HYSTERESIS * level ? 1 : 0;
       const { labels, n } = components(weak, ch, cw);
       const keep = new Uint8Array(n + 1);
-      for (let i = 0; i < ch * cw; i++) if (crop[i]) keep[labels[i]] = 1;
+      for (let i = 0; i < ch * cw; i++) if (digit[i]) keep[labels[i]] = 1;
       keep[0] = 0;
-      for (let i = 0; i < ch * cw; i++) crop[i] = keep[labels[i]];
+      for (let i = 0; i < ch * cw; i++) digit[i] = keep[labels[i]];
     }
     if (binary) {  // stroke-width normalisation of a large binarised crop (images.normalize_stroke)
-      const out = normalizeStroke(Float64Array.from(crop), ch, cw, !flat);
+      const out = normalizeStroke(Float64Array.from(digit), ch, cw, !flat);
       ch = out.h; cw = out.w;
-      crop = Uint8Array.from(out.binary, (v) => (v ? 255 : 0));
+      digit = Uint8Array.from(out.binary, (v) => (v ? 255 : 0));
     }
     const scale = BOX / Math.max(ch, cw);
     const nh = Math.max(1, pyRound(ch * scale)), nw = Math.max(1, pyRound(cw * scale));
-    const small = resize8(crop, cw, ch, nw, nh);
+    const small = resize8(digit, cw, ch, nw, nh);
     const frame = new Float64Array(SIDE * SIDE);
     const ft = (SIDE - nh) >> 1, fl = (SIDE - nw) >> 1;
     for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) frame[(y + ft) * SIDE + x + fl] = small[y * nw + x] / 255;
     let mass = 0, my = 0, mx = 0;
     for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) { const v = frame[y * SIDE + x]; mass += v; my += y * v; mx += x * v; }
-    if (mass <= 0) throw new NoDigit(NOTHING_LEFT);  // images.to_mnist: nothing survives the reduction to 8 bits
+    if (mass <= 0) throw new NoDigit(NOTHING_LEFT);  // images.frame_digit: nothing survives the reduction to 8 bits
     const dy = pyRound(CENTRE - my / mass), dx = pyRound(CENTRE - mx / mass);
     const out = new Uint8Array(SIDE * SIDE);
     for (let y = 0; y < SIDE; y++)
@@ -564,6 +574,157 @@ const MnistLogreg = (() => {
         out[(((y + dy) % SIDE) + SIDE) % SIDE * SIDE + (((x + dx) % SIDE) + SIDE) % SIDE] = Math.min(Math.max(pyRound(v * 255), 0), 255);
       }
     return out;
+  }
+  // RGBA bytes of any size -> Uint8Array(784): MNIST's conventions (images.to_mnist).
+  function toMnist(rgba, w, h) {
+    const { ink, label, n, flat } = inkMap(grayscale(rgba, w, h), w, h);
+    const box = inkBox(ink, w, h);
+    if (!box) throw new NoDigit(NOTHING_LEFT);
+    checkSingleDigit(ink, label, n, w, h);
+    return frameDigit(cropOf(ink, w, box), box[3] - box[1], box[2] - box[0], () => inkCut(ink), flat);
+  }
+  // --- numbers.py: a row of digits -> a number ---------------------------------------------
+  // The segmentation's constants come with the model (export's web_model: numbers.settings()).
+  function pieceScore(S, p, width, height) {  // numbers.piece_score
+    const ratio = width / Math.max(height, 1);
+    let bin = 0;
+    while (bin < S.aspectEdges.length && S.aspectEdges[bin] <= ratio) bin++;  // np.searchsorted, side "right"
+    let best = -Infinity;
+    for (let c = 0; c < p.length; c++) {
+      const shape = p.length === S.shapePenalty.length ? S.shapePenalty[c][bin] : 0;
+      best = Math.max(best, Math.log(Math.max(p[c], 1e-12)) + shape);
+    }
+    return best;
+  }
+  function candidateCuts(S, profile, height) {  // numbers._candidate_cuts
+    const w = profile.length, k = Math.max(1, Math.floor(height / 10)) | 1, r = k >> 1;
+    const smooth = new Float64Array(w);
+    for (let s = 0; s < k; s++)  // sums over k columns, added in numbers.py's order
+      for (let c = 0; c < w; c++) { const i = c + s - r; smooth[c] += i >= 0 && i < w ? profile[i] : 0; }
+    const lo = Math.ceil(S.minPiece * height), hi = w - Math.ceil(S.minPiece * height);
+    const runs = [];
+    for (let c = Math.max(lo, 1); c < Math.min(hi, w - 1); c++) {
+      if (!(smooth[c] <= smooth[c - 1] && smooth[c] <= smooth[c + 1])) continue;
+      const last = runs[runs.length - 1];
+      if (last && c === last[last.length - 1] + 1) last.push(c); else runs.push([c]);
+    }
+    const mids = runs.map((run) => run[run.length >> 1]);
+    const order = mids.map((c, i) => i).sort((a, b) => smooth[mids[a]] - smooth[mids[b]] || a - b);  // a stable sort
+    return order.slice(0, Math.ceil(S.cuts * w / height)).map((i) => mids[i]).sort((a, b) => a - b);
+  }
+  function markOf(S, ink, label, W, g) {  // numbers._Mark: one mark's own ink as a crop
+    const [x0, x1, y0, y1, , ids] = g, mh = y1 - y0 + 1, mw = x1 - x0 + 1;
+    const lab = new Int32Array(mh * mw), mine = new Uint8Array(mh * mw), own = new Float64Array(mh * mw);
+    const isMine = new Set(ids);
+    for (let y = 0; y < mh; y++) for (let x = 0; x < mw; x++) {
+      const i = y * mw + x, l = label[(y + y0) * W + x + x0];
+      lab[i] = l; mine[i] = isMine.has(l) ? 1 : 0; own[i] = mine[i] ? ink[(y + y0) * W + x + x0] : 0;
+    }
+    const regions = [];  // narrow regions go whole to the piece holding their centre
+    for (const id of ids) {
+      let c0 = Infinity, c1 = -Infinity;
+      for (let i = 0; i < mh * mw; i++) if (lab[i] === id) { c0 = Math.min(c0, i % mw); c1 = Math.max(c1, i % mw); }
+      if (c1 >= 0 && c1 - c0 + 1 <= S.maxPiece * mh) regions.push([id, c0, c1, (c0 + c1) / 2]);
+    }
+    const piece = (a, b) => {  // columns [a, b) -> { crop, h, w, box } (box in the image), or null
+      const keep = new Uint8Array(mh * mw);
+      for (let i = 0; i < mh * mw; i++) { const x = i % mw; keep[i] = x >= a && x < b ? mine[i] : 0; }
+      const slack = S.minPiece * mh;
+      for (const [id, c0, c1, centre] of regions)
+        if (c0 >= a - slack && c1 < b + slack) { const on = a <= centre && centre < b ? 1 : 0; for (let i = 0; i < mh * mw; i++) if (lab[i] === id) keep[i] = on; }
+      const part = own.map((v, i) => (keep[i] ? v : 0));
+      const box = inkBox(part, mw, mh);
+      if (!box) return null;
+      return { crop: cropOf(part, mw, box), h: box[3] - box[1], w: box[2] - box[0],
+               box: [x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]] };
+    };
+    return { own, h: mh, w: mw, piece };
+  }
+  // A row of digits: [{ label, box, probabilities, digit, score, reason }], left to right
+  // (numbers.read_number; one digit read exactly as toMnist reads it).
+  function readNumber(model, rgba, w, h) {
+    const S = model.numbers;
+    const { ink, label, n, flat } = inkMap(grayscale(rgba, w, h), w, h);
+    const whole = inkBox(ink, w, h);
+    if (!whole) throw new NoDigit(NOTHING_LEFT);
+    checkEdges(ink, w, h);
+    let level = null;
+    const cut = () => (level === null ? (level = inkCut(ink)) : level);
+    const digitOf = (digit, box, p, score) => {
+      let best = 0;
+      p.forEach((v, i) => { if (v > p[best]) best = i; });
+      return { label: String(model.classes[best]), box, probability: p[best], probabilities: Array.from(p), digit, score };
+    };
+    const read = (piece) => {
+      const digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat), p = classify(model, digit);
+      return digitOf(digit, piece.box, p, pieceScore(S, p, piece.w, piece.h));
+    };
+    const mainOf = (groups) => {
+      let heaviest = -Infinity;
+      for (const g of groups) heaviest = Math.max(heaviest, g[4]);
+      const main = groups.filter((g) => g[4] >= S.markShare * heaviest);
+      return { main, line: Math.max(...main.map((g) => g[3] - g[2] + 1)) };
+    };
+    let tall = [];
+    if (n >= 2) {
+      const { main, line } = mainOf(marksOf(ink, label, n, w, h));
+      tall = main.filter((g) => g[3] - g[2] + 1 >= S.tall * line);
+    }
+    let one = null;
+    if (!(tall.length >= 2 && several(tall))) {
+      one = read({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole });
+      if (whole[2] - whole[0] <= S.wide * (whole[3] - whole[1])) return [one];
+    }
+    const mask = ink.map((v) => (v > 0 ? 1 : 0));
+    const fine = components(mask, h, w);
+    const { main, line } = mainOf(marksOf(ink, fine.labels, fine.n, w, h));
+    const out = [];
+    for (const g of main) {
+      const mark = markOf(S, ink, fine.labels, w, g);
+      if (mark.h < S.tall * line) {
+        out.push({ label: "?", box: [g[0], g[2], g[1] + 1, g[3] + 1], probability: null, probabilities: null,
+                   digit: null, score: 0, reason: S.notADigit });
+      } else if (mark.w <= S.splitWide * line) {
+        out.push(read(mark.piece(0, mark.w)));
+      } else {
+        out.push(...split(S, model, mark, cut, flat).map(([digit, box, p, score]) => digitOf(digit, box, p, score)));
+      }
+    }
+    let apart = 0;
+    for (const d of out) if (d.label !== "?") apart += d.score - S.splitCost;
+    return one !== null && one.score >= apart ? [one] : out;
+  }
+  function split(S, model, mark, cut, flat) {  // numbers._split: the pieces of a wide mark that read best
+    const profile = new Float64Array(mark.w);
+    for (let y = 0; y < mark.h; y++) for (let x = 0; x < mark.w; x++) profile[x] += mark.own[y * mark.w + x];
+    const points = [0, ...candidateCuts(S, profile, mark.h), mark.w], last = points.length - 1;
+    const read = new Map();  // "i,j" -> [digit, box, p, score]
+    for (let i = 0; i < points.length; i++) for (let j = i + 1; j < points.length; j++) {
+      const span = points[j] - points[i];
+      if (!((span <= S.maxPiece * mark.h && span >= S.minPiece * mark.h) || (i === 0 && j === last))) continue;
+      const piece = mark.piece(points[i], points[j]);
+      if (!piece) continue;
+      if (piece.h < S.tall * mark.h && !(i === 0 && j === last)) continue;  // a fragment, not a digit
+      let digit;
+      try { digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat); }
+      catch (err) { if (err instanceof NoDigit) continue; throw err; }
+      const p = classify(model, digit);
+      read.set(i + "," + j, [digit, piece.box, p, pieceScore(S, p, piece.w, piece.h)]);
+    }
+    if (!read.size) throw new NoDigit(NOTHING_LEFT);
+    const best = new Map([[0, [0.0, []]]]);  // j -> the best reading of the columns up to points[j]
+    for (let j = 1; j < points.length; j++) {
+      let pick = null;
+      for (let i = 0; i < j; i++) {
+        const r = read.get(i + "," + j);
+        if (!best.has(i) || !r) continue;
+        const total = best.get(i)[0] + (r[3] - S.splitCost);
+        if (pick === null || total > pick[0]) pick = [total, [...best.get(i)[1], r]];  // the first best, as max()
+      }
+      if (pick !== null) best.set(j, pick);
+    }
+    if (!best.has(last)) throw new NoDigit(NOTHING_LEFT);
+    return best.get(last)[1];
   }
   function pyRound(v) {  // Python's round() and np.round: halves to even
     const f = Math.floor(v), d = v - f;
@@ -691,5 +852,5 @@ const MnistLogreg = (() => {
     return { ...spec, weight: floats(spec.weight), bias: floats(spec.bias), mean: floats(spec.mean),
              std: floats(spec.std), targetStd: floats(spec.targetStd) };
   }
-  return { toMnist, classify, loadModel, grayscale, inkMap, resize8, NoDigit };
+  return { toMnist, readNumber, classify, loadModel, grayscale, inkMap, resize8, NoDigit, SEVERAL };
 })();
