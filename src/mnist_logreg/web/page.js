@@ -267,7 +267,9 @@ const MnistPage = (() => {
     function show(data, onPad) {
       offerCorrections(data);
       digitsBox.innerHTML = "";
-      if (data.number && data.label === null) { showNumber(data, onPad); return; }
+      const number = Boolean(data.number && data.label === null);
+      document.getElementById("seen-box").hidden = number;  // a number shows each digit as the model saw it
+      if (number) { showNumber(data, onPad); return; }
       drawBoxes(data.digits || [], onPad);
       answer.dataset.number = data.number || "";
       answer.dataset.digits = "[]";
