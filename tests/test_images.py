@@ -123,8 +123,8 @@ def test_a_huge_image_is_decoded_at_reduced_size(mnist, default_run, monkeypatch
     import mnist_logreg.reading.images as images
 
     seen = []
-    real = images.to_grayscale
-    monkeypatch.setattr(images, "to_grayscale", lambda img: seen.append(img.size) or real(img))
+    real = images.gray_levels
+    monkeypatch.setattr(images, "gray_levels", lambda img: seen.append(img.size) or real(img))
     digit = 255 - np.kron(mnist.test_images[0].numpy(), np.ones((200, 200), np.uint8))  # 5600 x 5600
     pil = Image.fromarray(digit)
     pil = pil.convert(mode) if mode != "I;16" else Image.fromarray(digit.astype(np.uint16) * 257)
@@ -387,3 +387,68 @@ def test_a_line_across_the_digit_is_struck_out_and_a_digit_s_own_bar_is_not(mnis
         crop = Image.fromarray(d[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]).resize((64, 80))
         ink = np.asarray(crop, dtype=np.float64) / 255.0
         assert images.strike_line(ink) is ink, i
+
+
+def _ink_both_ways(img):
+    """``images._ink`` of one image from its 8-bit levels and from the whole array: each
+    (ink map, regions, flat), or the refusal's reason."""
+    from mnist_logreg.reading import images
+
+    out = []
+    for levels_on in (True, False):
+        images.LEVELS = levels_on
+        try:
+            out.append(images._ink(*images.gray_levels(img)))
+        except images.NoDigit as exc:
+            out.append(exc.reason)
+        finally:
+            images.LEVELS = True
+    return out
+
+
+def test_the_levels_of_an_8_bit_image_give_the_same_ink_as_its_pixels(mnist):
+    """images.LEVELS: the statistics of an 8-bit image taken from its 256 levels, and the
+    ink map looked up by level, equal those of the whole array to the last bit: every row
+    of the robustness benchmark (MNIST-C and the presentations), drawings and blank pages."""
+    from mnist_logreg import robustness
+
+    rng = np.random.default_rng(8)
+    imgs = [robustness.corrupted_image(row, mnist.test_images[i].numpy(), rng).convert("L")
+            for row in robustness.ROWS for i in range(3)]
+    imgs += [Image.fromarray(255 - np.kron(mnist.test_images[i].numpy(), np.ones((10, 10), np.uint8)))
+             for i in range(3)]  # a drawing: paper at one level
+    imgs += [Image.new("L", (50, 40), 200), Image.fromarray(rng.integers(0, 256, (60, 60), dtype=np.uint8))]
+    refused = 0
+    for k, img in enumerate(imgs):
+        fast, slow = _ink_both_ways(img)
+        if isinstance(slow, str):
+            assert fast == slow, k
+            refused += 1
+            continue
+        assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1]) and fast[2] == slow[2], k
+    assert refused <= 3  # the blank page, the noise, and little else: the rest compared
+
+
+def test_statistics_from_levels_are_numpys():
+    """images._Levels (values and counts) against NumPy on the pixels themselves: Otsu's
+    threshold, the median and percentiles, for many random level sets."""
+    from mnist_logreg.reading.images import _Levels, _otsu, otsu_threshold, percentile
+
+    rng = np.random.default_rng(5)
+    for t in range(300):
+        levels = rng.integers(0, 256, int(rng.integers(1, 3000))).astype(np.uint8)
+        if t % 3 == 0:  # mostly paper at one level
+            levels[rng.random(levels.size) < 0.8] = 255
+        value = (1.0 - np.arange(256) / 255.0) if t % 2 else np.arange(256) / 255.0
+        pixels = value[levels]
+        got = _Levels(value, np.bincount(levels, minlength=256), levels)
+        assert got.otsu() == otsu_threshold(pixels) == _otsu(np.histogram(pixels, 256, (0, 1))[0].astype(float)), t
+        assert got.median() == np.median(pixels), t
+        for q in (1, 25, 90, 99):
+            assert got.percentile(q) == percentile(pixels, q), (t, q)
+        cut = got.otsu()
+        below = pixels[pixels <= cut]
+        if below.size:
+            assert got.below(cut).median() == np.median(below), t
+            dev = np.abs(below - np.median(below))
+            assert got.below(cut).deviation(np.median(below)).percentile(99) == percentile(dev, 99), t
