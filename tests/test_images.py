@@ -452,3 +452,23 @@ def test_statistics_from_levels_are_numpys():
             assert got.below(cut).median() == np.median(below), t
             dev = np.abs(below - np.median(below))
             assert got.below(cut).deviation(np.median(below)).percentile(99) == percentile(dev, 99), t
+
+
+def test_unband_finds_the_same_steps_in_levels():
+    """images.unband given the 8-bit levels: a step of 128 levels is over half the range
+    (a cut), one of 127 is not, exactly as in the grays. The band (200 levels above the
+    paper) meets the paper through one line at 73 or 72 levels above it: its step is then
+    127 or 128 levels, and only the second is a cut that lets the band be turned back."""
+    from mnist_logreg.reading.images import unband
+
+    for step in (127, 128):
+        for axis in (0, 1):
+            levels = np.full((60, 60), 40, np.uint8)
+            levels[20:40, 25:35] = 240  # a stroke on the paper
+            band, edge = ((slice(None), slice(0, 8)), (slice(None), 8)) if axis else ((slice(0, 8),), (8,))
+            levels[band] = 240  # an inverted band along an edge
+            levels[edge] = 240 - step
+            gray = levels / 255.0
+            plain, fast = unband(gray), unband(gray, levels)
+            assert np.array_equal(plain, fast), (step, axis)
+            assert (plain is gray) == (step == 127), (step, axis)  # turned back only past half

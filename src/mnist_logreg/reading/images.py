@@ -289,10 +289,13 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None) -> tuple[np.ndarray
     """``ink_map``, each ink pixel's region (``regions``; 0 where there is no ink), and
     whether the background was left as it is (no light flattened, no grain to close).
     ``levels``: the 8-bit levels ``gray`` was made from (``gray_levels``), if any."""
-    changed = unband(despeckle(gray) if max(gray.shape) <= LIGHT_SIDE else gray)
+    if not LEVELS:
+        levels = None
+    clean = despeckle(gray) if max(gray.shape) <= LIGHT_SIDE else gray
+    changed = unband(clean, levels if clean is gray else None)
     if changed is not gray:  # no longer one value per 8-bit level
         gray, levels = changed, None
-    if levels is not None and LEVELS:
+    if levels is not None:
         count = np.bincount(levels.ravel(), minlength=256)
         dark = dark_ink(gray, _Levels(np.arange(256) / 255.0, count))
         vals = _Levels(1.0 - np.arange(256) / 255.0 if dark else np.arange(256) / 255.0, count, levels)
@@ -543,13 +546,18 @@ POLARITY_TAIL, MINORITY = 0.002, 1 / 3
 PANEL_STEP, PANEL_SHARE, PANEL_EDGE, PANEL_INK, PANEL_ENDS = 0.5, 0.75, 1 / 3, 0.02, 0.1
 
 
-def unband(gray: np.ndarray) -> np.ndarray:
+def unband(gray: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
     """``gray`` with inverted edge bands turned back (see ``PANEL_STEP``): bands of
-    columns, then of rows."""
+    columns, then of rows. ``levels``: the 8-bit levels of ``gray``, if it has them."""
+    steps = None if levels is None else levels.astype(np.int16)
     for transpose in (False, True):
         g = gray.T if transpose else gray  # bands of columns of g
         lines, side = g.shape
-        share = np.count_nonzero(np.abs(np.diff(g, axis=1)) > PANEL_STEP, axis=0)
+        if steps is None:
+            share = np.count_nonzero(np.abs(np.diff(g, axis=1)) > PANEL_STEP, axis=0)
+        else:  # the same steps in whole levels: |a - b| / 255 > 0.5 exactly where |a - b| >= 128
+            across = np.abs(np.diff(steps, axis=0 if transpose else 1)) > 255 * PANEL_STEP
+            share = np.count_nonzero(across, axis=1 if transpose else 0)
         cuts = np.flatnonzero(share >= PANEL_SHARE * lines) + 1
         if cuts.size == 0:
             continue
