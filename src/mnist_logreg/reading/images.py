@@ -316,8 +316,13 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None) -> tuple[np.ndarray
     peak = fore.percentile(90) if fore.size else vals.max()
     if peak - level < MIN_CONTRAST:
         raise NoDigit(FAINT)
-    hard = vals.image(lambda v: np.clip((v - floor) / max(peak - floor, 1e-6), 0.0, 1.0))
-    if max(hard.shape) <= LIGHT_SIDE:
+    def hard_of(v):
+        return np.clip((v - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
+
+    shape = gray.shape
+    soft_edges = flat and back.size
+    hard = vals.image(hard_of) if max(shape) <= LIGHT_SIDE or not soft_edges else None
+    if max(shape) <= LIGHT_SIDE:
         hard = strike_line(hard)
     # On even paper, the pixels under the threshold are the paper and the strokes' soft
     # edges; the edges, a minority, set the 99th percentile, and the floor above them cut
@@ -325,14 +330,23 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None) -> tuple[np.ndarray
     # and 0.4% of them were misread for it). There the paper's own spread is estimated from
     # the median deviation (MAD_SPREAD times it: a normal background's 99th percentile), and
     # the strokes keep their soft edges next to what the hard floor found.
-    if flat and back.size:
+    if soft_edges:
         # Paper at one exact level (a drawing, a clean scan) is most of it: the median is 0
         # when over half the deviations are, and counting them costs a tenth of the median.
         mad = 0.0 if 2 * dev.zeros() > dev.size else dev.median()
         soft_floor = min(level + 2 * min(spread, MAD_SPREAD * mad) + 1e-6, t)
-        soft = vals.image(lambda v: np.clip((v - soft_floor) / max(peak - soft_floor, 1e-6), 0.0, 1.0))
-        near = _running(_running(hard > 0, 3, 0, np.max), 3, 1, np.max)
-        ink = np.where(near, soft, 0.0)
+        on = hard > 0 if hard is not None else vals.image(lambda v: hard_of(v) > 0)
+        # The soft strokes next to the hard ones, worked out in the hard ink's box and a
+        # pixel around it (beyond, nothing is near): the same pixels, a tenth of the image.
+        ink = np.zeros(shape)
+        box = ink_box(on)
+        if box is not None:
+            rows = slice(max(box[1] - 1, 0), min(box[3] + 1, shape[0]))
+            cols = slice(max(box[0] - 1, 0), min(box[2] + 1, shape[1]))
+            near = _running(_running(on[rows, cols], 3, 0, np.max), 3, 1, np.max)
+            soft = vals.image(lambda v: np.clip((v - soft_floor) / max(peak - soft_floor, 1e-6), 0.0, 1.0),
+                              (rows, cols))
+            ink[rows, cols] = np.where(near, soft, 0.0)
     else:
         ink = hard
     return (*keep_digit(ink), flat)
@@ -356,8 +370,9 @@ class _Values:
     def __init__(self, image: np.ndarray):
         self.array, self.size = image, image.size
 
-    def image(self, fn) -> np.ndarray:
-        return fn(self.array)
+    def image(self, fn, box=None) -> np.ndarray:
+        """``fn`` of each pixel's value (within ``box``, a pair of slices, if given)."""
+        return fn(self.array if box is None else self.array[box])
 
     def border(self) -> np.ndarray:
         return _border(self.array)
@@ -401,8 +416,8 @@ class _Levels:
     def _with(self, value: np.ndarray, count: np.ndarray) -> _Levels:
         return _Levels(value, count, self.levels)
 
-    def image(self, fn) -> np.ndarray:
-        return fn(self.value)[self.levels]
+    def image(self, fn, box=None) -> np.ndarray:
+        return fn(self.value)[self.levels if box is None else self.levels[box]]
 
     def border(self) -> np.ndarray:
         return self.value[_border(self.levels)]
