@@ -328,9 +328,10 @@ def test_straight_steps_of_a_digit_are_not_bands(mnist):
 
 
 def test_percentile_is_numpys_to_the_last_bit():
-    """images.percentile (buckets, then a partition of one) against np.percentile, on values
-    like an image's: continuous, 8-bit levels, mostly paper with ties, a flattened background."""
-    from mnist_logreg.reading.images import percentile
+    """images.percentile and images.median (buckets, then a partition of one) against
+    np.percentile and np.median, on values like an image's: continuous, 8-bit levels,
+    mostly paper with ties, a flattened background."""
+    from mnist_logreg.reading.images import median, percentile
 
     rng = np.random.default_rng(3)
     for t in range(600):
@@ -339,6 +340,7 @@ def test_percentile_is_numpys_to_the_last_bit():
              np.where(rng.random(n) < 0.6, 0.0, rng.random(n) * 0.002), np.maximum(rng.random(n) - 0.7, 0)][t % 5]
         for q in (1, 25, 50, 90, 99, 100, 0):
             assert percentile(v, q) == np.percentile(v, q), (t, q)
+        assert median(v) == np.median(v), t
 
 
 def test_hysteresis_keeps_the_faint_end_of_a_thin_stroke_only():
