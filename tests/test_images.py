@@ -413,6 +413,7 @@ def test_the_levels_of_an_8_bit_image_give_the_same_ink_as_its_pixels(mnist):
     ink map looked up by level, equal those of the whole array to the last bit: every row
     of the robustness benchmark (MNIST-C and the presentations), drawings and blank pages."""
     from mnist_logreg import robustness
+    from mnist_logreg.reading import images
 
     rng = np.random.default_rng(8)
     imgs = [robustness.corrupted_image(row, mnist.test_images[i].numpy(), rng).convert("L")
@@ -422,6 +423,8 @@ def test_the_levels_of_an_8_bit_image_give_the_same_ink_as_its_pixels(mnist):
     imgs += [Image.new("L", (50, 40), 200), Image.fromarray(rng.integers(0, 256, (60, 60), dtype=np.uint8))]
     refused = 0
     for k, img in enumerate(imgs):
+        _, levels, count = images.gray_levels(img)
+        assert np.array_equal(count, np.bincount(levels.ravel(), minlength=256)), k
         fast, slow = _ink_both_ways(img)
         if isinstance(slow, str):
             assert fast == slow, k

@@ -224,9 +224,9 @@ def read_number(img, model) -> list[DigitRead]:
     exactly as ``images.to_mnist`` reads it). ``model``: anything with ``predict_proba``
     of uint8 [N, 28, 28] (``lite.LiteModel``). Raises ``NoDigit`` as ``to_mnist`` does
     for blank, faint and scribbled images."""
-    gray, levels = images.gray_levels(img)
+    gray, levels, count = images.gray_levels(img)
     sx, sy = img.size[0] / gray.shape[1], img.size[1] / gray.shape[0]
-    ink, label, flat = images._ink(gray, levels)
+    ink, label, flat = images._ink(gray, levels, count)
     whole = images.ink_box(ink)
     if whole is None:
         raise NoDigit(images.NOTHING_LEFT)
