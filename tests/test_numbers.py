@@ -121,3 +121,28 @@ def test_api_answers_a_number(model, test_digits):
     assert np.asarray(out["digits"][0]["preprocessed"]).shape == (28, 28)
     single = _answer(model, Image.fromarray(digits[2]))
     assert single["label"] == labels[2] and single["number"] == str(labels[2]) and len(single["digits"]) == 1
+
+
+def test_a_mark_that_reads_well_whole_is_read_as_without_the_shortcut(model, test_digits, monkeypatch):
+    """numbers.PRUNE: a wide mark whose whole reading scores at least -SPLIT_COST is not
+    cut (no split can beat it); numbers of touching and separate test digits, as scans and
+    photos, read the same with the shortcut and without it."""
+    from mnist_logreg.reading import numbers
+
+    digits, labels = test_digits
+    rng = np.random.default_rng(11)
+    imgs = []
+    for spacing in ("touching", "apart"):
+        for how in ("scan", "photo"):
+            for _ in range(6):
+                pick = rng.choice(len(digits), int(rng.integers(2, 6)), replace=False)
+                imgs.append(NB.present(NB.compose(digits[pick], rng, spacing), how, rng))
+    reads = {}
+    for prune in (True, False):
+        monkeypatch.setattr(numbers, "PRUNE", prune)
+        reads[prune] = [[(d.label, d.box, d.score) for d in read_number(img, model)] for img in imgs]
+    # The same digits and boxes; the scores as a batch of pieces or one image gives them
+    # (the engine's float32 sums differ in the seventh digit).
+    assert [[d[:2] for d in r] for r in reads[True]] == [[d[:2] for d in r] for r in reads[False]]
+    assert np.allclose([d[2] for r in reads[True] for d in r], [d[2] for r in reads[False] for d in r], atol=1e-5)
+    assert sum(len(r) > 1 for r in reads[True]) >= 12  # numbers, not single digits

@@ -939,8 +939,14 @@ def marks(ink: np.ndarray, label: np.ndarray) -> list[list]:
     which = label[ys, xs]
     lo_x, hi_x = np.full(n + 1, 1 << 30), np.full(n + 1, -1)
     lo_y, hi_y = np.full(n + 1, 1 << 30), np.full(n + 1, -1)
-    np.minimum.at(lo_x, which, xs), np.maximum.at(hi_x, which, xs)
-    np.minimum.at(lo_y, which, ys), np.maximum.at(hi_y, which, ys)
+    if which.size:
+        # Each region's extremes over its pixels, grouped by a sort (ufunc.at, pixel by
+        # pixel, took 2-3 ms on a photo of a number): the same minima and maxima.
+        order = np.argsort(which, kind="stable")
+        which, xs, ys = which[order], xs[order], ys[order]
+        ids, starts = np.unique(which, return_index=True)
+        lo_x[ids], hi_x[ids] = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts)
+        lo_y[ids], hi_y[ids] = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
     groups: list[list] = []
     kept = [i for i in range(1, n + 1) if hi_x[i] >= 0]  # labels of dropped regions have no pixels
     for i in sorted(kept, key=lambda i: (lo_x[i], hi_x[i], lo_y[i], hi_y[i])):

@@ -64,6 +64,9 @@ ASPECT_LOG_SHARE = np.array([
 # Against the class's commonest shape: a digit of a usual shape costs nothing, so that a
 # reading in more pieces is not charged for having more of them (SPLIT_COST does that).
 SHAPE_PENALTY = ASPECT_LOG_SHARE - ASPECT_LOG_SHARE.max(axis=1, keepdims=True)
+# A wide mark that reads well whole is not cut (see _split); off only to check that the
+# readings are the same.
+PRUNE = True
 
 
 def settings() -> dict:
@@ -180,6 +183,22 @@ class _Mark:
 
 def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.ndarray]]:
     """The pieces of a wide mark that read best: [(28x28 digit, box, probabilities, piece_score)]."""
+    # The mark read whole first. A piece's score is at most 0 (a log probability plus a
+    # shape penalty at most 0), so k >= 2 pieces total at most -k * SPLIT_COST, and the
+    # whole mark, at score - SPLIT_COST, wins (ties go to it) whenever its score is at
+    # least -SPLIT_COST: then no cut needs reading (a 5-digit photo: most of its marks).
+    got = mark.piece(0, mark.width)
+    if got is not None and PRUNE:
+        crop, box = got
+        try:
+            digit = images.frame_digit(crop, cut, flat)
+        except NoDigit:
+            digit = None
+        if digit is not None:
+            p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
+            whole = piece_score(p, box[2] - box[0], box[3] - box[1])
+            if whole >= -SPLIT_COST:
+                return [(digit, box, p, whole)]
     profile = mark.ink.sum(axis=0)
     points = [0] + _candidate_cuts(profile, mark.height) + [mark.width]
     spans = [(i, j) for i in range(len(points)) for j in range(i + 1, len(points))

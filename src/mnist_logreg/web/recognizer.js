@@ -695,6 +695,16 @@ const MnistLogreg = (() => {
     return one !== null && one.score >= apart ? [one] : out;
   }
   function split(S, model, mark, cut, flat) {  // numbers._split: the pieces of a wide mark that read best
+    const whole = mark.piece(0, mark.w);
+    if (whole) {  // read whole first: at a score of at least -splitCost, no cut can beat it
+      let digit = null;
+      try { digit = frameDigit(whole.crop, whole.h, whole.w, cut, flat); }
+      catch (err) { if (!(err instanceof NoDigit)) throw err; }
+      if (digit) {
+        const p = classify(model, digit), score = pieceScore(S, p, whole.w, whole.h);
+        if (score >= -S.splitCost) return [[digit, whole.box, p, score]];
+      }
+    }
     const profile = new Float64Array(mark.w);
     for (let y = 0; y < mark.h; y++) for (let x = 0; x < mark.w; x++) profile[x] += mark.own[y * mark.w + x];
     const points = [0, ...candidateCuts(S, profile, mark.h), mark.w], last = points.length - 1;
