@@ -330,6 +330,7 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None,
     peak = fore.percentile(90) if fore.size else vals.max()
     if peak - level < MIN_CONTRAST:
         raise NoDigit(FAINT)
+
     def hard_of(v):
         return np.clip((v - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
 
