@@ -20,9 +20,10 @@ run: $(STAMP)
 	$(BIN)/mnist-logreg train
 
 # make test leaves out the tests that take minutes (pytest's "minutes" marker: the
-# fresh-venv wheel install, the canvas drawing set, the notebooks, the default recipe on all of
-# MNIST and Fashion-MNIST, a tuning worker killed mid-trial); make test-minutes runs just those,
-# and .ci/run runs both.
+# fresh-venv wheel install, the canvas drawing sets (digits and numbers), the notebooks, the
+# docs' train/tune/bench/serve examples on a small MNIST, the default recipe on all of MNIST
+# and Fashion-MNIST, a tuning worker killed mid-trial); make test-minutes runs just those, and
+# .ci/run runs both.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not minutes"
 	@echo "(tests marked 'minutes' were left out: make test-minutes runs them)"

@@ -125,7 +125,7 @@ def _blocks(*languages: str):
 
 def test_every_command_example_is_one_the_cli_takes(monkeypatch):
     """Each `mnist-logreg ...` line of a shell example parses: a renamed flag or command
-    fails here. (Parsed, not run: most train on all of MNIST or serve until stopped.)"""
+    fails here (and each runs in one of the two tests below)."""
     import shlex
 
     from mnist_logreg.cli import build_parser
@@ -142,8 +142,8 @@ def test_every_command_example_is_one_the_cli_takes(monkeypatch):
 
 
 # The subcommands whose examples run as written, on files made here, in seconds; train,
-# tune and bench take minutes on all of MNIST and serve runs until stopped, so theirs are
-# parsed above (and run on small data by their own tests).
+# tune and bench take minutes on all of MNIST and serve runs until stopped: theirs run on
+# a small MNIST in test_slow_command_examples_run_on_small_data (make test-minutes).
 QUICK = ("predict", "export", "evaluate", "compare", "info")
 
 
@@ -182,6 +182,89 @@ def test_quick_command_examples_run_as_written(tmp_path, monkeypatch, default_ru
         assert proc.returncode == 0, f"{line}: {proc.stderr}"
         assert proc.stdout.strip(), line
     assert (tmp_path / "digits.html").is_file() and (tmp_path / "submission.csv").is_file()
+
+
+# The examples that train, tune, benchmark or serve, run as written but on a small MNIST
+# (the data they name, or the bundled MNIST they default to, swapped for 2,000 training
+# digits): about two minutes in all, so make test-minutes runs them (.ci/run too).
+SLOW = ("train", "tune", "bench", "serve")
+
+
+@pytest.mark.minutes
+def test_slow_command_examples_run_on_small_data(tmp_path, monkeypatch, small_dir, mnist):
+    """Every `mnist-logreg train|tune|bench|serve ...` line of the README and the docs,
+    in a folder holding the files it names (train.csv, corrections in mine/ and DIR/):
+    train, tune and bench on a small MNIST (--data mnist or DIR, or no --data at all,
+    becomes the small one; train.csv is a small Kaggle CSV), each to exit code 0; serve
+    until its /healthz answers and it reads a digit, then stopped."""
+    import shlex
+
+    import numpy as np
+
+    from conftest import run_cli
+    from digits import png_bytes
+
+    monkeypatch.chdir(tmp_path)
+    labels = mnist.train_labels[:600].tolist()
+    rows = "\n".join(f"{y}," + ",".join(map(str, d.ravel())) for y, d in zip(labels, mnist.train_images[:600].numpy()))
+    (tmp_path / "train.csv").write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + rows + "\n")
+    for folder in ("mine", "DIR"):  # corrections, as serve --collect saves them
+        for i in range(100):
+            label = int(mnist.test_labels[i])
+            (tmp_path / folder / str(label)).mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / str(label) / f"{i}.png").write_bytes(png_bytes(mnist.test_images[i].numpy()))
+    lines = {line.split("#")[0].strip() for _, code in _blocks("sh", "bash", "") for line in code.splitlines()
+             if line.strip().startswith("mnist-logreg ")}
+    # The runs first, then the servers that serve them.
+    slow = sorted((shlex.split(line)[1:] for line in lines if shlex.split(line)[1] in SLOW),
+                  key=lambda args: (args[0] == "serve", args))
+    assert len(slow) >= 15, slow
+    digit = png_bytes(255 - np.kron(mnist.test_images[0].numpy(), np.ones((10, 10), np.uint8)))
+    for args in slow:
+        if args[0] == "serve":
+            _serve_example(args, digit)
+            continue
+        flag = "--data" if args[0] == "train" else "--data-dir"
+        if flag in args:
+            at = args.index(flag) + 1
+            args = args[:at] + [str(small_dir) if args[at] in ("mnist", "DIR") else args[at]] + args[at + 1:]
+        elif "--help" not in args:
+            args = [*args, flag, str(small_dir)]
+        proc = run_cli(*args, timeout=600)
+        assert proc.returncode == 0, f"{args}: {proc.stderr[-2000:]}"
+    assert (tmp_path / "runs" / "mine" / "model.safetensors").is_file()
+
+
+def _serve_example(args: list[str], digit: bytes) -> None:
+    """``mnist-logreg serve ...`` as written, until /healthz answers and /api/predict reads
+    ``digit``; then stopped."""
+    import base64
+    import json
+    import time
+    import urllib.request
+
+    port = int(args[args.index("--port") + 1]) if "--port" in args else 8000
+    server = subprocess.Popen([sys.executable, "-m", "mnist_logreg", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"{args}: {server.stderr.read()[-2000:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    assert json.loads(resp.read())["status"] == "ok"
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"{args}: no answer on port {port}"
+                time.sleep(0.2)
+        body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(digit).decode()})
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/predict", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert json.loads(resp.read())["label"] is not None, args
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_python_examples_run(tmp_path, monkeypatch):
