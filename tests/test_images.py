@@ -210,6 +210,12 @@ def test_no_digit_several_digits_side_by_side(mnist):
         assert _reason(png_bytes((pair * 255).astype(np.uint8))) == SEVERAL
 
 
+def _photo_refusal(job) -> str | None:
+    """Why a photo of this digit (tests/digits.py: digit, seed, polarity) is refused, or None."""
+    digit, seed, polarity = job
+    return _reason(photo(digit, np.random.default_rng(seed), polarity))
+
+
 def _refusal(digit: np.ndarray) -> str | None:
     """Why ``to_mnist`` refuses this 28x28 digit, or None."""
     from mnist_logreg.reading.images import NoDigit, to_mnist
@@ -227,11 +233,9 @@ def test_mnist_test_digits_are_almost_never_refused(mnist):
     reads as two marks side by side."""
     reasons = map_in_processes(_refusal, list(mnist.test_images.numpy()))
     refused = [(i, reason) for i, reason in enumerate(reasons) if reason is not None]
-    rng = np.random.default_rng(25)
-    for i in range(200):
-        polarity = "dark-on-light" if i % 2 else "light-on-dark"
-        if _reason(photo(mnist.test_images[i].numpy(), rng, polarity)) is not None:
-            refused.append(("photo", i))
+    jobs = [(mnist.test_images[i].numpy(), 25_000 + i, "dark-on-light" if i % 2 else "light-on-dark")
+            for i in range(200)]  # each photo from its own seed: made and read in processes
+    refused += [("photo", i) for i, reason in enumerate(map_in_processes(_photo_refusal, jobs)) if reason is not None]
     print(f"\nrefused: {len(refused)} of 10,200: {refused}")
     assert len(refused) <= 10, refused
 
@@ -477,3 +481,70 @@ def test_unband_finds_the_same_steps_in_levels():
             plain, fast = unband(gray), unband(gray, levels)
             assert np.array_equal(plain, fast), (step, axis)
             assert (plain is gray) == (step == 127), (step, axis)  # turned back only past half
+
+
+def _keep_digit_whole(ink):
+    """images.keep_digit as it was, on the whole image (the reference)."""
+    from mnist_logreg.reading.images import FRAME_WIDTH, SPECK, regions
+
+    label, small = regions(ink)
+    n = int(small.max())
+    if n <= 1:
+        return ink, label
+    mass = np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)
+    area = np.bincount(label.ravel(), minlength=n + 1)
+    edge = np.zeros(n + 1)
+    for a, b in ((label[:, 1:], label[:, :-1]), (label[1:], label[:-1])):
+        cut = a != b
+        edge += np.bincount(a[cut], minlength=n + 1) + np.bincount(b[cut], minlength=n + 1)
+    for border in (label[0], label[-1], label[:, 0], label[:, -1]):
+        edge += np.bincount(border, minlength=n + 1)
+    width = 2 * area / np.maximum(edge, 1)
+    at_frame = np.zeros(n + 1, dtype=bool)
+    at_frame[np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])] = True
+    drop = mass < SPECK * mass[1:].max()
+    inside = [i for i in range(1, n + 1) if not at_frame[i] and not drop[i]]
+    if inside:
+        drop |= width > FRAME_WIDTH * width[max(inside, key=lambda i: mass[i])]
+    drop[0] = False
+    gone = drop[label]
+    return np.where(gone, 0.0, ink), np.where(gone, 0, label)
+
+
+def test_keep_digit_in_the_ink_s_box_equals_the_whole_image(mnist):
+    """images.keep_digit works in the ink's box: the same ink and regions as on the whole
+    image, on the ink maps of every robustness row, photos with shade at the frame included."""
+    from mnist_logreg import robustness
+    from mnist_logreg.reading import images
+
+    maps = []
+    real = images.keep_digit
+    images.keep_digit = lambda ink: maps.append(ink) or real(ink)
+    try:
+        rng = np.random.default_rng(4)
+        for row in robustness.ROWS:
+            for i in range(4):
+                try:
+                    images.to_mnist(robustness.corrupted_image(row, mnist.test_images[i].numpy(), rng))
+                except images.NoDigit:
+                    pass
+    finally:
+        images.keep_digit = real
+    dropped = 0
+    for k, ink in enumerate(maps):
+        got, want = real(ink), _keep_digit_whole(ink)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), k
+        dropped += not np.array_equal(want[0], ink)
+        # The sums themselves, region by region, as over the whole image.
+        label, small = images.regions(ink)
+        n = int(small.max())
+        _, mass, area, edge = images.region_sums(ink, label, n)
+        whole = np.zeros(n + 1)
+        for a, b in ((label[:, 1:], label[:, :-1]), (label[1:], label[:-1])):
+            whole += np.bincount(a[a != b], minlength=n + 1) + np.bincount(b[a != b], minlength=n + 1)
+        for border in (label[0], label[-1], label[:, 0], label[:, -1]):
+            whole += np.bincount(border, minlength=n + 1)
+        assert np.array_equal(mass[1:], np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)[1:]), k
+        assert np.array_equal(area[1:], np.bincount(label.ravel(), minlength=n + 1)[1:]), k
+        assert np.array_equal(edge[1:], whole[1:]), k
+    assert dropped >= 3, dropped  # some maps had something to drop

@@ -158,7 +158,7 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(0)
     files = {}
-    for i in range(500):
+    for i in range(300):
         files[f"mnist-{i:04d}.png"] = _png(mnist.test_images[i].numpy())
     for i in range(16):  # photo-like: large, off-centre, uneven light, noise; both polarities
         polarity = "dark-on-light" if i % 2 else "light-on-dark"

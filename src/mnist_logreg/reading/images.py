@@ -887,6 +887,28 @@ def regions(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return label, small
 
 
+def region_sums(ink: np.ndarray, label: np.ndarray, n: int):
+    """Per region 0..n: its ink, its pixels, and the length of its edges (the frame counts
+    as an edge), summed over the ink's box and a pixel around it (up to the frame), which
+    that box returns as a pair of slices. Every region pixel and every edge between a
+    region and the paper lies there, and each region's pixels come in the order they have
+    in the whole image: the same sums as over the whole image (region 0's aside)."""
+    h, w = label.shape
+    x0, y0, x1, y1 = ink_box(label)
+    rows, cols = slice(max(y0 - 1, 0), min(y1 + 1, h)), slice(max(x0 - 1, 0), min(x1 + 1, w))
+    lab = label[rows, cols]
+    mass = np.bincount(lab.ravel(), weights=ink[rows, cols].ravel(), minlength=n + 1)
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    edge = np.zeros(n + 1)
+    for a, b in ((lab[:, 1:], lab[:, :-1]), (lab[1:], lab[:-1])):
+        cut = a != b
+        edge += np.bincount(a[cut], minlength=n + 1) + np.bincount(b[cut], minlength=n + 1)
+    for border, at in ((lab[0], y0 == 0), (lab[-1], y1 == h), (lab[:, 0], x0 == 0), (lab[:, -1], x1 == w)):
+        if at:  # the frame is an edge too
+            edge += np.bincount(border, minlength=n + 1)
+    return (rows, cols), mass, area, edge
+
+
 def keep_digit(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The ink map without specks and frame debris (see ``SPECK``), and the regions of what
     is kept (``regions``' labels, 0 where dropped)."""
@@ -894,14 +916,8 @@ def keep_digit(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = int(small.max())
     if n <= 1:
         return ink, label
-    mass = np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)
-    area = np.bincount(label.ravel(), minlength=n + 1)
-    edge = np.zeros(n + 1)
-    for a, b in ((label[:, 1:], label[:, :-1]), (label[1:], label[:-1])):
-        cut = a != b
-        edge += np.bincount(a[cut], minlength=n + 1) + np.bincount(b[cut], minlength=n + 1)
-    for border in (label[0], label[-1], label[:, 0], label[:, -1]):  # the frame is an edge too
-        edge += np.bincount(border, minlength=n + 1)
+    (rows, cols), mass, area, edge = region_sums(ink, label, n)
+    lab = label[rows, cols]
     width = 2 * area / np.maximum(edge, 1)
     at_frame = np.zeros(n + 1, dtype=bool)
     at_frame[np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])] = True
@@ -913,8 +929,13 @@ def keep_digit(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ref = width[max(inside, key=lambda i: mass[i])]
         drop |= width > FRAME_WIDTH * ref
     drop[0] = False
-    gone = drop[label]
-    return np.where(gone, 0.0, ink), np.where(gone, 0, label)
+    if not drop.any():
+        return ink, label
+    gone = drop[lab]
+    ink, label = ink.copy(), label.copy()
+    ink[rows, cols] = np.where(gone, 0.0, ink[rows, cols])
+    label[rows, cols] = np.where(gone, 0, lab)
+    return ink, label
 
 
 # A digit cropped to its bounding box touches all four edges too, but only where its
@@ -1092,14 +1113,16 @@ def frame_digit(crop: np.ndarray, cut, flat: bool) -> np.ndarray:
         # MNIST was made from binary scans, antialiased by the reduction to 20x20. Doing
         # the same to a large photo (rather than shrinking its blurry grey strokes) gives
         # strokes with MNIST's profile: on photos of test digits, about 2 points more accurate.
-        crop = normalize_stroke(binarize(crop, cut()), grain=not flat).astype(np.float64)
-        h, w = crop.shape
+        pixels = normalize_stroke(binarize(crop, cut()), grain=not flat).astype(np.uint8) * 255
+    else:
+        pixels = (crop * 255).astype(np.uint8)
+    h, w = pixels.shape
     scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     # One axis at a time, horizontal first: for a two-axis resize Pillow picks the order of
     # its passes by a rule of its own (it changed between versions, and the pixels differ
     # with the order); this way every Pillow, and the web page's JavaScript, gives the same.
-    small = Image.fromarray((crop * 255).astype(np.uint8))
+    small = Image.fromarray(pixels)
     small = small.resize((nw, h), Image.Resampling.LANCZOS).resize((nw, nh), Image.Resampling.LANCZOS)
     small = np.asarray(small, dtype=np.float64) / 255.0
     frame = np.zeros((SIDE, SIDE))
