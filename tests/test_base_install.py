@@ -107,6 +107,16 @@ def test_a_postgresql_study_names_the_postgres_extra(tmp_path, small_dir):
     one_line_error(proc, "pip install 'mnist-logreg[postgres]'")
 
 
+def test_a_missing_extra_is_named_before_pytorch_loads(tmp_path, small_dir):
+    """train --tensorboard and tune on PostgreSQL name their missing extra before anything
+    imports PyTorch (seconds): here torch is hidden too, and the line is the same."""
+    proc = run_base("train", "--tensorboard", "--out", str(tmp_path / "out"), hide="tensorboard,torch")
+    one_line_error(proc, "pip install 'mnist-logreg[tensorboard]'")
+    proc = run_base("tune", "--data-dir", str(small_dir), "--out", str(tmp_path / "t"), "--storage",
+                    "postgresql://me:s3cret@127.0.0.1:9/none", hide="psycopg2,torch")
+    one_line_error(proc, "pip install 'mnist-logreg[postgres]'")
+
+
 def test_the_estimator_without_scikit_learn():
     code = ("import numpy as np, torch\n"
             "from mnist_logreg import LogisticRegression\n"

@@ -79,13 +79,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir()
     check_folder_writable(out, "--out")  # before PyTorch loads and the training runs, not after
+    if args.tensorboard:
+        require("train --tensorboard", "tensorboard", "tensorboard")
 
     from .api import train_run
     from .training.train import threads_for, torch_threads
 
     on_epoch = None
     if args.tensorboard:
-        require("train --tensorboard", "tensorboard", "tensorboard")
         from .tensorboard import TensorBoardLogger
 
         logger = TensorBoardLogger(out)

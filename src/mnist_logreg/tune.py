@@ -29,13 +29,16 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_write_files, json_bytes, new_folder
 from .config import build_config
-from .data import Dataset, load_dataset, train_val_split
 from .errors import ConfigError, FileSystemError, UserError
 from .extras import require
 from .search_space import VAL_SIZE, Param, default_params, load_space, sample_config
+
+if TYPE_CHECKING:
+    from .data import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,13 @@ def _system_refusal(exc: BaseException) -> OSError | None:
     return None
 
 
+def require_driver(storage: str | None) -> None:
+    """Refuse, in one line naming the extra, a storage URL whose database driver is missing."""
+    scheme = (storage or "").split("://", 1)[0]
+    if scheme in ("postgresql", "postgresql+psycopg2"):  # SQLAlchemy's default PostgreSQL driver
+        require(f"tune --storage {scheme}://...", "postgres", "psycopg2")
+
+
 def open_storage(storage: str | None, out: Path):
     import optuna
 
@@ -106,9 +116,7 @@ def open_storage(storage: str | None, out: Path):
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    scheme = storage.split("://", 1)[0]
-    if scheme in ("postgresql", "postgresql+psycopg2"):  # SQLAlchemy's default PostgreSQL driver
-        require(f"tune --storage {scheme}://...", "postgres", "psycopg2")
+    require_driver(storage)
 
     for attempt in range(6):
         try:
@@ -274,7 +282,10 @@ def tune(trials: int = 30, timeout: float | None = None, study_name: str = "mnis
     if val_size == 0:
         raise ConfigError("--val-size must be at least 1 for tune: trials are scored on the validation split")
     space = load_space(space_file)  # validate everything before touching the storage
+    require_driver(storage)  # before the data load (seconds), not after
     out = Path(out)
+    from .data import load_dataset, train_val_split  # PyTorch: after every check that needs none
+
     dataset = load_dataset(data_dir=data_dir)  # once per worker, shared by every trial
     build_config(val_size=val_size)
     train_val_split(dataset.train_images.shape[0], val_size)  # a clear error for a too-large split

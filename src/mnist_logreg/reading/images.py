@@ -183,11 +183,15 @@ def otsu_threshold(values: np.ndarray) -> float:
     # np.histogram(values, 256, (0, 1))'s counts, 10x faster: x * 256 is exact in floating
     # point, so its floor is the bin np.histogram picks (1.0 goes in the last bin, as there).
     values = values.ravel()
-    # Most of an ink map is often exactly 0 (the paper, removed): counted, not binned.
-    inked = values[values > 0]
-    hist = np.bincount(np.minimum((inked * 256).astype(np.intp), 255), minlength=256).astype(np.float64)
-    hist[0] += values.size - inked.size
-    return _otsu(hist)
+    zeros = values.size - np.count_nonzero(values)
+    # Where most of an ink map is exactly 0 (the paper, removed), the zeros are counted, not
+    # binned; 1.0's bin (256) is folded into the last afterwards, not clipped pixel by pixel.
+    inked = values[values != 0] if 2 * zeros > values.size else values
+    hist = np.bincount((inked * 256).astype(np.intp), minlength=257).astype(np.float64)
+    hist[255] += hist[256]
+    if inked is not values:
+        hist[0] += zeros
+    return _otsu(hist[:256])
 
 
 def _otsu(hist: np.ndarray) -> float:
