@@ -483,6 +483,17 @@ def test_unband_finds_the_same_steps_in_levels():
             assert (plain is gray) == (step == 127), (step, axis)  # turned back only past half
 
 
+def _edges_with_the_frame(label, n):
+    """Per region, its pixel sides that face another region, the paper or the frame: the
+    label image padded with paper, so that the frame is an edge like any other."""
+    p = np.pad(label, 1)
+    sides = np.zeros(n + 1)
+    for axis in (0, 1):
+        a, b = np.delete(p, 0, axis), np.delete(p, -1, axis)
+        sides += np.bincount(a[a != b], minlength=n + 1) + np.bincount(b[a != b], minlength=n + 1)
+    return sides
+
+
 def _keep_digit_whole(ink):
     """images.keep_digit as it was, on the whole image (the reference)."""
     from mnist_logreg.reading.images import FRAME_WIDTH, SPECK, regions
@@ -493,13 +504,7 @@ def _keep_digit_whole(ink):
         return ink, label
     mass = np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)
     area = np.bincount(label.ravel(), minlength=n + 1)
-    edge = np.zeros(n + 1)
-    for a, b in ((label[:, 1:], label[:, :-1]), (label[1:], label[:-1])):
-        cut = a != b
-        edge += np.bincount(a[cut], minlength=n + 1) + np.bincount(b[cut], minlength=n + 1)
-    for border in (label[0], label[-1], label[:, 0], label[:, -1]):
-        edge += np.bincount(border, minlength=n + 1)
-    width = 2 * area / np.maximum(edge, 1)
+    width = 2 * area / np.maximum(_edges_with_the_frame(label, n), 1)
     at_frame = np.zeros(n + 1, dtype=bool)
     at_frame[np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])] = True
     drop = mass < SPECK * mass[1:].max()
@@ -539,11 +544,7 @@ def test_keep_digit_in_the_ink_s_box_equals_the_whole_image(mnist):
         label, small = images.regions(ink)
         n = int(small.max())
         _, mass, area, edge = images.region_sums(ink, label, n)
-        whole = np.zeros(n + 1)
-        for a, b in ((label[:, 1:], label[:, :-1]), (label[1:], label[:-1])):
-            whole += np.bincount(a[a != b], minlength=n + 1) + np.bincount(b[a != b], minlength=n + 1)
-        for border in (label[0], label[-1], label[:, 0], label[:, -1]):
-            whole += np.bincount(border, minlength=n + 1)
+        whole = _edges_with_the_frame(label, n)
         assert np.array_equal(mass[1:], np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)[1:]), k
         assert np.array_equal(area[1:], np.bincount(label.ravel(), minlength=n + 1)[1:]), k
         assert np.array_equal(edge[1:], whole[1:]), k
