@@ -82,12 +82,13 @@ print(json.dumps(out))
     served = json.loads(proc.stdout)
     from mnist_logreg.reading.images import read_digit
     from mnist_logreg.reading.lite import load_run
-    from mnist_logreg.reading.predict import predict_digits
+    from mnist_logreg.reading.numbers import ranked
 
     model = load_run(default_run)
     # One image at a time, as `predict FILE` reads it (a batch's matrix product may round
     # its last bits differently).
-    expected = [predict_digits(model, read_digit(f)[None])[0] for f in files]
+    expected = [ranked(model.classes, np.asarray(model.predict_proba(read_digit(f)[None]), dtype=np.float64)[0], 3)
+                for f in files]
     for got, want, f in zip(served, expected, files):
         assert got["label"] == want["label"] and got["probabilities"] == want["probabilities"], f
         assert got["preprocessed"] == read_digit(f).tolist()

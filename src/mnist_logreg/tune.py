@@ -116,8 +116,6 @@ def open_storage(storage: str | None, out: Path):
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    require_driver(storage)
-
     for attempt in range(6):
         try:
             # A heartbeat lets surviving workers notice a killed worker's trial and fail it

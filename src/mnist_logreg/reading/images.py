@@ -313,8 +313,8 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None,
     if levels is not None:
         if count is None:
             count = np.bincount(levels.ravel(), minlength=256)
-        dark = dark_ink(gray, _Levels(np.arange(256) / 255.0, count))
-        vals = _Levels(1.0 - np.arange(256) / 255.0 if dark else np.arange(256) / 255.0, count, levels)
+        grays = _Levels(np.arange(256) / 255.0, count, levels)  # level k's gray, as gray holds it
+        vals = grays.with_values(1.0 - grays.value) if dark_ink(gray, grays) else grays
     else:
         vals = _Values(1.0 - gray if dark_ink(gray) else gray.copy())
     if vals.max() - vals.min() < 0.05:
@@ -423,6 +423,12 @@ class _Values:
     def zeros(self) -> int:
         return self.size - np.count_nonzero(self.array)
 
+    def quantiles(self, qs: tuple[float, ...]) -> list[float]:
+        return quantiles(self.array, qs)
+
+    def count_where(self, test) -> int:
+        return int(np.count_nonzero(test(self.array)))
+
 
 class _Levels:
     """An 8-bit image's values (see ``LEVELS``): ``value[k]`` for the pixels at level k,
@@ -432,8 +438,9 @@ class _Levels:
         self.value, self.count, self.levels = value, count, levels
         self.size = int(count.sum())
 
-    def _with(self, value: np.ndarray, count: np.ndarray) -> _Levels:
-        return _Levels(value, count, self.levels)
+    def with_values(self, value: np.ndarray, count: np.ndarray | None = None) -> _Levels:
+        """The same pixels, level k now holding ``value[k]`` (and ``count[k]`` of them)."""
+        return _Levels(value, self.count if count is None else count, self.levels)
 
     def image(self, fn, box=None) -> np.ndarray:
         return fn(self.value)[self.levels if box is None else self.levels[box]]
@@ -452,13 +459,13 @@ class _Levels:
         return _otsu(np.bincount(bins, weights=self.count, minlength=256))
 
     def below(self, t: float) -> _Levels:
-        return self._with(self.value, np.where(self.value <= t, self.count, 0))
+        return self.with_values(self.value, np.where(self.value <= t, self.count, 0))
 
     def above(self, t: float) -> _Levels:
-        return self._with(self.value, np.where(self.value > t, self.count, 0))
+        return self.with_values(self.value, np.where(self.value > t, self.count, 0))
 
     def deviation(self, level: float) -> _Levels:
-        return self._with(np.abs(self.value - level), self.count)
+        return self.with_values(np.abs(self.value - level), self.count)
 
     def ranked(self, ranks: list[int]) -> list[float]:
         """The values at positions ``ranks`` of all the pixels' values sorted."""
@@ -475,8 +482,12 @@ class _Levels:
     def zeros(self) -> int:
         return int(self.count[self.value == 0].sum())
 
-    def count_where(self, keep: np.ndarray) -> int:
-        return int(self.count[keep].sum())
+    def quantiles(self, qs: tuple[float, ...]) -> list[float]:
+        bins = np.minimum((self.value * 1024).astype(np.intp), 1023)
+        return quantiles_of(np.bincount(bins, weights=self.count, minlength=1024), qs)
+
+    def count_where(self, test) -> int:
+        return int(self.count[test(self.value)].sum())
 
 
 # Percentiles of a whole image's values, exactly as NumPy's percentile (method "linear")
@@ -637,20 +648,15 @@ def unband(gray: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
 
 
 def dark_ink(gray: np.ndarray, levels: _Levels | None = None) -> bool:
-    """Whether the ink is darker than the paper (``levels``: ``gray``'s, if 8-bit)."""
-    paper = float(np.median(_border(gray)))
-    if levels is None:
-        lo, hi = quantiles(gray, (POLARITY_TAIL, 1 - POLARITY_TAIL))
-        count = np.count_nonzero
-    else:  # the same quantiles and counts from the levels (see LEVELS)
-        bins = np.minimum((levels.value * 1024).astype(np.intp), 1023)
-        lo, hi = quantiles_of(np.bincount(bins, weights=levels.count, minlength=1024), (POLARITY_TAIL,
-                                                                                         1 - POLARITY_TAIL))
-        count = levels.count_where
-        gray = levels.value
+    """Whether the ink is darker than the paper (``levels``: ``gray``'s values by 8-bit
+    level, if it has them; see ``LEVELS``)."""
+    vals = levels if levels is not None else _Values(gray)
+    paper = float(np.median(vals.border()))
+    lo, hi = vals.quantiles((POLARITY_TAIL, 1 - POLARITY_TAIL))
     dark = paper - lo > hi - paper
-    beyond = count(gray < (paper + lo) / 2) if dark else count(gray > (paper + hi) / 2)
-    if beyond > MINORITY * (gray.size if levels is None else levels.size):
+    beyond = vals.count_where(lambda v: v < (paper + lo) / 2) if dark else \
+        vals.count_where(lambda v: v > (paper + hi) / 2)
+    if beyond > MINORITY * vals.size:
         return paper > 0.5
     return dark
 

@@ -181,14 +181,15 @@ class _Mark:
         return ink[y0:y1, x0:x1], (self.x0 + x0, self.y0 + y0, self.x0 + x1, self.y0 + y1)
 
 
-def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.ndarray]]:
+def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.ndarray, float]]:
     """The pieces of a wide mark that read best: [(28x28 digit, box, probabilities, piece_score)]."""
     # The mark read whole first. A piece's score is at most 0 (a log probability plus a
     # shape penalty at most 0), so k >= 2 pieces total at most -k * SPLIT_COST, and the
     # whole mark, at score - SPLIT_COST, wins (ties go to it) whenever its score is at
     # least -SPLIT_COST: then no cut needs reading (a 5-digit photo: most of its marks).
+    whole = None
     got = mark.piece(0, mark.width)
-    if got is not None and PRUNE:
+    if got is not None:
         crop, box = got
         try:
             digit = images.frame_digit(crop, cut, flat)
@@ -196,21 +197,21 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
             digit = None
         if digit is not None:
             p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
-            whole = piece_score(p, box[2] - box[0], box[3] - box[1])
-            if whole >= -SPLIT_COST:
-                return [(digit, box, p, whole)]
+            whole = (digit, box, p, piece_score(p, box[2] - box[0], box[3] - box[1]))
+            if PRUNE and whole[3] >= -SPLIT_COST:
+                return [whole]
     profile = mark.ink.sum(axis=0)
     points = [0] + _candidate_cuts(profile, mark.height) + [mark.width]
+    last = len(points) - 1
     spans = [(i, j) for i in range(len(points)) for j in range(i + 1, len(points))
-             if (points[j] - points[i] <= MAX_PIECE * mark.height and points[j] - points[i] >= MIN_PIECE * mark.height)
-             or (i == 0 and j == len(points) - 1)]
+             if MIN_PIECE * mark.height <= points[j] - points[i] <= MAX_PIECE * mark.height and (i, j) != (0, last)]
     framed, boxes, keys = [], [], []
     for i, j in spans:
         got = mark.piece(points[i], points[j])
         if got is None:
             continue
         crop, box = got
-        if crop.shape[0] < TALL * mark.height and not (i == 0 and j == len(points) - 1):
+        if crop.shape[0] < TALL * mark.height:
             continue  # a fragment (a 5's flag, a 2's foot), not a digit
         try:
             framed.append(images.frame_digit(crop, cut, flat))
@@ -218,24 +219,30 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
             continue
         boxes.append(box)
         keys.append((i, j))
-    if not framed:
-        raise NoDigit(images.NOTHING_LEFT)
-    probs = np.asarray(model.predict_proba(np.stack(framed)), dtype=np.float64)
-    score, scores = {}, {}
-    for k, (key, box) in enumerate(zip(keys, boxes)):
-        scores[k] = piece_score(probs[k], box[2] - box[0], box[3] - box[1])
-        score[key] = (scores[k] - SPLIT_COST, k)
-    # best[j]: the best reading of columns [points[0], points[j]) ending with a cut at j.
+    # Each piece read: (28x28 digit, box, probabilities, piece_score), the whole mark's above.
+    pieces = {(0, last): whole} if whole is not None else {}
+    if framed:
+        probs = np.asarray(model.predict_proba(np.stack(framed)), dtype=np.float64)
+        for key, digit, box, p in zip(keys, framed, boxes, probs):
+            pieces[key] = (digit, box, p, piece_score(p, box[2] - box[0], box[3] - box[1]))
+    # best[j]: the best reading of columns [points[0], points[j]) ending with a cut at j,
+    # each piece charged SPLIT_COST.
     best = {0: (0.0, [])}
     for j in range(1, len(points)):
-        options = [(best[i][0] + score[(i, j)][0], best[i][1] + [score[(i, j)][1]])
-                   for i in range(j) if i in best and (i, j) in score]
+        options = [(best[i][0] + (pieces[(i, j)][3] - SPLIT_COST), best[i][1] + [pieces[(i, j)]])
+                   for i in range(j) if i in best and (i, j) in pieces]
         if options:
             best[j] = max(options, key=lambda o: o[0])
-    last = len(points) - 1
     if last not in best:
         raise NoDigit(images.NOTHING_LEFT)
-    return [(framed[k], boxes[k], probs[k], scores[k]) for k in best[last][1]]
+    return best[last][1]
+
+
+def _main_marks(groups: list[list]) -> tuple[list[list], int]:
+    """The marks that are not specks (see ``MARK_SHARE``), and the line's height: the
+    tallest of them."""
+    main = [g for g in groups if g[4] >= MARK_SHARE * max(c[4] for c in groups)]
+    return main, max(g[3] - g[2] + 1 for g in main)
 
 
 def read_number(img, model) -> list[DigitRead]:
@@ -243,22 +250,17 @@ def read_number(img, model) -> list[DigitRead]:
     exactly as ``images.to_mnist`` reads it). ``model``: anything with ``predict_proba``
     of uint8 [N, 28, 28] (``lite.LiteModel``). Raises ``NoDigit`` as ``to_mnist`` does
     for blank, faint and scribbled images."""
-    gray, levels, count = images.gray_levels(img)
-    sx, sy = img.size[0] / gray.shape[1], img.size[1] / gray.shape[0]
-    ink, label, flat = images._ink(gray, levels, count)
+    ink, label, flat = images._ink(*images.gray_levels(img))  # boxes: the image's own pixels
     whole = images.ink_box(ink)
     if whole is None:
         raise NoDigit(images.NOTHING_LEFT)
     images.check_edges(ink)
     cut = functools.cache(lambda: images.ink_cut(ink))  # the whole ink map's level, if a crop needs it
 
-    def scaled(box) -> tuple[int, int, int, int]:
-        return (int(box[0] * sx), int(box[1] * sy), int(math.ceil(box[2] * sx)), int(math.ceil(box[3] * sy)))
-
     def read(crop, box) -> DigitRead:
         digit = images.frame_digit(crop, cut, flat)
         p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
-        return _digit(model, digit, scaled(box), p, piece_score(p, *crop.shape[::-1]))
+        return _digit(model, digit, box, p, piece_score(p, *crop.shape[::-1]))
 
     # What to_mnist refuses as several marks is a number (a mark too short for a digit, a
     # dash between them, does not make digits one). Otherwise the ink is one digit, read
@@ -267,9 +269,7 @@ def read_number(img, model) -> list[DigitRead]:
     # with reading it as several (below).
     tall = []
     if int(label.max()) >= 2:  # one region is one mark (0.7 ms saved on a canvas digit)
-        coarse = images.marks(ink, label)
-        main = [g for g in coarse if g[4] >= MARK_SHARE * max(c[4] for c in coarse)]
-        line = max(g[3] - g[2] + 1 for g in main)
+        main, line = _main_marks(images.marks(ink, label))
         tall = [g for g in main if g[3] - g[2] + 1 >= TALL * line]
     one = None
     if not (len(tall) >= 2 and images.several(ink, tall)):
@@ -279,21 +279,19 @@ def read_number(img, model) -> list[DigitRead]:
     # The reader's regions are found on a copy reduced to LIGHT_SIDE a side, where the gaps
     # between the digits of a long number close: here they are found at full size.
     fine, _ = images.components(ink > 0)
-    groups = images.marks(ink, fine)
-    main = [g for g in groups if g[4] >= MARK_SHARE * max(c[4] for c in groups)]
-    line = max(g[3] - g[2] + 1 for g in main)
+    main, line = _main_marks(images.marks(ink, fine))
     out: list[DigitRead] = []
     for g in main:
         mark = _Mark(ink, fine, g)
         if mark.height < TALL * line:
             box = (g[0], g[2], g[1] + 1, g[3] + 1)
-            out.append(DigitRead(label="?", box=scaled(box), reason=NOT_A_DIGIT, score=0.0))
+            out.append(DigitRead(label="?", box=box, reason=NOT_A_DIGIT, score=0.0))
             continue
         if mark.width <= SPLIT_WIDE * line:
             out.append(read(*mark.piece(0, mark.width)))
             continue
         for digit, box, p, score in _split(mark, model, cut, flat):
-            out.append(_digit(model, digit, scaled(box), p, score))
+            out.append(_digit(model, digit, box, p, score))
     # Ink wider than any digit that to_mnist would read as one: the reading that the model
     # and the digits' shapes like better.
     if one is not None and one.score >= sum(d.score - SPLIT_COST for d in out if d.label != "?"):

@@ -40,12 +40,6 @@ class Prediction:
                 "top": [{"label": c, "probability": p} for c, p in self.top]}
 
 
-def predict_digits(checkpoint, digits, top_k: int = 3) -> list[dict]:
-    """uint8 [N, 28, 28] -> per image: label, probability, top-k, all probabilities."""
-    probs = np.asarray(checkpoint.predict_proba(digits), dtype=np.float64)
-    return [ranked(checkpoint.classes, row, top_k) for row in probs]
-
-
 def predict_files(checkpoint, paths: list[str | os.PathLike], top_k: int = 3,
                   save_preprocessed: str | os.PathLike | None = None) -> list[Prediction]:
     """One ``Prediction`` per image file: a label (a number for a row of digits), or no

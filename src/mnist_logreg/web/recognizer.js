@@ -695,33 +695,29 @@ const MnistLogreg = (() => {
     return one !== null && one.score >= apart ? [one] : out;
   }
   function split(S, model, mark, cut, flat) {  // numbers._split: the pieces of a wide mark that read best
-    const whole = mark.piece(0, mark.w);
-    if (whole) {  // read whole first: at a score of at least -splitCost, no cut can beat it
-      let digit = null;
-      try { digit = frameDigit(whole.crop, whole.h, whole.w, cut, flat); }
-      catch (err) { if (!(err instanceof NoDigit)) throw err; }
-      if (digit) {
-        const p = classify(model, digit), score = pieceScore(S, p, whole.w, whole.h);
-        if (score >= -S.splitCost) return [[digit, whole.box, p, score]];
-      }
-    }
+    const readPiece = (piece) => {  // [digit, box, p, score], or null where nothing is left
+      let digit;
+      try { digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat); }
+      catch (err) { if (err instanceof NoDigit) return null; throw err; }
+      const p = classify(model, digit);
+      return [digit, piece.box, p, pieceScore(S, p, piece.w, piece.h)];
+    };
+    // Read whole first: at a score of at least -splitCost, no cut can beat it.
+    const wholePiece = mark.piece(0, mark.w), whole = wholePiece && readPiece(wholePiece);
+    if (whole && whole[3] >= -S.splitCost) return [whole];
     const profile = new Float64Array(mark.w);
     for (let y = 0; y < mark.h; y++) for (let x = 0; x < mark.w; x++) profile[x] += mark.own[y * mark.w + x];
     const points = [0, ...candidateCuts(S, profile, mark.h), mark.w], last = points.length - 1;
-    const read = new Map();  // "i,j" -> [digit, box, p, score]
+    const read = new Map();  // "i,j" -> [digit, box, p, score]; the whole mark's read above
+    if (whole) read.set("0," + last, whole);
     for (let i = 0; i < points.length; i++) for (let j = i + 1; j < points.length; j++) {
       const span = points[j] - points[i];
-      if (!((span <= S.maxPiece * mark.h && span >= S.minPiece * mark.h) || (i === 0 && j === last))) continue;
+      if (span > S.maxPiece * mark.h || span < S.minPiece * mark.h || (i === 0 && j === last)) continue;
       const piece = mark.piece(points[i], points[j]);
-      if (!piece) continue;
-      if (piece.h < S.tall * mark.h && !(i === 0 && j === last)) continue;  // a fragment, not a digit
-      let digit;
-      try { digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat); }
-      catch (err) { if (err instanceof NoDigit) continue; throw err; }
-      const p = classify(model, digit);
-      read.set(i + "," + j, [digit, piece.box, p, pieceScore(S, p, piece.w, piece.h)]);
+      if (!piece || piece.h < S.tall * mark.h) continue;  // nothing, or a fragment, not a digit
+      const r = readPiece(piece);
+      if (r) read.set(i + "," + j, r);
     }
-    if (!read.size) throw new NoDigit(NOTHING_LEFT);
     const best = new Map([[0, [0.0, []]]]);  // j -> the best reading of the columns up to points[j]
     for (let j = 1; j < points.length; j++) {
       let pick = null;
