@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from conftest import run_main
 from mnist_logreg import build_config
 from mnist_logreg import cache as disk_cache
 from mnist_logreg.data import load_dataset
@@ -107,7 +108,7 @@ def test_an_unwritable_cache_costs_nothing_but_a_warning(tmp_path, monkeypatch, 
     assert "cannot write the cache file" in caplog.text
 
 
-def test_two_runs_started_together_share_the_cache_safely(tmp_path, small_dir):
+def test_two_runs_started_together_share_the_cache_safely(tmp_path, small_dir, monkeypatch, caplog):
     env = dict(os.environ, MNIST_LOGREG_CACHE=str(tmp_path / "c"), PYTHONWARNINGS="ignore")
     env.pop("MNIST_LOGREG_NO_CACHE", None)
     procs = [subprocess.Popen([sys.executable, "-m", "mnist_logreg", "train", "--data-dir", str(small_dir),
@@ -121,11 +122,14 @@ def test_two_runs_started_together_share_the_cache_safely(tmp_path, small_dir):
     folder = tmp_path / "c" / "cache"
     assert not list(folder.glob(".*.tmp"))
     assert len(entries(folder)) == 7  # the dataset, the damaged copies and five candidates' features
-    # A third run reads them all back and trains the same model.
-    proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "-v", "train", "--data-dir", str(small_dir), "--out",
-                           str(tmp_path / "run3"), "--epochs", "2"], env=env, capture_output=True, text=True)
+    # A third run (in this process: the two above are the concurrency) reads them all back
+    # and trains the same model.
+    monkeypatch.setenv("MNIST_LOGREG_CACHE", env["MNIST_LOGREG_CACHE"])
+    monkeypatch.delenv("MNIST_LOGREG_NO_CACHE", raising=False)
+    with caplog.at_level(logging.INFO, logger="mnist_logreg"):
+        proc = run_main("train", "--data-dir", str(small_dir), "--out", str(tmp_path / "run3"), "--epochs", "2")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("read from the cache") == 7
+    assert sum(m.startswith("read from the cache") for m in caplog.messages) == 7
     third = json.loads((tmp_path / "run3" / "metrics.json").read_text())
     assert third["test_accuracy"] == metrics[0]["test_accuracy"] and third["test_loss"] == metrics[0]["test_loss"]
 

@@ -59,25 +59,24 @@ def _limit_file_size():
 
 
 def test_a_file_size_limit_while_saving_a_run(tmp_path, small_dir):
+    """A new run: nothing left. Over an earlier run: no new model beside old metrics, no
+    old model half overwritten. (The two trainings run side by side: most of each is
+    starting Python and PyTorch.)"""
+    fresh, earlier = tmp_path / "fresh", tmp_path / "earlier"
+    fresh.mkdir()
+    assert run_main("train", "--data-dir", str(small_dir), "--out", str(earlier), "--epochs", "1").returncode == 0
+    before = {name: (earlier / name).read_bytes() for name in files_under(earlier)}
     env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
-    proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "train", "--data-dir", str(small_dir), "--out",
-                           str(tmp_path / "run"), "--epochs", "1"], capture_output=True, text=True, env=env,
-                          preexec_fn=_limit_file_size, timeout=300)
-    one_line_error(proc, "File too large", "model.safetensors")
-    assert files_under(tmp_path) == []
-
-
-def test_a_failed_save_over_an_earlier_run_leaves_it_as_it_was(tmp_path, small_dir):
-    """No new model beside old metrics, no old model half overwritten."""
-    out = tmp_path / "run"
-    assert run_main("train", "--data-dir", str(small_dir), "--out", str(out), "--epochs", "1").returncode == 0
-    before = {name: (out / name).read_bytes() for name in files_under(out)}
-    env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
-    proc = subprocess.run([sys.executable, "-m", "mnist_logreg", "train", "--data-dir", str(small_dir), "--out",
-                           str(out), "--epochs", "2"], capture_output=True, text=True, env=env,
-                          preexec_fn=_limit_file_size, timeout=300)
-    one_line_error(proc, "File too large")
-    assert {name: (out / name).read_bytes() for name in files_under(out)} == before
+    procs = [subprocess.Popen([sys.executable, "-m", "mnist_logreg", "train", "--data-dir", str(small_dir), "--out",
+                               str(out), "--epochs", epochs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, preexec_fn=_limit_file_size)
+             for out, epochs in ((fresh / "run", "1"), (earlier, "2"))]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        one_line_error(subprocess.CompletedProcess(p.args, p.returncode, out, err), "File too large")
+    assert "model.safetensors" in outs[0][1]
+    assert files_under(fresh) == []
+    assert {name: (earlier / name).read_bytes() for name in files_under(earlier)} == before
 
 
 def run_unprivileged(*args: str, path: str | None = None) -> subprocess.CompletedProcess:

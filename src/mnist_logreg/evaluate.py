@@ -32,11 +32,12 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None, report
     if int(labels.max()) + 1 > len(model.classes):
         raise UserError(f"--run {run_dir}: the model knows {len(model.classes)} classes but the dataset "
                         f"has {int(labels.max()) + 1}")
-    out = {"run": str(run_dir), **test_scores(model.logits(images), labels)}
+    logits = model.logits(images)
+    out = {"run": str(run_dir), **test_scores(logits, labels)}
     if report:
         from .report import write_report
 
-        folder, full = write_report(run_dir, model, images, labels, run_metrics)
+        folder, full = write_report(run_dir, model, images, labels, run_metrics, logits)
         out["report_dir"] = str(folder)
         out["report"] = full
     return out

@@ -139,10 +139,8 @@ def plot_reliability(rel: dict, ece: float):
     return fig
 
 
-def evaluate_checkpoint(model, images: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
-    """Metrics and the arrays the figures need, for a model (``lite.LiteModel``) on a
-    labelled image set."""
-    logits = model.logits(images)
+def evaluate_checkpoint(logits: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
+    """Metrics and the arrays the figures need, from a model's logits on a labelled image set."""
     metrics = classification_metrics(logits, labels)
     probs = softmax(logits)
     confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
@@ -177,12 +175,13 @@ FIGURES = [
 
 
 def write_report(run_dir: str | os.PathLike, model, images: np.ndarray, labels: np.ndarray,
-                 run_metrics: dict | None = None) -> tuple[Path, dict]:
+                 run_metrics: dict | None = None, logits: np.ndarray | None = None) -> tuple[Path, dict]:
     """Write ``run_dir/report/`` (atomically); returns its path and the metrics. ``model``:
-    the run's ``lite.LiteModel``."""
+    the run's ``lite.LiteModel``; ``logits``: its logits on ``images``, if the caller has
+    them (reading 10,000 digits is most of a report's time)."""
     run_dir = Path(run_dir)
     images, labels = np.asarray(images), np.asarray(labels)
-    metrics, arrays = evaluate_checkpoint(model, images, labels)
+    metrics, arrays = evaluate_checkpoint(model.logits(images) if logits is None else logits, labels)
     classes = model.classes
     worst = arrays["worst"]
     # matplotlib is the report extra: without it the report holds the numbers and says so.
