@@ -33,14 +33,18 @@ test-minutes: $(STAMP)
 
 # The documentation site (MkDocs, mkdocs.yml), built strictly: a broken link fails.
 # scripts/docs_pages.py writes the pages made from the code (the CLI and Python API
-# references), the README (the home page) and the notebooks first. KaTeX, which typesets
-# the formulas offline, is fetched once with npm (scripts/katex.py).
+# references), the README (the home page) and the notebooks first. scripts/notebooks.py
+# executes the notebooks whose executed copy (build/notebooks/executed/) is missing or older
+# than the notebook (about a minute, the first time): their pages show each cell's output.
+# KaTeX, which typesets the formulas offline, is fetched once with npm (scripts/katex.py).
 docs: $(STAMP)
 	$(BIN)/python scripts/docs_pages.py
+	$(BIN)/python scripts/notebooks.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 docs-serve: $(STAMP)
 	$(BIN)/python scripts/docs_pages.py
+	$(BIN)/python scripts/notebooks.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: $(STAMP)
@@ -53,11 +57,13 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 # The notebooks executed, figures included, as HTML in build/notebooks/ (they are
-# committed without outputs: see README, Notebooks), their formulas typeset offline by
-# KaTeX copied beside them (notebooks/templates/katex, scripts/katex.py).
+# committed without outputs: see README, Notebooks), from the executed copies that make docs
+# uses too (scripts/notebooks.py), their formulas typeset offline by KaTeX copied beside
+# them (notebooks/templates/katex, scripts/katex.py).
 notebooks-html: $(STAMP)
-	$(BIN)/jupyter nbconvert --to html --execute --TemplateExporter.extra_template_basedirs=notebooks/templates \
-		--template katex --output-dir build/notebooks notebooks/*.ipynb
+	$(BIN)/python scripts/notebooks.py
+	$(BIN)/jupyter nbconvert --to html --TemplateExporter.extra_template_basedirs=notebooks/templates \
+		--template katex --output-dir build/notebooks build/notebooks/executed/*.ipynb
 	$(BIN)/python scripts/katex.py build/notebooks/katex
 
 # The model shipped in the package (predict, serve and export without --run): the default

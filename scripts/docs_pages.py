@@ -46,24 +46,69 @@ def home_page() -> str:
     return text.replace("](docs/", "](")
 
 
-def notebook_page(notebook: Path) -> str:
+def notebook_page(notebook: Path, executed: dict | None = None) -> str:
     """A notebook as a page: its title, a note on running it, then its prose (formulas
     typeset by KaTeX on the site) and its code. The notebooks are committed without
-    outputs; the figures are in the executed copies that `make notebooks-html` writes."""
+    outputs, and so is this page; ``executed``, the notebook's executed copy
+    (scripts/notebooks.py), adds each cell's output under its code, as the site shows it."""
+    cells = json.loads(notebook.read_text())["cells"]
+    outputs = [[]] * len(cells)
+    if executed is not None:
+        ran = executed["cells"]
+        # The copy was run from this notebook (its fingerprint says so), cell for cell.
+        assert [_text(c) for c in ran] == [_text(c) for c in cells], f"{notebook.name}: not the executed copy"
+        outputs = [c.get("outputs", []) for c in ran]
     blocks = []
-    for cell in json.loads(notebook.read_text())["cells"]:
-        text = "".join(cell["source"]).strip()
+    for cell, out in zip(cells, outputs):
+        text = _text(cell)
         if cell["cell_type"] == "code" and text:
             text = f"```python\n{text}\n```"
         if text:
             blocks.append(text)
+        blocks += _outputs(out)
     title, _, first = blocks[0].partition("\n")  # the notebook opens with its title
     name = notebook.relative_to(ROOT)
-    note = (f'!!! note "The notebook `{name}`"\n    Run it yourself with `make notebooks` (Jupyter Lab), or see it '
-            "executed, figures included, with `make notebooks-html` (`build/notebooks/`). The tests run it top to "
-            "bottom; every number its prose states is asserted by the cell that computes it.")
+    note = (f'!!! note "The notebook `{name}`"\n    Run it yourself with `make notebooks` (Jupyter Lab). On the site '
+            "that `make docs` builds, each cell's output (text, figures) follows its code: `make docs` executes the "
+            "notebooks first. The tests run it top to bottom; every number its prose states is asserted by the cell "
+            "that computes it.")
     head = [f"<!-- Generated from {name} by scripts/docs_pages.py: edit the notebook, not this page. -->", title, note]
     return "\n\n".join(head + [part for part in (first.strip(), *blocks[1:]) if part]) + "\n"
+
+
+def _text(cell: dict) -> str:
+    source = cell["source"]
+    return ("".join(source) if isinstance(source, list) else source).strip()
+
+
+def _outputs(outputs: list[dict]) -> list[str]:
+    """A code cell's outputs as Markdown: printed text as a text block, a figure as an image
+    inside the page (a data URI: the site needs no file beside it, and reads offline).
+    Warnings and other stderr are left out, as a reader of the page needs none of them."""
+    blocks, printed = [], []
+
+    def flush():
+        if printed:
+            blocks.append("```text\n" + "".join(printed).rstrip("\n") + "\n```")
+            printed.clear()
+
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream" and out.get("name") == "stdout":
+            printed.append(_text({"source": out["text"]}) + "\n")
+        elif kind in ("execute_result", "display_data"):
+            data = out.get("data", {})
+            if "image/png" in data:
+                flush()
+                png = "".join(data["image/png"]).replace("\n", "")
+                blocks.append(f"![A figure the cell draws](data:image/png;base64,{png})")
+            elif "text/plain" in data:
+                printed.append(_text({"source": data["text/plain"]}) + "\n")
+        elif kind == "error":
+            flush()
+            blocks.append("```text\n" + f"{out.get('ename')}: {out.get('evalue')}" + "\n```")
+    flush()
+    return blocks
 
 
 def api_reference() -> str:

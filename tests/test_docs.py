@@ -49,19 +49,77 @@ def test_every_page_is_in_the_navigation():
     assert on_disk == listed, (on_disk - listed, listed - on_disk)
 
 
+NOTEBOOK = ROOT / "notebooks" / "1-logistic-regression.ipynb"
+
+
+def _executed_copy(folder):
+    """An executed copy of notebook 1 as scripts/notebooks.py saves one, with outputs of
+    every kind made up (executing it takes seconds): printed lines, a warning, a figure and
+    a value, on its first two code cells."""
+    import base64
+    import io
+
+    nbformat = pytest.importorskip("nbformat")
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import notebooks
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    png = io.BytesIO()
+    Image.new("RGB", (40, 20), "red").save(png, format="PNG")
+    out = nbformat.v4.new_output
+    code[0].outputs = [out("stream", name="stdout", text="epoch 1\n"), out("stream", name="stdout", text="epoch 2\n"),
+                       out("stream", name="stderr", text="SomeWarning: ignore me\n"),
+                       out("display_data", data={"image/png": base64.b64encode(png.getvalue()).decode(),
+                                                 "text/plain": "<Figure size 640x480>"})]
+    code[1].outputs = [out("execute_result", data={"text/plain": "0.926"}, execution_count=2)]
+    nb.metadata[notebooks.KEY] = notebooks.fingerprint(NOTEBOOK)
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / NOTEBOOK.name)
+    return code
+
+
+def test_a_notebook_page_shows_its_executed_copys_outputs(tmp_path, monkeypatch):
+    """Each output under the code that printed or drew it, stderr left out; a copy run from
+    another version of the notebook is not used (the page as committed is)."""
+    from types import SimpleNamespace
+
+    code = _executed_copy(tmp_path)
+    import docs_pages
+    import mkdocs_hooks
+    import notebooks
+
+    monkeypatch.setattr(notebooks, "EXECUTED", tmp_path)
+    page = SimpleNamespace(file=SimpleNamespace(src_uri=f"tutorials/notebook-{NOTEBOOK.stem}.md"))
+    shown = mkdocs_hooks.on_page_markdown("as committed", page=page, config=None, files=None)
+    first, second = (f"```python\n{docs_pages._text(cell)}\n```" for cell in code[:2])
+    after = shown.split(first, 1)[1]
+    assert after.startswith("\n\n```text\nepoch 1\nepoch 2\n```\n\n![A figure the cell draws](data:image/png;base64,")
+    assert shown.split(second, 1)[1].startswith("\n\n```text\n0.926\n```")
+    assert "ignore me" not in shown and "<Figure" not in shown
+    # Without the copy, the page is the committed one: the same text, no outputs.
+    assert docs_pages.notebook_page(NOTEBOOK) == (DOCS / "tutorials" / f"notebook-{NOTEBOOK.stem}.md").read_text()
+    monkeypatch.setattr(notebooks, "fingerprint", lambda path: "0" * 64)  # the notebook changed since
+    assert mkdocs_hooks.on_page_markdown("as committed", page=page, config=None, files=None) == "as committed"
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The site, built strictly: no broken link or reference (mkdocs --strict turns its
-    warnings into a failure)."""
+    warnings into a failure). Notebook 1's page from an executed copy (``_executed_copy``)."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
     pytest.importorskip("mkdocstrings")
     if shutil.which("npm") is None and not (ROOT / "build" / "katex" / "VERSION").is_file():
         pytest.skip("npm is needed once to fetch KaTeX, the site's math renderer (apt-get install -y npm)")
-    out = tmp_path_factory.mktemp("site")
+    out, executed = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("executed")
+    _executed_copy(executed)
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
                            "-d", str(out)], capture_output=True, text=True,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1",
+                               "MNIST_LOGREG_EXECUTED_NOTEBOOKS": str(executed)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
 
@@ -77,7 +135,8 @@ def test_the_site_builds_strictly(site):
 def test_formulas_are_typeset_offline(site, tmp_path):
     """In Chromium with the network cut, the softmax of notebook 1 is typeset by KaTeX on
     the site's page and on the notebook's HTML (make notebooks-html's template): no raw
-    $$ left, nothing fetched from a CDN."""
+    $$ left, nothing fetched from a CDN. The site's page shows its executed copy's outputs,
+    the figure drawn."""
     if not os.path.exists("/usr/bin/chromium"):
         pytest.skip("/usr/bin/chromium is not installed (scripts/install-debian.sh chromium /usr/bin/chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -106,6 +165,10 @@ def test_formulas_are_typeset_offline(site, tmp_path):
                 text = page.inner_text("body")
                 assert "$$" not in text and "\\frac" not in text, path
                 assert page.locator(".katex").count() >= 10, path
+                if path.is_relative_to(site):
+                    assert "epoch 1\nepoch 2" in text and "ignore me" not in text
+                    figure = page.locator("img[alt='A figure the cell draws']")
+                    assert figure.count() == 1 and figure.evaluate("(img) => img.naturalWidth") == 40
         finally:
             browser.close()
     assert fetched == []

@@ -1,6 +1,7 @@
 """The notebooks run top to bottom in a kernel of this venv, offline: a failing cell (the
 notebooks assert the numbers their prose states) fails the test."""
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,3 +37,15 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     print(f"{path.name}: {time.perf_counter() - t0:.1f} s")
     assert nb.cells[0].outputs[0]["text"].strip() == sys.prefix
+    # Its page on the site, from this run (as scripts/notebooks.py saves it): every figure
+    # and every printed line under its code.
+    sys.path.insert(0, str(path.parents[1] / "scripts"))
+    import docs_pages
+
+    nb.cells.pop(0)
+    page = docs_pages.notebook_page(path, json.loads(nbformat.writes(nb)))
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    figures = sum("image/png" in out.get("data", {}) for out in outputs)
+    assert page.count("](data:image/png;base64,") == figures > 0
+    printed = [line for out in outputs if out.get("name") == "stdout" for line in out["text"].splitlines()]
+    assert all(line.strip() in page for line in printed)

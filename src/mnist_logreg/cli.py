@@ -72,6 +72,14 @@ def _print_summary(metrics: dict, run_dir: Path | None) -> None:
         print(f"run saved to {run_dir}")
 
 
+def check_kernel_choice() -> None:
+    """A bad ``$MNIST_LOGREG_KERNEL`` refused before PyTorch loads, as every other bad input
+    of the commands that train (the kernel module checks it again as it loads)."""
+    from .training.kernel_choice import choose
+
+    choose()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .atomic import check_folder_writable
     from .runs import default_run_dir
@@ -79,6 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir()
     check_folder_writable(out, "--out")  # before PyTorch loads and the training runs, not after
+    check_kernel_choice()
     if args.tensorboard:
         require("train --tensorboard", "tensorboard", "tensorboard")
 
@@ -144,6 +153,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     args.out = args.out or "bench.json"
     check_writable(args.out, size=16384)  # before minutes of benchmarks, not after (the results: ~4 KB)
+    check_kernel_choice()
     require("bench", "bench", "torchvision", "sklearn", "psutil")
     from .bench import format_table, run_bench
 
@@ -186,6 +196,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .atomic import check_folder_writable
 
     check_folder_writable(args.out, "--out")  # before Optuna, PyTorch and the data load
+    check_kernel_choice()
     require("tune", "tune", "optuna", "matplotlib")
     from .tune import format_summary, tune
 

@@ -17,22 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from .kernel_choice import CDLL as _CDLL
+from .kernel_choice import ENV, PATHS, PREFERENCE, RUNNABLE  # noqa: F401 (the names callers use)
+from .kernel_choice import choose as _choose
 from .preprocess import PIXEL_MAX
 
 # The full-batch gradient goes in this many equal row ranges (fixed, so the sum's order
 # does not depend on the thread count): enough for any thread count to share evenly.
 PARTS = 16
 _BAD_CLASSES = -1.0  # MLR_BAD_CLASSES in _kernels.c (MLR_NO_MEMORY is -2)
-
-
-# Path numbers of _kernels.c, and the order ``auto`` prefers them in. The generic path
-# (SSE2 on x86-64) comes before PyTorch's ops although on this AVX-512 machine it is
-# slower on the tutorial recipe (0.51 s against 0.38 s, against PyTorch's AVX-512 BLAS):
-# it is faster on the default recipe (3.5 s against 4.3 s), and a CPU with neither AVX2
-# nor NEON has no AVX-512 BLAS either.
-PATHS = ("generic", "avx2", "avx512", "neon")
-PREFERENCE = ("avx512", "neon", "avx2", "generic")
-ENV = "MNIST_LOGREG_KERNEL"  # auto (default), one of PATHS, or off (PyTorch ops)
 _NO_PATH = -3.0  # MLR_NO_PATH
 
 
@@ -57,42 +50,6 @@ class _Lib:
         cdll.mlr_u8_to_f32.restype = ctypes.c_double
         cdll.mlr_u8_to_f32(self.code, u.data_ptr(), 256, out.data_ptr())
         self.u8_exact = torch.equal(out, torch.div(u, PIXEL_MAX))
-
-
-def _open() -> ctypes.CDLL | None:
-    try:
-        from . import _kernels
-    except ImportError:
-        return None
-    return ctypes.CDLL(_kernels.__file__)
-
-
-_CDLL = _open()
-# The paths this CPU runs (empty without the compiled library), best first.
-RUNNABLE: tuple[str, ...] = () if _CDLL is None else tuple(
-    p for p in PREFERENCE if _CDLL.mlr_paths() >> PATHS.index(p) & 1)
-
-
-def _choose() -> tuple[str, str]:
-    """(path, why) from ``$MNIST_LOGREG_KERNEL`` and what this CPU runs; path "off": PyTorch ops."""
-    from ..errors import ConfigError
-
-    asked = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if os.environ.get("MNIST_LOGREG_NO_KERNELS"):  # the older switch, kept
-        asked = "off"
-    if asked not in ("auto", "off", *PATHS):
-        raise ConfigError(f"{ENV}={asked}: must be auto, off or one of {', '.join(PATHS)}")
-    if asked == "off":
-        return "off", f"{ENV}=off"
-    if _CDLL is None:
-        if asked != "auto":
-            raise ConfigError(f"{ENV}={asked}: the C kernel was not built (no C compiler at install time)")
-        return "off", "the C kernel was not built (no C compiler at install time): PyTorch ops"
-    if asked == "auto":
-        return RUNNABLE[0], f"the fastest path this CPU runs (it runs: {', '.join(RUNNABLE)})"
-    if asked not in RUNNABLE:
-        raise ConfigError(f"{ENV}={asked}: this CPU cannot run it (it runs: {', '.join(RUNNABLE)})")
-    return asked, f"{ENV}={asked}"
 
 
 _ACTIVE, WHY = _choose()
