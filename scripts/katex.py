@@ -12,6 +12,7 @@ The site's build hook (scripts/mkdocs_hooks.py) and `make notebooks-html` call i
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -59,9 +60,22 @@ def fetch() -> Path:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(tar.extractfile(member).read())
         (staging / "VERSION").write_text(VERSION)
-        shutil.rmtree(CACHE, ignore_errors=True)
+        # Swapped in whole by a rename: a second process (make test runs two) that fetched
+        # it too either finds no folder or a complete one, never one half copied.
         CACHE.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(staging, CACHE)
+        fresh = Path(tempfile.mkdtemp(prefix=".katex.", dir=CACHE.parent))
+        shutil.copytree(staging, fresh, dirs_exist_ok=True)
+        if CACHE.exists():
+            old = Path(tempfile.mkdtemp(prefix=".katex.old.", dir=CACHE.parent))
+            try:
+                os.replace(CACHE, old / "katex")
+            except FileNotFoundError:  # the other process moved it first
+                pass
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(fresh, CACHE)
+        except OSError:  # the other process's copy, the same files, is in place
+            shutil.rmtree(fresh, ignore_errors=True)
     return CACHE
 
 

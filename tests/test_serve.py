@@ -272,14 +272,17 @@ def test_bad_workers_is_a_one_line_error(default_run):
 # --- Under load: the event loop never does the heavy work ----------------------------------
 
 
-def _blocking_answer(monkeypatch, release):
-    """Make the pool's work wait for ``release`` (ordinary images only): a slot held on demand."""
+def _blocking_answer(monkeypatch, release, entered=None):
+    """Make the pool's work wait for ``release`` (ordinary images only): a slot held on
+    demand; ``entered`` is set once one is held."""
     import mnist_logreg.serve as serve_module
 
     real = serve_module._answer
 
     def answer(checkpoint, img):
         if img.size[0] * img.size[1] <= serve_module.BIG_PIXELS:
+            if entered is not None:
+                entered.set()
             assert release.wait(30)
         return real(checkpoint, img)
 
@@ -293,8 +296,8 @@ def test_over_the_cap_is_503_while_health_and_big_lane_answer(default_run, mnist
     from mnist_logreg.reading.lite import load_run
     from mnist_logreg.serve import BIG_PIXELS, create_app
 
-    release = threading.Event()
-    _blocking_answer(monkeypatch, release)
+    release, entered = threading.Event(), threading.Event()
+    _blocking_answer(monkeypatch, release, entered)
     app = create_app(load_run(default_run), slots=1, big_slots=1, queue_seconds=0.3)
     digit = png_bytes(255 - np.kron(mnist.test_images[0].numpy(), np.ones((10, 10), np.uint8)))
     side = int(BIG_PIXELS ** 0.5) + 10
@@ -304,7 +307,10 @@ def test_over_the_cap_is_503_while_health_and_big_lane_answer(default_run, mnist
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             held = asyncio.create_task(c.post("/api/predict", files={"image": ("a.png", digit, "image/png")}))
-            await asyncio.sleep(0.1)  # the first request holds the only ordinary slot
+            for _ in range(1000):  # until the first request holds the only ordinary slot (a busy machine: seconds)
+                if entered.is_set():
+                    break
+                await asyncio.sleep(0.01)
             over = await c.post("/api/predict", files={"image": ("b.png", digit, "image/png")})
             health = await c.get("/healthz")
             huge = await c.post("/api/predict", files={"image": ("c.png", big, "image/png")})
