@@ -516,6 +516,41 @@ def _keep_digit_whole(ink):
     return np.where(gone, 0.0, ink), np.where(gone, 0, label)
 
 
+def test_marks_in_the_ink_s_box_equal_the_whole_image(mnist):
+    """images.marks and the number reader's full-size regions work in the ink's box: the
+    same marks (boxes, masses, regions) and the same region labels as over the whole image,
+    on the ink maps of every robustness row and of numbers as scans and photos."""
+    from mnist_logreg import number_bench as NB
+    from mnist_logreg import robustness
+    from mnist_logreg.reading import images
+
+    rng = np.random.default_rng(5)
+    inputs = [robustness.corrupted_image(row, mnist.test_images[i].numpy(), rng)
+              for row in robustness.ROWS for i in range(3)]
+    x = mnist.test_images.numpy()
+    for how in NB.PRESENTATIONS:
+        for spacing in NB.SPACINGS:
+            inputs += [NB.present(NB.compose(x[rng.choice(len(x), 4, replace=False)], rng, spacing), how, rng)
+                       for _ in range(3)]
+    several = 0
+    for k, img in enumerate(inputs):
+        try:
+            ink, label, _ = images._ink(*images.gray_levels(img))
+        except images.NoDigit:
+            continue
+        box = images.ink_box(ink)
+        if box is None:
+            continue
+        assert images.marks(ink, label, box) == images.marks(ink, label), k
+        fine = images.components(ink > 0)[0]
+        x0, y0, x1, y1 = box
+        assert np.array_equal(images.components(ink[y0:y1, x0:x1] > 0)[0], fine[y0:y1, x0:x1]), k
+        assert not fine[:y0].any() and not fine[y1:].any() and not fine[:, :x0].any() and not fine[:, x1:].any(), k
+        assert images.marks(ink, fine, box) == images.marks(ink, fine), k
+        several += len(images.marks(ink, fine)) >= 2
+    assert several >= 10, several
+
+
 def test_keep_digit_in_the_ink_s_box_equals_the_whole_image(mnist):
     """images.keep_digit works in the ink's box: the same ink and regions as on the whole
     image, on the ink maps of every robustness row, photos with shade at the frame included."""

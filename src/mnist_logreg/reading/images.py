@@ -967,10 +967,16 @@ def edge_runs(side: np.ndarray) -> int:
     return int(np.count_nonzero(on[1:] & ~on[:-1]))
 
 
-def marks(ink: np.ndarray, label: np.ndarray) -> list[list]:
+def marks(ink: np.ndarray, label: np.ndarray, box: tuple[int, int, int, int] | None = None) -> list[list]:
     """The ink's marks, left to right: its regions grouped where they overlap across (a 5
     whose bar came off its body is one mark), each as [x0, x1, y0, y1, mass, region ids]
-    (x1 and y1 inclusive)."""
+    (x1 and y1 inclusive). ``box``: the ink's box (``ink_box``), if known: nothing outside
+    it is ink or labelled, so the marks are the same, found in a fraction of the pixels (a
+    number in a 640x480 photo: 2.8 ms a call before)."""
+    if box is not None:
+        x0, y0, x1, y1 = box
+        return [[g[0] + x0, g[1] + x0, g[2] + y0, g[3] + y0, *g[4:]]
+                for g in marks(ink[y0:y1, x0:x1], label[y0:y1, x0:x1])]
     n = int(label.max())
     mass = np.bincount(label.ravel(), weights=ink.ravel(), minlength=n + 1)
     ys, xs = np.nonzero(label)
@@ -1018,13 +1024,15 @@ def check_edges(ink: np.ndarray) -> None:
         raise NoDigit(ALL_EDGES)
 
 
-def check_single_digit(ink: np.ndarray, label: np.ndarray | None = None) -> None:
+def check_single_digit(ink: np.ndarray, label: np.ndarray | None = None,
+                       box: tuple[int, int, int, int] | None = None) -> None:
     """Raise ``NoDigit`` where the ink is not one digit: it crosses all four edges (see
-    ``EDGE_RUNS``), or it is several marks side by side (see ``SHARE``). ``label``: the ink's regions, if known."""
+    ``EDGE_RUNS``), or it is several marks side by side (see ``SHARE``). ``label``: the ink's
+    regions, ``box``: its box (``ink_box``), if known."""
     check_edges(ink)
     if label is None:
         label, _ = regions(ink)
-    if int(label.max()) >= 2 and several(ink, marks(ink, label)):
+    if int(label.max()) >= 2 and several(ink, marks(ink, label, box)):
         raise NoDigit(SEVERAL)
 
 
@@ -1117,7 +1125,7 @@ def to_mnist(img) -> np.ndarray:
     box = ink_box(ink)
     if box is None:
         raise NoDigit(NOTHING_LEFT)
-    check_single_digit(ink, label)
+    check_single_digit(ink, label, box)
     return frame_digit(ink[box[1]:box[3], box[0]:box[2]], lambda: ink_cut(ink), flat)
 
 

@@ -269,7 +269,7 @@ def read_number(img, model) -> list[DigitRead]:
     # with reading it as several (below).
     tall = []
     if int(label.max()) >= 2:  # one region is one mark (0.7 ms saved on a canvas digit)
-        main, line = _main_marks(images.marks(ink, label))
+        main, line = _main_marks(images.marks(ink, label, whole))
         tall = [g for g in main if g[3] - g[2] + 1 >= TALL * line]
     one = None
     if not (len(tall) >= 2 and images.several(ink, tall)):
@@ -278,8 +278,12 @@ def read_number(img, model) -> list[DigitRead]:
             return [one]
     # The reader's regions are found on a copy reduced to LIGHT_SIDE a side, where the gaps
     # between the digits of a long number close: here they are found at full size.
-    fine, _ = images.components(ink > 0)
-    main, line = _main_marks(images.marks(ink, fine))
+    # Both in the ink's box: no ink lies outside it, and regions numbered in scan order
+    # are numbered alike in the box.
+    x0, y0, x1, y1 = whole
+    fine = np.zeros(ink.shape, np.int32)
+    fine[y0:y1, x0:x1] = images.components(ink[y0:y1, x0:x1] > 0)[0]
+    main, line = _main_marks(images.marks(ink, fine, whole))
     out: list[DigitRead] = []
     for g in main:
         mark = _Mark(ink, fine, g)
