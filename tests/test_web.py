@@ -212,7 +212,7 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         files[f"dash-{i}.png"] = _png(255 - np.hstack([mnist.test_images[100 + i].numpy(), dash,
                                                           mnist.test_images[110 + i].numpy()]))
     with _open_page(sync_api, page_file) as page:
-        # The answers come back as one JSON string: Playwright's own encoding of 423 answers'
+        # The answers come back as one JSON string: Playwright's own encoding of 415 answers'
         # arrays (each number an object) took 2 s more.
         answers = json.loads(page.evaluate("""async (inputs) => {
             const out = {};
