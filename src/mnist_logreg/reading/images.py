@@ -64,14 +64,8 @@ SEVERAL = "several marks side by side (more than one digit?)"
 MIN_CONTRAST = 0.05
 # Side by side: two or more marks (regions grouped where they overlap across), each with
 # this share of the ink and at least TALL of the ink's height, together at least as wide
-# as tall; or, narrower, at least NARROW times as wide as tall where each mark is at least
-# NARROW_TALL of the height and the lightest has BALANCE of the heaviest's ink: two 1s
-# written close ("11") are as narrow as one digit, and were read as one 1. Chosen on MNIST's
-# training digits (never its test digits): of 400 pairs of training 1s set 2-6 pixels
-# apart, 245 were several marks and 390 are; of the 60,000 training digits alone, the same
-# 3 are (with BALANCE alone, a 1 beside a stray line of its scan was one more).
+# as tall.
 SHARE, TALL = 0.1, 0.4
-NARROW, NARROW_TALL, BALANCE = 0.5, 0.75, 0.4
 
 
 def open_image(source: str | os.PathLike | bytes, name: str | None = None):
@@ -1011,10 +1005,7 @@ def several(ink: np.ndarray, groups: list[list]) -> bool:
         return False
     top, bottom = min(p[2] for p in parts), max(p[3] for p in parts)
     height, width = bottom - top + 1, parts[-1][1] - parts[0][0] + 1
-    pair = min(p[4] for p in parts) >= BALANCE * max(p[4] for p in parts) and all(
-        p[3] - p[2] + 1 >= NARROW_TALL * height for p in parts)  # two strokes alike, side by side
-    return all(p[3] - p[2] + 1 >= TALL * height for p in parts) and (
-        width >= height or (width >= NARROW * height and pair))
+    return all(p[3] - p[2] + 1 >= TALL * height for p in parts) and width >= height
 
 
 def check_edges(ink: np.ndarray) -> None:

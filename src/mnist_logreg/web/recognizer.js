@@ -8,7 +8,7 @@
 const MnistLogreg = (() => {
   const SIDE = 28, BOX = 20, CENTRE = 14.0, BINARY_MIN = 0.3;
   const LIGHT_SIDE = 128, SPECK = 0.02, FRAME_WIDTH = 2.0, STROKE_MIN = 0.07, STROKE_TARGET = 0.099, HYSTERESIS = 0.5;
-  const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, NARROW = 0.5, NARROW_TALL = 0.75, BALANCE = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
+  const MIN_CONTRAST = 0.05, SHARE = 0.1, TALL = 0.4, EDGE_RUNS = 5, SIDE_RUNS = 2;
   const MAD_SPREAD = 4.0;
   const POLARITY_TAIL = 0.002, MINORITY = 1 / 3, UNEVEN = 0.01, IMPULSE = 0.02, IMPULSE_STEP = 0.5;
   const LINE_SPAN = 0.8, LINE_COVER = 0.9, LINE_SLOPE = 0.3, LINE_WAVE = 0.125, LINE_OVERHANG = 2, LINE_REST = 0.3,
@@ -236,10 +236,7 @@ const MnistLogreg = (() => {
     if (parts.length < 2) return false;
     const t = Math.min(...parts.map((p) => p[2])), bt = Math.max(...parts.map((p) => p[3]));
     const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
-    const pair = Math.min(...parts.map((p) => p[4])) >= BALANCE * Math.max(...parts.map((p) => p[4])) &&
-      parts.every((p) => p[3] - p[2] + 1 >= NARROW_TALL * height);  // two strokes alike, side by side
-    return parts.every((p) => p[3] - p[2] + 1 >= TALL * height) &&
-      (width >= height || (width >= NARROW * height && pair));
+    return parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height;
   }
   function checkSingleDigit(ink, label, n, w, h) {  // images.check_single_digit, with keepDigit's regions
     checkEdges(ink, w, h);
