@@ -104,10 +104,7 @@ def _outputs(outputs: list[dict]) -> list[str]:
                 blocks.append(f"![A figure the cell draws](data:image/png;base64,{png})")
             elif "text/plain" in data:
                 printed.append(_text({"source": data["text/plain"]}) + "\n")
-        elif kind == "error":
-            flush()
-            blocks.append("```text\n" + f"{out.get('ename')}: {out.get('evalue')}" + "\n```")
-    flush()
+    flush()  # (no "error" outputs: a copy is saved only when every cell ran)
     return blocks
 
 

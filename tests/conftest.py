@@ -59,6 +59,18 @@ def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedP
                           cwd=cwd, timeout=timeout, env=env)
 
 
+BASE = Path(__file__).with_name("base_install.py")
+
+
+def run_base(*args: str, cwd=None, timeout: float = 300, hide: str = "") -> subprocess.CompletedProcess:
+    """The CLI as on a base install (``tests/base_install.py``): every optional package
+    unimportable, or only those of ``hide`` (comma-separated; ``"torch"``: a command must
+    answer before PyTorch loads)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", BASE_INSTALL_HIDE=hide)
+    return subprocess.run([sys.executable, str(BASE), "-m", "mnist_logreg", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
 def run_main(*args: str) -> subprocess.CompletedProcess:
     """The CLI's ``main`` in this process, output captured, as ``run_cli`` reports it.
 

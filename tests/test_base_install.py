@@ -11,22 +11,11 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import ROOT, one_line_error, write_small
-
-BASE = Path(__file__).with_name("base_install.py")
-
-
-def run_base(*args: str, cwd=None, timeout: float = 300, hide: str = "") -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore", BASE_INSTALL_HIDE=hide)
-    return subprocess.run([sys.executable, str(BASE), "-m", "mnist_logreg", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env=env)
-
-
+from conftest import BASE, ROOT, one_line_error, run_base, write_small
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_line_error, run_cli, run_main
+from conftest import BASE, one_line_error, run_cli, run_main
 from digits import png_bytes
 
 
@@ -79,9 +79,9 @@ def test_a_file_size_limit_while_saving_a_run(tmp_path, small_dir):
     assert {name: (earlier / name).read_bytes() for name in files_under(earlier)} == before
 
 
-def run_unprivileged(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
-    """The CLI without the right to write where the permissions say no (``path``: put first
-    on PYTHONPATH).
+def run_unprivileged(*args: str, hide_torch: bool = False) -> subprocess.CompletedProcess:
+    """The CLI without the right to write where the permissions say no (``hide_torch``: with
+    torch unimportable, as tests/base_install.py hides a package).
 
     As root, the child runs without CAP_DAC_OVERRIDE (dropped from its bounding set by
     util-linux's setpriv): still root, but the file permissions now bind it.
@@ -92,9 +92,10 @@ def run_unprivileged(*args: str, path: str | None = None) -> subprocess.Complete
             pytest.skip("as root, permissions bind only without CAP_DAC_OVERRIDE: needs setpriv")
         prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     env = dict(os.environ, PYTHONWARNINGS="ignore", MNIST_LOGREG_NO_CACHE="1")
-    if path is not None:
-        env["PYTHONPATH"] = os.pathsep.join([path, *filter(None, [env.get("PYTHONPATH")])])
-    return subprocess.run([*prefix, sys.executable, "-m", "mnist_logreg", *args], capture_output=True, text=True,
+    python = [sys.executable, str(BASE)] if hide_torch else [sys.executable]
+    if hide_torch:
+        env["BASE_INSTALL_HIDE"] = "torch"
+    return subprocess.run([*prefix, *python, "-m", "mnist_logreg", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
@@ -108,9 +109,6 @@ def test_permission_denied(tmp_path, default_run, mnist):
     # works for a minute before it writes: a folder it may not write in is refused first,
     # and by every command before PyTorch loads (seconds): here any import of torch fails.
     # The commands are independent: run side by side (most of each is starting Python).
-    no_torch = tmp_path / "no-torch"
-    (no_torch / "torch").mkdir(parents=True)
-    (no_torch / "torch" / "__init__.py").write_text("raise ImportError('torch imported before the refusal')\n")
     cases = [(("train", "--out", str(read_only / "run")), ("Permission denied", str(read_only))),
              (("export", "--run", str(default_run), "--format", "torchscript", "--out", str(read_only / "m.pt")),
               ("Permission denied", str(read_only / "m.pt"))),
@@ -125,7 +123,7 @@ def test_permission_denied(tmp_path, default_run, mnist):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(4) as pool:
-        procs = list(pool.map(lambda case: run_unprivileged(*case[0], path=str(no_torch)), cases))
+        procs = list(pool.map(lambda case: run_unprivileged(*case[0], hide_torch=True), cases))
     for (args, expected), proc in zip(cases, procs):
         one_line_error(proc, *expected)
         if args[0] == "bench":

@@ -190,16 +190,12 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
     whole = None
     got = mark.piece(0, mark.width)
     if got is not None:
-        crop, box = got
         try:
-            digit = images.frame_digit(crop, cut, flat)
+            whole = _read_piece(model, *got, cut, flat)
         except NoDigit:
-            digit = None
-        if digit is not None:
-            p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
-            whole = (digit, box, p, piece_score(p, box[2] - box[0], box[3] - box[1]))
-            if PRUNE and whole[3] >= -SPLIT_COST:
-                return [whole]
+            pass
+        if whole is not None and PRUNE and whole[3] >= -SPLIT_COST:
+            return [whole]
     profile = mark.ink.sum(axis=0)
     points = [0] + _candidate_cuts(profile, mark.height) + [mark.width]
     last = len(points) - 1
@@ -238,6 +234,13 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
     return best[last][1]
 
 
+def _read_piece(model, crop: np.ndarray, box, cut, flat) -> tuple[np.ndarray, tuple, np.ndarray, float]:
+    """Ink framed as a digit and read: (28x28 digit, box, probabilities, piece_score)."""
+    digit = images.frame_digit(crop, cut, flat)
+    p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
+    return digit, box, p, piece_score(p, box[2] - box[0], box[3] - box[1])
+
+
 def _main_marks(groups: list[list]) -> tuple[list[list], int]:
     """The marks that are not specks (see ``MARK_SHARE``), and the line's height: the
     tallest of them."""
@@ -258,9 +261,7 @@ def read_number(img, model) -> list[DigitRead]:
     cut = functools.cache(lambda: images.ink_cut(ink))  # the whole ink map's level, if a crop needs it
 
     def read(crop, box) -> DigitRead:
-        digit = images.frame_digit(crop, cut, flat)
-        p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
-        return _digit(model, digit, box, p, piece_score(p, *crop.shape[::-1]))
+        return _digit(model, *_read_piece(model, crop, box, cut, flat))
 
     # What to_mnist refuses as several marks is a number (a mark too short for a digit, a
     # dash between them, does not make digits one). Otherwise the ink is one digit, read
