@@ -463,6 +463,35 @@ def test_statistics_from_levels_are_numpys():
             assert got.below(cut).deviation(np.median(below)).percentile(99) == percentile(dev, 99), t
 
 
+def test_reading_shortcuts_equal_what_they_replace():
+    """The canvas path's shortcuts against the computations they stand for: a level mask by
+    one comparison (``_Levels.mask``) against the lookup, medians and percentiles of a
+    border from one sort against NumPy's, Otsu's threshold of an ink map's box (the zeros
+    around it counted) against the whole map's."""
+    from mnist_logreg.reading.images import (_Levels, _sorted_median, _sorted_percentiles, ink_box, ink_cut,
+                                             otsu_threshold)
+
+    rng = np.random.default_rng(8)
+    for t in range(300):
+        levels = rng.integers(0, 256, (int(rng.integers(1, 40)), int(rng.integers(1, 40)))).astype(np.uint8)
+        value = (1.0 - np.arange(256) / 255.0) if t % 2 else np.arange(256) / 255.0
+        got = _Levels(value, np.bincount(levels.ravel(), minlength=256), levels)
+        cut = float(rng.random())
+        box = (slice(0, max(1, levels.shape[0] // 2)), slice(None))
+        for test in (lambda v: v > cut, lambda v: v <= cut, lambda v: np.abs(v - cut) < 0.2,
+                     lambda v: v > 2, lambda v: v >= 0):
+            for where in (None, box):
+                assert np.array_equal(got.mask(test, where), got.image(test, where)), t
+        border = got.border()
+        assert _sorted_median(border) == np.median(border), t
+        assert _sorted_percentiles(border, (1, 25, 99)) == list(np.percentile(border, (1, 25, 99))), t
+        ink = np.zeros((80, 90))
+        y, x = rng.integers(0, 40, 2)
+        ink[y:y + levels.shape[0], x:x + levels.shape[1]] = np.where(rng.random(levels.shape) < 0.5, 0, value[levels])
+        assert ink_cut(ink, ink_box(ink)) == ink_cut(ink), t
+        assert otsu_threshold(ink[ink > 0], int((ink == 0).sum())) == otsu_threshold(ink), t
+
+
 def test_unband_finds_the_same_steps_in_levels():
     """images.unband given the 8-bit levels: a step of 128 levels is over half the range
     (a cut), one of 127 is not, exactly as in the grays. The band (200 levels above the

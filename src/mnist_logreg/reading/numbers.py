@@ -258,7 +258,7 @@ def read_number(img, model) -> list[DigitRead]:
     if whole is None:
         raise NoDigit(images.NOTHING_LEFT)
     images.check_edges(ink)
-    cut = functools.cache(lambda: images.ink_cut(ink))  # the whole ink map's level, if a crop needs it
+    cut = functools.cache(lambda: images.ink_cut(ink, whole))  # the whole ink map's level, if a crop needs it
 
     def read(crop, box) -> DigitRead:
         return _digit(model, *_read_piece(model, crop, box, cut, flat))
