@@ -3,12 +3,12 @@ commit's reader in the same run (and whether they answer the same).
 
     python benchmarks/read_speed.py [--before REV] [--rounds 7]
 
-Two kinds of input, as people send them: a 280x280 canvas PNG (the drawing page, MNIST
-test digits scaled up, black on white) and a 640x480 JPEG photo of a digit on paper with
-uneven light (tests/digits.py). Each reader reads every file once per round, the two
-alternating so that a noisy machine slows both alike; the best round is reported. With
-``--before REV`` that commit's ``images.py`` is loaded beside this one and every output is
-compared pixel for pixel. Nothing is asserted: the figures are printed.
+Three kinds of input, as people send them: a 280x280 canvas PNG (MNIST test digits
+scaled up, black on white), gray and in RGBA as the drawing page's canvas sends it, and a
+640x480 JPEG photo of a digit on paper with uneven light (tests/digits.py). Each reader
+reads every file once per round, the two alternating so that a noisy machine slows both
+alike; the best round is reported. With ``--before REV`` that commit's ``images.py`` is
+loaded beside this one and every output is compared pixel for pixel. Nothing is asserted: the figures are printed.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def inputs() -> dict[str, list[bytes]]:
         return buf.getvalue()
 
     return {"280x280 canvas PNG": canvas_digits(60)[0],
+            "280x280 canvas PNG, RGBA as the page sends it": canvas_digits(60, "RGBA")[0],
             "640x480 photo JPEG": [photo_640(d) for d in digits[:15]]}
 
 

@@ -20,8 +20,10 @@ def run_folder(run: str | None) -> str:
     return run
 
 
-def canvas_digits(n: int) -> tuple[list[bytes], list[int]]:
-    """MNIST test digits as the page's canvas sends them: 280x280, black ink on white."""
+def canvas_digits(n: int, mode: str = "L") -> tuple[list[bytes], list[int]]:
+    """MNIST test digits as a canvas gives them: 280x280, black ink on white, a gray PNG;
+    ``mode="RGBA"``: every pixel opaque, as the page's ``canvas.toDataURL`` sends it (its
+    PNG takes 3x as long to decode)."""
     from PIL import Image
 
     from mnist_logreg.data import load_dataset
@@ -29,7 +31,7 @@ def canvas_digits(n: int) -> tuple[list[bytes], list[int]]:
     ds = load_dataset()
     pngs = []
     for img in ds.test_images[:n].numpy():
-        big = Image.fromarray(255 - img).resize((280, 280), Image.Resampling.BILINEAR)
+        big = Image.fromarray(255 - img).resize((280, 280), Image.Resampling.BILINEAR).convert(mode)
         buf = io.BytesIO()
         big.save(buf, format="PNG")
         pngs.append(buf.getvalue())

@@ -77,6 +77,28 @@ def test_transparency_is_flattened_onto_white(mnist):
     assert torch.equal(from_alpha, on_white)
 
 
+def test_an_opaque_image_gives_the_levels_of_its_composite_on_white():
+    """gray_levels converts an opaque RGBA or LA image (the page's canvas) as it is, without
+    compositing it onto white: the levels are those of the composite, and an image with one
+    transparent pixel is still composited."""
+    from PIL import Image
+
+    from mnist_logreg.reading.images import gray_levels
+
+    rng = np.random.default_rng(4)
+    for mode, bands in (("RGBA", 4), ("LA", 2)):
+        for alpha in (255, 0):
+            a = rng.integers(0, 256, (40, 300, bands)).astype(np.uint8)
+            a[..., -1] = 255
+            a[0, :256, :-1] = np.arange(256)[:, None]  # every level in every band
+            a[-1, -1] = 0
+            a[-1, -1, -1] = alpha  # black, opaque or transparent (then white on white)
+            img = Image.fromarray(a, mode)
+            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            composite = np.asarray(Image.alpha_composite(white, img.convert("RGBA")).convert("L"))
+            assert np.array_equal(gray_levels(img)[1], composite), (mode, alpha)
+
+
 @pytest.mark.parametrize("fmt", ["BMP", "GIF", "TIFF", "WEBP"])
 def test_other_formats(mnist, fmt):
     buf = io.BytesIO()

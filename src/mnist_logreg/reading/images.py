@@ -160,7 +160,11 @@ def gray_levels(img) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     level / 255) and the number of pixels at each level, or None, None for a deeper image."""
     from PIL import Image
 
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    # An opaque image (the drawing page's canvas is RGBA with every alpha 255) stays what
+    # it is on white: converted as it is, the same levels at a tenth of the cost (0.5 ms a
+    # canvas in alpha_composite).
+    opaque = img.mode in ("RGBA", "LA") and img.getchannel("A").getextrema()[0] == 255
+    if not opaque and (img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
