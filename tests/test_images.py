@@ -146,7 +146,7 @@ def test_a_huge_image_is_decoded_at_reduced_size(mnist, default_run, monkeypatch
 
     seen = []
     real = images.gray_levels
-    monkeypatch.setattr(images, "gray_levels", lambda img: seen.append(img.size) or real(img))
+    monkeypatch.setattr(images, "gray_levels", lambda img, **kw: seen.append(img.size) or real(img, **kw))
     digit = 255 - np.kron(mnist.test_images[0].numpy(), np.ones((200, 200), np.uint8))  # 5600 x 5600
     pil = Image.fromarray(digit)
     pil = pil.convert(mode) if mode != "I;16" else Image.fromarray(digit.astype(np.uint16) * 257)
@@ -586,7 +586,7 @@ def test_marks_in_the_ink_s_box_equal_the_whole_image(mnist):
     several = 0
     for k, img in enumerate(inputs):
         try:
-            ink, label, _ = images._ink(*images.gray_levels(img))
+            ink, label, _, _ = images._ink(*images.gray_levels(img))
         except images.NoDigit:
             continue
         box = images.ink_box(ink)
@@ -603,14 +603,15 @@ def test_marks_in_the_ink_s_box_equal_the_whole_image(mnist):
 
 
 def test_keep_digit_in_the_ink_s_box_equals_the_whole_image(mnist):
-    """images.keep_digit works in the ink's box: the same ink and regions as on the whole
-    image, on the ink maps of every robustness row, photos with shade at the frame included."""
+    """images.keep_digit works in the ink's box (found in the window the reader gives it):
+    the same ink and regions as on the whole image, on the ink maps of every robustness row,
+    photos with shade at the frame included."""
     from mnist_logreg import robustness
     from mnist_logreg.reading import images
 
     maps = []
     real = images.keep_digit
-    images.keep_digit = lambda ink: maps.append(ink) or real(ink)
+    images.keep_digit = lambda ink, window=None: maps.append((ink, window)) or real(ink, window)
     try:
         rng = np.random.default_rng(4)
         for row in robustness.ROWS:
@@ -622,9 +623,10 @@ def test_keep_digit_in_the_ink_s_box_equals_the_whole_image(mnist):
     finally:
         images.keep_digit = real
     dropped = 0
-    for k, ink in enumerate(maps):
-        got, want = real(ink), _keep_digit_whole(ink)
+    for k, (ink, window) in enumerate(maps):
+        got, want = real(ink, window), _keep_digit_whole(ink)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), k
+        assert images.ink_box_in(ink, window) == images.ink_box(ink), k
         dropped += not np.array_equal(want[0], ink)
         # The sums themselves, region by region, as over the whole image.
         label, small = images.regions(ink)

@@ -155,11 +155,13 @@ def to_grayscale(img) -> np.ndarray:
     return gray_levels(img)[0]
 
 
-def gray_levels(img) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def gray_levels(img, gray: bool = True) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """``to_grayscale``, the 8-bit levels it was made from (uint8 [H, W], the gray being
-    level / 255) and the number of pixels at each level, or None, None for a deeper image."""
+    level / 255) and the number of pixels at each level, or None, None for a deeper image.
+    ``gray=False``: no gray (None) where there are levels (``_ink`` makes it if it needs it)."""
     from PIL import Image
 
+    want_gray = gray
     # An opaque image (the drawing page's canvas is RGBA with every alpha 255) stays what
     # it is on white: converted as it is, the same levels at a tenth of the cost (0.5 ms a
     # canvas in alpha_composite).
@@ -179,7 +181,8 @@ def gray_levels(img) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     levels = np.asarray(gray)
     # How many pixels at each level: Pillow's histogram (C, one pass over bytes) is the
     # count np.bincount gives, without first widening every pixel to 8 bytes.
-    return levels.astype(np.float64) / 255.0, levels, np.array(gray.histogram(), dtype=np.intp)
+    count = np.array(gray.histogram(), dtype=np.intp)
+    return (levels / 255.0 if want_gray else None), levels, count
 
 
 def otsu_threshold(values: np.ndarray, more_zeros: int = 0) -> float:
@@ -306,14 +309,18 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
 
 def _ink(gray: np.ndarray, levels: np.ndarray | None = None,
-         count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
-    """``ink_map``, each ink pixel's region (``regions``; 0 where there is no ink), and
-    whether the background was left as it is (no light flattened, no grain to close).
+         count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool, tuple | None]:
+    """``ink_map``, each ink pixel's region (``regions``; 0 where there is no ink), whether
+    the background was left as it is (no light flattened, no grain to close), and the
+    ink's box (``ink_box``; None where no ink is left).
     ``levels``, ``count``: the 8-bit levels ``gray`` was made from and their pixel counts
     (``gray_levels``), if it was."""
+    shape = (gray if gray is not None else levels).shape
+    if gray is None and (not LEVELS or max(shape) <= LIGHT_SIDE):
+        gray = levels / 255.0  # (gray_levels(img, gray=False) left it to be made here)
     if not LEVELS:
         levels = None
-    clean = despeckle(gray) if max(gray.shape) <= LIGHT_SIDE else gray
+    clean = despeckle(gray) if max(shape) <= LIGHT_SIDE else gray
     changed = unband(clean, levels if clean is gray else None)
     if changed is not gray:  # no longer one value per 8-bit level
         gray, levels = changed, None
@@ -345,7 +352,6 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None,
     def hard_of(v):
         return np.clip((v - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
 
-    shape = gray.shape
     soft_edges = flat and back.size
     hard = vals.image(hard_of) if max(shape) <= LIGHT_SIDE or not soft_edges else None
     if max(shape) <= LIGHT_SIDE:
@@ -373,9 +379,13 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None,
             soft = vals.image(lambda v: np.clip((v - soft_floor) / max(peak - soft_floor, 1e-6), 0.0, 1.0),
                               (rows, cols))
             ink[rows, cols] = np.where(near, soft, 0.0)
+            window = (rows, cols)
+        else:
+            window = (slice(0, 0), slice(0, 0))
     else:
-        ink = hard
-    return (*keep_digit(ink), flat)
+        ink, window = hard, None
+    ink, label = keep_digit(ink, window)
+    return ink, label, flat, ink_box_in(ink, window)
 
 
 # An 8-bit image (a drawing, a scan, most photos before the light is flattened) has at
@@ -640,9 +650,10 @@ POLARITY_TAIL, MINORITY = 0.002, 1 / 3
 PANEL_STEP, PANEL_SHARE, PANEL_EDGE, PANEL_INK, PANEL_ENDS = 0.5, 0.75, 1 / 3, 0.02, 0.1
 
 
-def unband(gray: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+def unband(gray: np.ndarray | None, levels: np.ndarray | None = None) -> np.ndarray | None:
     """``gray`` with inverted edge bands turned back (see ``PANEL_STEP``): bands of
-    columns, then of rows. ``levels``: the 8-bit levels of ``gray``, if it has them."""
+    columns, then of rows. ``levels``: the 8-bit levels of ``gray``, if it has them (then
+    ``gray`` may be None: it is made from them only where a band is found)."""
     # In whole levels, a step |a - b| / 255 > 0.5 is |a - b| >= 128, which joins a level
     # under 128 to one at 128 or over: the lines where those meet are counted first (a
     # bound on the steps, from one comparison of the bytes), and the steps themselves only
@@ -651,10 +662,9 @@ def unband(gray: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
     # take its steps from the levels as they came.
     upper = None if levels is None else levels >= 128
     for transpose in (False, True):
-        g = gray.T if transpose else gray  # bands of columns of g
-        lines, side = g.shape
+        lines, side = (gray if gray is not None else levels).shape[::-1 if transpose else 1]  # bands of columns
         if upper is None:
-            share = np.count_nonzero(np.abs(np.diff(g, axis=1)) > PANEL_STEP, axis=0)
+            share = np.count_nonzero(np.abs(np.diff(gray.T if transpose else gray, axis=1)) > PANEL_STEP, axis=0)
         else:
             u = upper.T if transpose else upper
             share = np.count_nonzero(u[:, 1:] != u[:, :-1], axis=0)
@@ -672,6 +682,8 @@ def unband(gray: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
             continue
         a = first if bands[0][0] == 0 else 0
         b = last if bands[-1][1] == side else side
+        g = gray if gray is not None else levels / 255.0
+        g = g.T if transpose else g  # bands of columns of g
         middle = g[:, a:b]
         # The middle must be paper with a digit on it: a minority far from its level (a
         # stroke between two cuts is all one level), and paper at both ends (a stroke
@@ -908,22 +920,24 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
         np.minimum.at(root, np.maximum(ra, rb), np.minimum(ra, rb))
         while not np.array_equal(jumped := root[root], root):
             root = jumped
-    # The root of a region is its first run in scan order; regions numbered in that order.
-    firsts = np.unique(root)
-    number = np.searchsorted(firsts, root).astype(np.int32) + 1
+    # The root of a region is its first run in scan order (the runs that are their own
+    # root); regions numbered in that order, each root's number the count of roots up to it.
+    rank = np.cumsum(root == np.arange(n), dtype=np.int32)
+    number = rank[root]
     labels = np.zeros(h * w, dtype=np.int32)
     labels[mask.reshape(-1)] = np.repeat(number, ends - starts)  # the runs' pixels, in scan order
-    return labels.reshape(h, w), len(firsts)
+    return labels.reshape(h, w), int(rank[-1])
 
 
-def regions(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each pixel's region (0: no ink) and, per region 1..n, its reduced-copy labels' grid."""
+def regions(ink: np.ndarray, box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's region (0: no ink) and, per region 1..n, its reduced-copy labels' grid.
+    ``box``: the ink's box (``ink_box``), if known."""
     h, w = ink.shape
     f = -(-max(h, w) // LIGHT_SIDE)
     hs, ws = -(-h // f), -(-w // f)
     label, small = np.zeros((h, w), dtype=np.int32), np.zeros((hs, ws), dtype=np.int32)
-    on = ink > 0
-    box = ink_box(on)
+    if box is None:
+        box = ink_box(ink)
     if box is None:
         return label, small
     # Only the blocks that hold the ink's box are worked on: the reduced copy's other
@@ -931,7 +945,7 @@ def regions(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # meets them as it would in the whole copy).
     by0, bx0, by1, bx1 = box[1] // f, box[0] // f, -(-box[3] // f), -(-box[2] // f)
     padded = np.zeros(((by1 - by0) * f, (bx1 - bx0) * f), dtype=bool)
-    part = on[by0 * f:by1 * f, bx0 * f:bx1 * f]
+    part = ink[by0 * f:by1 * f, bx0 * f:bx1 * f] > 0
     padded[:part.shape[0], :part.shape[1]] = part
     # Block maxima by f strided slices a side: the same maxima (exact in any order) as a
     # reshape and a two-axis max, which NumPy runs 15x slower (0.9 ms on a 280x280 canvas).
@@ -941,18 +955,18 @@ def regions(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     small[by0:by1, bx0:bx1] = sub
     up = np.repeat(np.repeat(sub, f, 0), f, 1) if f > 1 else sub  # each block's label on its pixels
     ys, xs = slice(box[1], box[3]), slice(box[0], box[2])
-    label[ys, xs] = up[box[1] - by0 * f:box[3] - by0 * f, box[0] - bx0 * f:box[2] - bx0 * f] * on[ys, xs]
+    label[ys, xs] = up[box[1] - by0 * f:box[3] - by0 * f, box[0] - bx0 * f:box[2] - bx0 * f] * (ink[ys, xs] > 0)
     return label, small
 
 
-def region_sums(ink: np.ndarray, label: np.ndarray, n: int):
+def region_sums(ink: np.ndarray, label: np.ndarray, n: int, box: tuple[int, int, int, int] | None = None):
     """Per region 0..n: its ink, its pixels, and the length of its edges (the frame counts
     as an edge), summed over the ink's box and a pixel around it (up to the frame), which
     that box returns as a pair of slices. Every region pixel and every edge between a
     region and the paper lies there, and each region's pixels come in the order they have
     in the whole image: the same sums as over the whole image (region 0's aside)."""
     h, w = label.shape
-    x0, y0, x1, y1 = ink_box(label)
+    x0, y0, x1, y1 = box or ink_box(label)  # (``box``: the labels' box, if known)
     rows, cols = slice(max(y0 - 1, 0), min(y1 + 1, h)), slice(max(x0 - 1, 0), min(x1 + 1, w))
     lab = label[rows, cols]
     mass = np.bincount(lab.ravel(), weights=ink[rows, cols].ravel(), minlength=n + 1)
@@ -967,14 +981,16 @@ def region_sums(ink: np.ndarray, label: np.ndarray, n: int):
     return (rows, cols), mass, area, edge
 
 
-def keep_digit(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def keep_digit(ink: np.ndarray, window: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ink map without specks and frame debris (see ``SPECK``), and the regions of what
-    is kept (``regions``' labels, 0 where dropped)."""
-    label, small = regions(ink)
+    is kept (``regions``' labels, 0 where dropped). ``window``: a pair of slices that holds
+    all the ink, if known (its box is then found there)."""
+    box = ink_box_in(ink, window)
+    label, small = regions(ink, box)
     n = int(small.max())
     if n <= 1:
         return ink, label
-    (rows, cols), mass, area, edge = region_sums(ink, label, n)
+    (rows, cols), mass, area, edge = region_sums(ink, label, n, box)
     lab = label[rows, cols]
     width = 2 * area / np.maximum(edge, 1)
     at_frame = np.zeros(n + 1, dtype=bool)
@@ -1164,6 +1180,18 @@ def ink_cut(ink: np.ndarray, box: tuple[int, int, int, int] | None = None) -> fl
     return max(otsu_threshold(inside, ink.size - inside.size), BINARY_MIN)
 
 
+def ink_box_in(ink: np.ndarray, window: tuple[slice, slice] | None) -> tuple[int, int, int, int] | None:
+    """``ink_box(ink)``, found in ``window`` (a pair of slices with their starts) where all the
+    ink lies, if given."""
+    if window is None:
+        return ink_box(ink)
+    box = ink_box(ink[window])
+    if box is None:
+        return None
+    y, x = window[0].start, window[1].start
+    return box[0] + x, box[1] + y, box[2] + x, box[3] + y
+
+
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
     """The bounding box of the ink (x0, y0, x1, y1, ends exclusive), or None if there is none."""
     on = ink if ink.dtype == bool else ink > 0  # a boolean's reductions are 2x a float's speed
@@ -1176,8 +1204,7 @@ def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def to_mnist(img) -> np.ndarray:
     """A Pillow image -> uint8 [28, 28], MNIST's conventions (see the module docstring)."""
-    ink, label, flat = _ink(*gray_levels(img))
-    box = ink_box(ink)
+    ink, label, flat, box = _ink(*gray_levels(img, gray=False))
     if box is None:
         raise NoDigit(NOTHING_LEFT)
     check_single_digit(ink, label, box)

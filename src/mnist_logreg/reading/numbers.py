@@ -253,8 +253,7 @@ def read_number(img, model) -> list[DigitRead]:
     exactly as ``images.to_mnist`` reads it). ``model``: anything with ``predict_proba``
     of uint8 [N, 28, 28] (``lite.LiteModel``). Raises ``NoDigit`` as ``to_mnist`` does
     for blank, faint and scribbled images."""
-    ink, label, flat = images._ink(*images.gray_levels(img))  # boxes: the image's own pixels
-    whole = images.ink_box(ink)
+    ink, label, flat, whole = images._ink(*images.gray_levels(img, gray=False))  # boxes: the image's own pixels
     if whole is None:
         raise NoDigit(images.NOTHING_LEFT)
     images.check_edges(ink)
