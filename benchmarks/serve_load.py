@@ -204,13 +204,15 @@ def main() -> None:
     ap.add_argument("--digits", type=int, default=200, help="distinct valid digit files")
     args = ap.parse_args()
     run = run_folder(args.run)
-    from mnist_logreg.reading.images import load_digit
-    from mnist_logreg.reading.predict import predict_digits
-    from mnist_logreg.training.checkpoint import load_run
+    from mnist_logreg.reading.images import decode_image, peek_image
+    from mnist_logreg.reading.lite import load_run
+    from mnist_logreg.reading.numbers import ranked, read_number
 
     valid, labels = canvas_digits(args.digits)
-    checkpoint = load_run(run)
-    expected = [predict_digits(checkpoint, load_digit(p).unsqueeze(0))[0] for p in valid]
+    model = load_run(run)
+    # What predict answers for each file: its reading, its ranking of the probabilities.
+    expected = [ranked(model.classes, np.asarray(read_number(decode_image(peek_image(p, "image")), model)[0]
+                                                 .probabilities), 3) for p in valid]
     server, port = start_server(run, "--workers", str(args.workers))
     try:
         time.sleep(1.0)  # every worker process up

@@ -490,8 +490,14 @@ def test_reading_shortcuts_equal_what_they_replace():
     one comparison (``_Levels.mask``) against the lookup, medians and percentiles of a
     border from one sort against NumPy's, Otsu's threshold of an ink map's box (the zeros
     around it counted) against the whole map's."""
-    from mnist_logreg.reading.images import (_Levels, _sorted_median, _sorted_percentiles, ink_box, ink_cut,
-                                             otsu_threshold)
+    from mnist_logreg.reading.images import (
+        _Levels,
+        _sorted_median,
+        _sorted_percentiles,
+        ink_box,
+        ink_cut,
+        otsu_threshold,
+    )
 
     rng = np.random.default_rng(8)
     for t in range(300):
@@ -500,7 +506,7 @@ def test_reading_shortcuts_equal_what_they_replace():
         got = _Levels(value, np.bincount(levels.ravel(), minlength=256), levels)
         cut = float(rng.random())
         box = (slice(0, max(1, levels.shape[0] // 2)), slice(None))
-        for test in (lambda v: v > cut, lambda v: v <= cut, lambda v: np.abs(v - cut) < 0.2,
+        for test in (lambda v, c=cut: v > c, lambda v, c=cut: v <= c, lambda v, c=cut: np.abs(v - c) < 0.2,
                      lambda v: v > 2, lambda v: v >= 0):
             for where in (None, box):
                 assert np.array_equal(got.mask(test, where), got.image(test, where)), t

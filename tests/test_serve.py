@@ -390,6 +390,60 @@ def test_oversized_headers_are_refused(live):
         assert _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
 
 
+def test_workers_are_dealt_connections_in_turn_and_replaced_when_they_die(default_run):
+    """serve --workers 2 (serve/workers.py): connections opened all at once are dealt in
+    turn, so each worker holds half of them (with uvicorn's own workers, the first one awake
+    took every waiting connection: 23 and 9 of wrk's 32); a worker killed is replaced, and
+    every request is still answered."""
+    psutil = pytest.importorskip("psutil")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_logreg", "serve", "--run", str(default_run), "--port",
+                             str(port), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def workers():  # live ones, not multiprocessing's resource tracker
+        out = []
+        for c in psutil.Process(proc.pid).children():
+            try:
+                if c.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(c.cmdline()):
+                    out.append(c)
+            except psutil.Error:  # gone meanwhile
+                pass
+        return out
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # both workers up: two answers in a row
+            try:
+                if all(_raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                            wait=5).startswith(b"HTTP/1.1 200") for _ in range(2)):
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+        for c in conns:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        ours = {c.getsockname()[1] for c in conns}
+        held = {w.pid: sum(1 for k in w.net_connections("tcp") if k.raddr and k.raddr[1] in ours) for w in workers()}
+        assert sorted(held.values()) == [4, 4], held
+        for c in conns:
+            c.close()
+        victim = workers()[0]
+        victim.kill()
+        while victim.pid in {w.pid for w in workers()} or len(workers()) < 2:  # replaced at once
+            assert time.monotonic() < deadline + 30, "the worker was not replaced"
+            time.sleep(0.05)
+        for _ in range(4):
+            answer = _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", wait=10)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 def test_every_connection_gets_tcp_nodelay():
     """uvicorn's --workers socket is made with proto 0, where asyncio leaves Nagle's algorithm
     on (a response's body then waits 40 ms for the client's delayed ACK): our protocol turns

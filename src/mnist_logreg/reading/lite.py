@@ -116,7 +116,8 @@ def _warp_affine(images: np.ndarray, gx: tuple, gy: tuple) -> np.ndarray:
 def stroke_directions(images: np.ndarray) -> np.ndarray:
     """float32 images [N, H, W] (H, W even) -> four orientation planes tiled 2x2 (preprocess.stroke_directions)."""
     n, h, w = images.shape
-    p = np.zeros((n, h + 2, w + 2), dtype=images.dtype)  # np.pad's zeros, without its cost (a fifth of a digit's features)
+    # np.pad's zero border without its cost (a fifth of one digit's features).
+    p = np.zeros((n, h + 2, w + 2), dtype=images.dtype)
     p[:, 1:-1, 1:-1] = images
     across_rows = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
     across_cols = p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]

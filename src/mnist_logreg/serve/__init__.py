@@ -265,12 +265,18 @@ def create_app(model: LiteModel, slots: int | None = None, big_slots: int | None
     return app
 
 
-def app_from_env():
-    """The app of the run named by ``$MNIST_LOGREG_SERVE_RUN``: each ``--workers`` process calls this."""
+def app_for(run_dir: str, collect: str | None):
+    """The app of ``run_dir``, in a server process: each ``--workers`` process calls this."""
     from ..reading.lite import load_run
 
     _tune_process()
-    return create_app(load_run(os.environ[RUN_ENV]), collect=os.environ.get(COLLECT_ENV) or None)
+    return create_app(load_run(run_dir), collect=collect)
+
+
+def app_from_env():
+    """The app of the run named by ``$MNIST_LOGREG_SERVE_RUN`` (uvicorn's own ``--workers``,
+    where connections cannot be dealt: see ``serve``)."""
+    return app_for(os.environ[RUN_ENV], os.environ.get(COLLECT_ENV) or None)
 
 
 def _tune_process() -> None:
@@ -296,6 +302,7 @@ def uvicorn_options(host: str, port: int) -> dict:
 
 def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           collect: str | None = None) -> None:
+    import functools
     import socket
 
     import uvicorn
@@ -312,11 +319,13 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int 
         collect = os.path.abspath(collect)
     # uvicorn reports a busy port over several log lines and exits; check first, so the
     # user gets one line naming the problem.
+    from . import workers as dealt
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(infos[0][4])
+        listener = socket.socket(infos[0][0], socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(infos[0][4])
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     print(f"serving on http://{host}:{port}/ with {workers} worker process{'es' * (workers > 1)} "
@@ -324,8 +333,13 @@ def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, workers: int 
     _tune_process()
     options = uvicorn_options(host, port)
     if workers == 1:
+        listener.close()
         uvicorn.run(create_app(model, collect=collect), **options)
+    elif dealt.supported():  # connections dealt to the workers in turn (serve/workers.py)
+        listener.listen(2048)
+        dealt.run(listener, workers, functools.partial(app_for, os.path.abspath(run_dir), collect), options)
     else:
+        listener.close()
         os.environ[RUN_ENV] = str(os.path.abspath(run_dir))
         os.environ[COLLECT_ENV] = collect or ""
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
