@@ -201,10 +201,13 @@ def otsu_threshold(values: np.ndarray, more_zeros: int = 0) -> float:
     return _otsu(hist[:256])
 
 
+_EDGES = np.linspace(0.0, 1.0, 257)  # Otsu's 256 bins over [0, 1], made once
+_CENTRES = (_EDGES[:-1] + _EDGES[1:]) / 2
+
+
 def _otsu(hist: np.ndarray) -> float:
     """Otsu's threshold from a histogram of 256 bins over [0, 1] (float counts)."""
-    edges = np.linspace(0.0, 1.0, 257)
-    centres = (edges[:-1] + edges[1:]) / 2
+    edges, centres = _EDGES, _CENTRES
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     m0 = np.cumsum(hist * centres)
