@@ -194,6 +194,19 @@ def test_no_digit_blank_images():
         assert _reason(png_bytes(np.full((50, 70), value, np.uint8))) == BLANK
 
 
+def test_no_digit_in_a_strip():
+    """An image over STRIP times as long as it is wide is no digit, however its light falls
+    (before, one with uneven light and a short side under 1/128 of the long one crashed the
+    light flattening); one just within the ratio is read as usual."""
+    from mnist_logreg.reading.images import STRIP, STRIPE
+
+    for h, w in ((300, 1), (500, 3), (1, 300), (2000, 20), (4, 300)):
+        strip = (np.linspace(20, 220, h)[:, None] * np.ones((1, w))).astype(np.uint8)  # light falling off
+        strip[h // 2, 0] = 0
+        assert _reason(png_bytes(strip)) == STRIPE, (h, w)
+    assert _reason(png_bytes(np.full((STRIP * 10, 10), 200, np.uint8))) != STRIPE
+
+
 def test_no_digit_photos_of_empty_paper():
     """Paper, texture, shadow and table, but no stroke: every one is refused (most as
     nothing standing out, some as marks at every edge), none read as a digit."""

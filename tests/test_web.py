@@ -204,6 +204,11 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         dash[13:15, 2:10] = 255
         files[f"dash-{i}.png"] = _png(255 - np.hstack([mnist.test_images[100 + i].numpy(), dash,
                                                           mnist.test_images[110 + i].numpy()]))
+    # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
+    for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
+        strip = np.full((h, w), 230, np.uint8)
+        strip[h // 3:h // 2, : max(1, w // 2)] = 20
+        files[f"strip-{i}.png"] = _png(strip)
     with _open_page(sync_api, page_file) as page:
         # The answers come back as one JSON string: Playwright's own encoding of 415 answers'
         # arrays (each number an object) took 2 s more.

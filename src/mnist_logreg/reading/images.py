@@ -58,6 +58,11 @@ FAINT = "nothing stands out from the background"
 NOTHING_LEFT = "nothing is left once the background is removed"
 ALL_EDGES = "marks reach all four edges of the image (a texture or a scribble, not one digit)"
 SEVERAL = "several marks side by side (more than one digit?)"
+# A strip whose long side is over STRIP times its short side holds no digit (a row of 20
+# digits is about 14 times as wide as tall); from about 128 times its light could not be
+# flattened (the reduced copy would have no pixel across).
+STRIP = 64
+STRIPE = f"the image is over {STRIP} times as long as it is wide"
 # Ink whose strongest strokes (90th percentile) stand less than this above the background
 # level is paper grain or sensor noise, not a stroke: photos of empty paper measure 0.02,
 # the faintest pencil digit of the tests 0.12.
@@ -235,11 +240,13 @@ SMALL_WINDOW = 15
 def _running(values: np.ndarray, k: int, axis: int, op) -> np.ndarray:
     """Minimum or maximum over windows of ``k`` (odd) along ``axis``, edges repeated.
 
-    van Herk / Gil-Werman: the running extreme of each block of ``k`` from its start and
-    from its end; any window is then one comparison of the two, whatever ``k`` is (and a
-    minimum or maximum is exact in any order, so the web page, which does the same, agrees).
+    By doubling: the extreme of every run of 2, 4, 8... values, each from two of the
+    previous, then any window as the extreme of the two runs of the largest such length
+    that cover it from its two ends (a minimum or maximum is exact in any order, so the web
+    page, which takes van Herk / Gil-Werman's running extremes, agrees). log2(k) passes
+    over the values: a photo's background (k = 33) 0.7 -> 0.1 ms a pass.
     The work runs along the first axis of a contiguous copy: each step is then a whole row
-    at once (along the last axis, NumPy's accumulate goes pixel by pixel: 3x slower).
+    at once (along the last axis, NumPy goes pixel by pixel: 3x slower).
     """
     r = k // 2
     x = np.ascontiguousarray(np.moveaxis(values, axis, 0))
@@ -256,13 +263,15 @@ def _running(values: np.ndarray, k: int, axis: int, op) -> np.ndarray:
             ufunc(out[s:], x[:-s], out=out[s:])
             ufunc(out[:-s], x[s:], out=out[:-s])
         return np.moveaxis(out, 0, axis)
-    n = n0 + 2 * r
-    blocks = -(-n // k)
-    line = np.pad(x, [(r, r + blocks * k - n)] + [(0, 0)] * (x.ndim - 1), mode="edge")
-    shaped = line.reshape(blocks, k, *line.shape[1:])
-    forward = ufunc.accumulate(shaped, axis=1).reshape(line.shape)
-    backward = ufunc.accumulate(shaped[:, ::-1], axis=1)[:, ::-1].reshape(line.shape)
-    out = ufunc(backward[:n0], forward[k - 1:k - 1 + n0])
+    line = np.empty((n0 + 2 * r, *x.shape[1:]), dtype=x.dtype)  # the edges repeated r times
+    line[r:r + n0] = x
+    line[:r] = x[0]
+    line[r + n0:] = x[-1]
+    runs, p = line, 1
+    while 2 * p <= k:  # runs[i]: the extreme of line[i:i + 2p]
+        runs = ufunc(runs[:-p], runs[p:])
+        p *= 2
+    out = ufunc(runs[:n0], runs[k - p:k - p + n0])  # line[i:i + k] = line[i:i + p] and line[i + k - p:i + k]
     return np.moveaxis(out, 0, axis)
 
 
@@ -277,7 +286,12 @@ def background(ink: np.ndarray) -> np.ndarray:
             small += ink[dy:dy + hs * f:f, dx:dx + ws * f:f]
     small /= f * f
     k = max(hs, ws) // 4 | 1
-    opened = np.pad(small, k, mode="edge")
+    opened = np.empty((hs + 2 * k, ws + 2 * k))  # np.pad(small, k, mode="edge"), a fifth of its cost
+    opened[k:k + hs, k:k + ws] = small
+    opened[:k, k:k + ws] = small[0]
+    opened[k + hs:, k:k + ws] = small[-1]
+    opened[:, :k] = opened[:, k:k + 1]
+    opened[:, k + ws:] = opened[:, k + ws - 1:k + ws]
     for op in (np.min, np.max):
         opened = _running(_running(opened, k, 0, op), k, 1, op)
     opened = opened[k:k + hs, k:k + ws]
@@ -319,6 +333,8 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None,
     ``levels``, ``count``: the 8-bit levels ``gray`` was made from and their pixel counts
     (``gray_levels``), if it was."""
     shape = (gray if gray is not None else levels).shape
+    if max(shape) > STRIP * min(shape):
+        raise NoDigit(STRIPE)
     if gray is None and (not LEVELS or max(shape) <= LIGHT_SIDE):
         gray = levels / 255.0  # (gray_levels(img, gray=False) left it to be made here)
     if not LEVELS:

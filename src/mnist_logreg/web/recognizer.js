@@ -21,7 +21,8 @@ const MnistLogreg = (() => {
   const BLANK = "the image is blank", FAINT = "nothing stands out from the background",
     NOTHING_LEFT = "nothing is left once the background is removed",
     ALL_EDGES = "marks reach all four edges of the image (a texture or a scribble, not one digit)",
-    SEVERAL = "several marks side by side (more than one digit?)";
+    SEVERAL = "several marks side by side (more than one digit?)",
+    STRIP = 64, STRIPE = `the image is over ${STRIP} times as long as it is wide`;
 
   // --- statistics, as NumPy computes them ---------------------------------------------
   function sorted(values) { return Float64Array.from(values).sort(); }
@@ -490,6 +491,7 @@ const MnistLogreg = (() => {
     return rest;
   }
   function inkMap(gray, w, h) {  // images._ink
+    if (Math.max(w, h) > STRIP * Math.min(w, h)) throw new NoDigit(STRIPE);
     if (Math.max(w, h) <= LIGHT_SIDE) gray = despeckle(gray, w, h);
     gray = unband(gray, w, h);
     const invert = darkInk(gray, w, h);
