@@ -7,8 +7,8 @@ The time runs from starting the command (a fresh process, as a person starts it)
 first 200 from ``POST /api/predict`` with a 280x280 digit PNG; the median of ``--rounds``
 starts is printed beside ``python -c "import torch"`` in the same rounds, the one figure
 that does not depend on this project. Memory is VmRSS from /proc for the parent and every
-worker after ``--requests`` requests (the workers share the port, so the requests spread
-over them). A benchmark, not a test: it prints figures and asserts nothing.
+worker after ``--requests`` requests (each request a new connection, dealt to the
+workers in turn). A benchmark, not a test: it prints figures and asserts nothing.
 """
 
 from __future__ import annotations
