@@ -195,6 +195,13 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         if i < 3:
             files[f"empty-{i}.png"] = _png(np.asarray(Image.open(io.BytesIO(software_photo([], rng, TOOLS[i % 3])))))
         files[f"pair-{i}.png"] = _png(255 - np.hstack([mnist.test_images[i].numpy(), mnist.test_images[i + 6].numpy()]))
+    ones = np.flatnonzero(mnist.test_labels.numpy() == 1)
+    for k in range(4):  # two 1s close together (numbers.side_by_side's narrow case), and 1s beside a stray line
+        pair = [mnist.test_images[i].numpy() for i in ones[2 * k:2 * k + 2]]
+        pair = [d[:, d.max(0) > 0] for d in pair]
+        gap = np.zeros((28, 2 + k), np.uint8)
+        files[f"eleven-{k}.png"] = _png(255 - np.pad(np.hstack([pair[0], gap, pair[1]]), ((0, 0), (6, 6))))
+        files[f"stray-{k}.png"] = _png(255 - mnist.test_images[(5331, 5661, 8004, 8020)[k]].numpy())
     for i in range(6):  # numbers: digits touching (cut by the model's choice), and a dash between two
         row = np.zeros((28, 3 * 28 - 10), np.uint8)
         for k, at in enumerate((0, 23, 46)):
@@ -276,6 +283,8 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     assert rows >= {n for n in files if n.startswith(("pair", "touching", "dash"))}
     assert sum(len(numbers[n][1]) == 3 for n in files if n.startswith("touching")) >= 3  # the cuts were found
     assert sum("?" in numbers[n][0] for n in files if n.startswith("dash")) >= 3
+    assert sum(numbers[n][0] == "11" for n in files if n.startswith("eleven")) >= 3
+    assert {numbers[n][0] for n in files if n.startswith("stray")} == {"1"}
     assert {n: _same_digits(answers[n]["digits"], numbers[n][1], tmp_path / "seen", n[:-4]) for n in rows} == {
         n: [] for n in rows}
     largest, wrong, other_pixels = 0.0, [], []

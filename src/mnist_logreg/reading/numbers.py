@@ -31,6 +31,16 @@ MARK_SHARE = 0.1
 # A mark shorter than this share of the line's height is not a digit ("?").
 TALL = 0.3
 NOT_A_DIGIT = "a mark too small for a digit (a dash, a dot, a stray stroke)"
+# Two 1s written close ("11") are as narrow as one digit, which images.several takes for
+# one: here marks at least NARROW times as wide as tall are a number too where each is at
+# least NARROW_TALL of the height and the lightest has BALANCE of the heaviest's ink. Chosen
+# on MNIST's training digits (never its test digits): of 400 pairs of training 1s set 2-6
+# pixels apart, 245 were several marks and 390 are; of the 60,000 training digits alone,
+# the same 3 are (with BALANCE alone, a 1 beside a stray line of its scan was one more).
+# Not in images.several: to_mnist (read_digit, training's --add folders and the default
+# recipe's damaged copies) keeps such ink as one digit; there it refused 33 more of the
+# recipe's 54,823 damaged copies, and the recipe trained another model.
+NARROW, NARROW_TALL, BALANCE = 0.5, 0.75, 0.4
 # Ink wider than WIDE times its height may be touching digits; within a number, a mark
 # wider than SPLIT_WIDE times the line's height may be.
 # Cuts are tried for those.
@@ -74,7 +84,8 @@ def settings() -> dict:
     (web/recognizer.js): one source, carried in the exported page's model."""
     return {"markShare": MARK_SHARE, "tall": TALL, "wide": WIDE, "splitWide": SPLIT_WIDE, "minPiece": MIN_PIECE,
             "maxPiece": MAX_PIECE, "cuts": CUTS, "splitCost": SPLIT_COST, "aspectEdges": list(ASPECT_EDGES),
-            "shapePenalty": SHAPE_PENALTY.tolist(), "notADigit": NOT_A_DIGIT}
+            "shapePenalty": SHAPE_PENALTY.tolist(), "notADigit": NOT_A_DIGIT, "narrow": NARROW,
+            "narrowTall": NARROW_TALL, "balance": BALANCE}
 
 
 @dataclass
@@ -241,6 +252,21 @@ def _read_piece(model, crop: np.ndarray, box, cut, flat) -> tuple[np.ndarray, tu
     return digit, box, p, piece_score(p, box[2] - box[0], box[3] - box[1])
 
 
+def side_by_side(ink: np.ndarray, marks: list[list]) -> bool:
+    """Whether the marks are several digits: ``images.several``, or two strokes alike side
+    by side, narrower than tall (see ``NARROW``)."""
+    if images.several(ink, marks):
+        return True
+    total = sum(g[4] for g in marks)
+    parts = [g for g in marks if g[4] >= images.SHARE * total]
+    if len(parts) < 2:
+        return False
+    top, bottom = min(p[2] for p in parts), max(p[3] for p in parts)
+    height, width = bottom - top + 1, parts[-1][1] - parts[0][0] + 1
+    return width >= NARROW * height and min(p[4] for p in parts) >= BALANCE * max(p[4] for p in parts) and all(
+        p[3] - p[2] + 1 >= NARROW_TALL * height for p in parts)
+
+
 def _main_marks(groups: list[list]) -> tuple[list[list], int]:
     """The marks that are not specks (see ``MARK_SHARE``), and the line's height: the
     tallest of them."""
@@ -263,16 +289,17 @@ def read_number(img, model) -> list[DigitRead]:
         return _digit(model, *_read_piece(model, crop, box, cut, flat))
 
     # What to_mnist refuses as several marks is a number (a mark too short for a digit, a
-    # dash between them, does not make digits one). Otherwise the ink is one digit, read
-    # as to_mnist reads it (the drawing page, which reads one digit, then agrees with
-    # predict), unless it is wider than any digit: then reading it as one digit competes
-    # with reading it as several (below).
+    # dash between them, does not make digits one), and so are two 1s written close
+    # (side_by_side). Otherwise the ink is one digit, read as to_mnist reads it (the
+    # drawing page, which reads one digit, then agrees with predict), unless it is wider
+    # than any digit: then reading it as one digit competes with reading it as several
+    # (below).
     tall = []
     if int(label.max()) >= 2:  # one region is one mark (0.7 ms saved on a canvas digit)
         main, line = _main_marks(images.marks(ink, label, whole))
         tall = [g for g in main if g[3] - g[2] + 1 >= TALL * line]
     one = None
-    if not (len(tall) >= 2 and images.several(ink, tall)):
+    if not (len(tall) >= 2 and side_by_side(ink, tall)):
         one = read(ink[whole[1]:whole[3], whole[0]:whole[2]], whole)
         if whole[2] - whole[0] <= WIDE * (whole[3] - whole[1]):
             return [one]

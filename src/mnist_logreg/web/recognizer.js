@@ -239,6 +239,18 @@ const MnistLogreg = (() => {
     const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
     return parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height;
   }
+  function sideBySide(S, groups) {  // numbers.side_by_side: several, or two strokes alike ("11")
+    if (several(groups)) return true;
+    let total = 0;
+    for (const g of groups) total += g[4];
+    const parts = groups.filter((g) => g[4] >= SHARE * total);
+    if (parts.length < 2) return false;
+    const t = Math.min(...parts.map((p) => p[2])), bt = Math.max(...parts.map((p) => p[3]));
+    const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
+    return width >= S.narrow * height &&
+      Math.min(...parts.map((p) => p[4])) >= S.balance * Math.max(...parts.map((p) => p[4])) &&
+      parts.every((p) => p[3] - p[2] + 1 >= S.narrowTall * height);
+  }
   function checkSingleDigit(ink, label, n, w, h) {  // images.check_single_digit, with keepDigit's regions
     checkEdges(ink, w, h);
     if (n >= 2 && several(marksOf(ink, label, n, w, h))) throw new NoDigit(SEVERAL);
@@ -673,7 +685,7 @@ const MnistLogreg = (() => {
       tall = main.filter((g) => g[3] - g[2] + 1 >= S.tall * line);
     }
     let one = null;
-    if (!(tall.length >= 2 && several(tall))) {
+    if (!(tall.length >= 2 && sideBySide(S, tall))) {
       one = read({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole });
       if (whole[2] - whole[0] <= S.wide * (whole[3] - whole[1])) return [one];
     }
