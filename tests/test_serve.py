@@ -444,6 +444,22 @@ def test_workers_are_dealt_connections_in_turn_and_replaced_when_they_die(defaul
         proc.wait(20)
 
 
+def test_a_worker_that_cannot_start_stops_serve_with_the_reason():
+    """A worker that exits as it starts, again and again, stops serve with one line that
+    says so, rather than being started forever."""
+    import functools
+
+    from mnist_logreg.errors import UserError
+    from mnist_logreg.serve import uvicorn_options, workers
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    make_app = functools.partial(int, "not an app")  # raises in the worker, and pickles
+    with pytest.raises(UserError, match="exited 3 times within 5 s of starting"):
+        workers.run(listener, 1, make_app, uvicorn_options("127.0.0.1", 0))
+
+
 def test_every_connection_gets_tcp_nodelay():
     """uvicorn's --workers socket is made with proto 0, where asyncio leaves Nagle's algorithm
     on (a response's body then waits 40 ms for the client's delayed ACK): our protocol turns

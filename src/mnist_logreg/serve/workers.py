@@ -23,10 +23,16 @@ import logging
 import multiprocessing
 import signal
 import socket
+import time
 
 import uvicorn
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
+# A worker that exits QUICK_DEATHS times in a row, each within QUICK_DEATH seconds of its
+# start, cannot start: serve stops with the reason instead of starting it forever.
+QUICK_DEATH, QUICK_DEATHS = 5.0, 3
 
 
 def supported() -> bool:
@@ -107,19 +113,27 @@ def run(listener: socket.socket, workers: int, make_app, options: dict) -> None:
     for i, (_, channel) in enumerate(pool):
         events.register(channel, selectors.EVENT_READ, i)
 
+    started = [time.monotonic()] * workers
+    quick = [0] * workers  # deaths in a row within QUICK_DEATH seconds of starting
+
     def replace(i: int) -> None:
         proc, channel = pool[i]
         events.unregister(channel)
         channel.close()
         proc.join(5)
+        quick[i] = quick[i] + 1 if time.monotonic() - started[i] < QUICK_DEATH else 0
+        if quick[i] >= QUICK_DEATHS:  # it cannot start: say so once, rather than start it forever
+            raise UserError(f"serve worker {i} exited {quick[i]} times within {QUICK_DEATH:g} s of starting "
+                            f"(last code {proc.exitcode}); stopping")
         log.warning("serve worker %d exited (code %s); starting another", i, proc.exitcode)
         pool[i] = _start(ctx, i, args)
+        started[i] = time.monotonic()
         events.register(pool[i][1], selectors.EVENT_READ, i)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    before = signal.signal(signal.SIGTERM, stop)
     turn = 0
     try:
         while True:
@@ -142,6 +156,7 @@ def run(listener: socket.socket, workers: int, make_app, options: dict) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, before)
         events.close()
         listener.close()
         for _, channel in pool:
