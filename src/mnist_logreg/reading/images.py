@@ -1080,15 +1080,20 @@ def marks(ink: np.ndarray, label: np.ndarray, box: tuple[int, int, int, int] | N
     return groups
 
 
-def several(ink: np.ndarray, groups: list[list]) -> bool:
-    """Whether the marks are several digits side by side (see ``SHARE``)."""
+def parts_of(groups: list[list]) -> tuple[list[list], int, int]:
+    """The marks with SHARE of the ink, and the height and width they span together."""
     total = sum(g[4] for g in groups)
     parts = [g for g in groups if g[4] >= SHARE * total]
-    if len(parts) < 2:
-        return False
+    if not parts:
+        return parts, 0, 0
     top, bottom = min(p[2] for p in parts), max(p[3] for p in parts)
-    height, width = bottom - top + 1, parts[-1][1] - parts[0][0] + 1
-    return all(p[3] - p[2] + 1 >= TALL * height for p in parts) and width >= height
+    return parts, bottom - top + 1, parts[-1][1] - parts[0][0] + 1
+
+
+def several(ink: np.ndarray, groups: list[list]) -> bool:
+    """Whether the marks are several digits side by side (see ``SHARE``)."""
+    parts, height, width = parts_of(groups)
+    return len(parts) >= 2 and all(p[3] - p[2] + 1 >= TALL * height for p in parts) and width >= height
 
 
 def check_edges(ink: np.ndarray) -> None:

@@ -257,14 +257,9 @@ def side_by_side(ink: np.ndarray, marks: list[list]) -> bool:
     by side, narrower than tall (see ``NARROW``)."""
     if images.several(ink, marks):
         return True
-    total = sum(g[4] for g in marks)
-    parts = [g for g in marks if g[4] >= images.SHARE * total]
-    if len(parts) < 2:
-        return False
-    top, bottom = min(p[2] for p in parts), max(p[3] for p in parts)
-    height, width = bottom - top + 1, parts[-1][1] - parts[0][0] + 1
-    return width >= NARROW * height and min(p[4] for p in parts) >= BALANCE * max(p[4] for p in parts) and all(
-        p[3] - p[2] + 1 >= NARROW_TALL * height for p in parts)
+    parts, height, width = images.parts_of(marks)
+    return len(parts) >= 2 and width >= NARROW * height and min(p[4] for p in parts) >= BALANCE * max(
+        p[4] for p in parts) and all(p[3] - p[2] + 1 >= NARROW_TALL * height for p in parts)
 
 
 def _main_marks(groups: list[list]) -> tuple[list[list], int]:

@@ -230,24 +230,22 @@ const MnistLogreg = (() => {
     }
     return groups;
   }
-  function several(groups) {  // images.several
+  function partsOf(groups) {  // images.parts_of
     let total = 0;
     for (const g of groups) total += g[4];
     const parts = groups.filter((g) => g[4] >= SHARE * total);
-    if (parts.length < 2) return false;
+    if (!parts.length) return { parts, height: 0, width: 0 };
     const t = Math.min(...parts.map((p) => p[2])), bt = Math.max(...parts.map((p) => p[3]));
-    const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
-    return parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height;
+    return { parts, height: bt - t + 1, width: parts[parts.length - 1][1] - parts[0][0] + 1 };
+  }
+  function several(groups) {  // images.several
+    const { parts, height, width } = partsOf(groups);
+    return parts.length >= 2 && parts.every((p) => p[3] - p[2] + 1 >= TALL * height) && width >= height;
   }
   function sideBySide(S, groups) {  // numbers.side_by_side: several, or two strokes alike ("11")
     if (several(groups)) return true;
-    let total = 0;
-    for (const g of groups) total += g[4];
-    const parts = groups.filter((g) => g[4] >= SHARE * total);
-    if (parts.length < 2) return false;
-    const t = Math.min(...parts.map((p) => p[2])), bt = Math.max(...parts.map((p) => p[3]));
-    const height = bt - t + 1, width = parts[parts.length - 1][1] - parts[0][0] + 1;
-    return width >= S.narrow * height &&
+    const { parts, height, width } = partsOf(groups);
+    return parts.length >= 2 && width >= S.narrow * height &&
       Math.min(...parts.map((p) => p[4])) >= S.balance * Math.max(...parts.map((p) => p[4])) &&
       parts.every((p) => p[3] - p[2] + 1 >= S.narrowTall * height);
   }
