@@ -101,15 +101,17 @@ def _warp_affine(images: np.ndarray, gx: tuple, gy: tuple) -> np.ndarray:
     x0, y0 = np.floor(ix), np.floor(iy)
     fx, fy = ix - x0, iy - y0
     x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    flat = images.reshape(n, h * w)
-    batch = np.arange(n).reshape(n, 1, 1)
+    # The images in a border of zeros: a neighbour outside the image, its index clipped to
+    # the border, reads 0 there (no mask to make and apply: a third of one digit's sampling).
+    padded = np.zeros((n, h + 2, w + 2), dtype=np.float32)
+    padded[:, 1:-1, 1:-1] = images
+    flat = padded.reshape(-1)
+    at = np.arange(n).reshape(n, 1, 1) * ((h + 2) * (w + 2))
     out = np.zeros((n, h, w), dtype=np.float32)
     for dy, wy in ((0, 1 - fy), (1, fy)):
+        row = at + (np.clip(y0 + dy, -1, h) + 1) * (w + 2)
         for dx, wx in ((0, 1 - fx), (1, fx)):
-            xx, yy = x0 + dx, y0 + dy
-            inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
-            idx = np.where(inside, yy * w + xx, 0)
-            out += np.where(inside, flat[batch, idx], 0) * (wx * wy)
+            out += flat[row + np.clip(x0 + dx, -1, w) + 1] * (wx * wy)
     return out
 
 
