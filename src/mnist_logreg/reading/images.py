@@ -166,7 +166,6 @@ def gray_levels(img, gray: bool = True) -> tuple[np.ndarray | None, np.ndarray |
     ``gray=False``: no gray (None) where there are levels (``_ink`` makes it if it needs it)."""
     from PIL import Image
 
-    want_gray = gray
     # An opaque image (the drawing page's canvas is RGBA with every alpha 255) stays what
     # it is on white: converted as it is, the same levels at a tenth of the cost (0.5 ms a
     # canvas in alpha_composite).
@@ -182,12 +181,12 @@ def gray_levels(img, gray: bool = True) -> tuple[np.ndarray | None, np.ndarray |
         arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(arr.min()), float(arr.max())
         return (arr if lo >= 0 and hi <= 1 else (arr - lo) / max(hi - lo, 1e-12)), None, None
-    gray = img.convert("L")
-    levels = np.asarray(gray)
+    luma = img.convert("L")
+    levels = np.asarray(luma)
     # How many pixels at each level: Pillow's histogram (C, one pass over bytes) is the
     # count np.bincount gives, without first widening every pixel to 8 bytes.
-    count = np.array(gray.histogram(), dtype=np.intp)
-    return (levels / 255.0 if want_gray else None), levels, count
+    count = np.array(luma.histogram(), dtype=np.intp)
+    return (levels / 255.0 if gray else None), levels, count
 
 
 def otsu_threshold(values: np.ndarray, more_zeros: int = 0) -> float:
@@ -237,6 +236,16 @@ LIGHT_SIDE = 128
 SMALL_WINDOW = 15
 
 
+def _edge_rows(x: np.ndarray, r: int) -> np.ndarray:
+    """``x`` with its first and last rows repeated ``r`` times more: np.pad(mode="edge")
+    along the first axis, at a fraction of its cost."""
+    out = np.empty((x.shape[0] + 2 * r, *x.shape[1:]), dtype=x.dtype)
+    out[r:r + x.shape[0]] = x
+    out[:r] = x[0]
+    out[r + x.shape[0]:] = x[-1]
+    return out
+
+
 def _running(values: np.ndarray, k: int, axis: int, op) -> np.ndarray:
     """Minimum or maximum over windows of ``k`` (odd) along ``axis``, edges repeated.
 
@@ -263,10 +272,7 @@ def _running(values: np.ndarray, k: int, axis: int, op) -> np.ndarray:
             ufunc(out[s:], x[:-s], out=out[s:])
             ufunc(out[:-s], x[s:], out=out[:-s])
         return np.moveaxis(out, 0, axis)
-    line = np.empty((n0 + 2 * r, *x.shape[1:]), dtype=x.dtype)  # the edges repeated r times
-    line[r:r + n0] = x
-    line[:r] = x[0]
-    line[r + n0:] = x[-1]
+    line = _edge_rows(x, r)
     runs, p = line, 1
     while 2 * p <= k:  # runs[i]: the extreme of line[i:i + 2p]
         runs = ufunc(runs[:-p], runs[p:])
@@ -286,12 +292,7 @@ def background(ink: np.ndarray) -> np.ndarray:
             small += ink[dy:dy + hs * f:f, dx:dx + ws * f:f]
     small /= f * f
     k = max(hs, ws) // 4 | 1
-    opened = np.empty((hs + 2 * k, ws + 2 * k))  # np.pad(small, k, mode="edge"), a fifth of its cost
-    opened[k:k + hs, k:k + ws] = small
-    opened[:k, k:k + ws] = small[0]
-    opened[k + hs:, k:k + ws] = small[-1]
-    opened[:, :k] = opened[:, k:k + 1]
-    opened[:, k + ws:] = opened[:, k + ws - 1:k + ws]
+    opened = _edge_rows(_edge_rows(small, k).T, k).T  # np.pad(small, k, mode="edge")
     for op in (np.min, np.max):
         opened = _running(_running(opened, k, 0, op), k, 1, op)
     opened = opened[k:k + hs, k:k + ws]
@@ -403,8 +404,8 @@ def _ink(gray: np.ndarray, levels: np.ndarray | None = None,
             window = (slice(0, 0), slice(0, 0))
     else:
         ink, window = hard, None
-    ink, label = keep_digit(ink, window)
-    return ink, label, flat, ink_box_in(ink, window)
+    ink, label, box = keep_digit(ink, window)
+    return ink, label, flat, box
 
 
 # An 8-bit image (a drawing, a scan, most photos before the light is flattened) has at
@@ -1002,15 +1003,16 @@ def region_sums(ink: np.ndarray, label: np.ndarray, n: int, box: tuple[int, int,
     return (rows, cols), mass, area, edge
 
 
-def keep_digit(ink: np.ndarray, window: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The ink map without specks and frame debris (see ``SPECK``), and the regions of what
-    is kept (``regions``' labels, 0 where dropped). ``window``: a pair of slices that holds
-    all the ink, if known (its box is then found there)."""
+def keep_digit(ink: np.ndarray,
+               window: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """The ink map without specks and frame debris (see ``SPECK``), the regions of what is
+    kept (``regions``' labels, 0 where dropped) and its box (``ink_box``; None for no ink).
+    ``window``: a pair of slices that holds all the ink, if known (its box is found there)."""
     box = ink_box_in(ink, window)
     label, small = regions(ink, box)
     n = int(small.max())
     if n <= 1:
-        return ink, label
+        return ink, label, box
     (rows, cols), mass, area, edge = region_sums(ink, label, n, box)
     lab = label[rows, cols]
     width = 2 * area / np.maximum(edge, 1)
@@ -1025,12 +1027,12 @@ def keep_digit(ink: np.ndarray, window: tuple[slice, slice] | None = None) -> tu
         drop |= width > FRAME_WIDTH * ref
     drop[0] = False
     if not drop.any():
-        return ink, label
+        return ink, label, box
     gone = drop[lab]
     ink, label = ink.copy(), label.copy()
     ink[rows, cols] = np.where(gone, 0.0, ink[rows, cols])
     label[rows, cols] = np.where(gone, 0, lab)
-    return ink, label
+    return ink, label, ink_box_in(ink, (rows, cols))  # what is left lies in the sums' window
 
 
 # A digit cropped to its bounding box touches all four edges too, but only where its
