@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-minutes docs docs-serve bench lint clean notebooks notebooks-html default-model
+.PHONY: run test test-minutes docs docs-serve bench lint clean notebooks notebooks-html default-model piece-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,12 @@ default-model: $(STAMP)
 	install -m 644 build/default-run/model.safetensors build/default-run/config.json build/default-run/metrics.json \
 		build/default-run/history.csv $(SHIPPED)/
 	sha256sum $(SHIPPED)/model.safetensors
+
+# The piece check shipped with the reader of numbers (reading/numbers.py): trained again on
+# pieces of MNIST training digits (src/mnist_logreg/pieces.py).
+piece-check: $(STAMP)
+	$(BIN)/python scripts/piece_check.py --out src/mnist_logreg/data/piece-check
+	sha256sum src/mnist_logreg/data/piece-check/model.safetensors
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -20,7 +20,7 @@ from torch import nn
 
 from .atomic import atomic_write_bytes
 from .errors import UserError
-from .reading import numbers
+from .reading import lite, numbers
 from .training.checkpoint import Checkpoint
 
 FORMATS = ("onnx", "torchscript", "web")
@@ -29,19 +29,14 @@ ONNX_OPSET = 17  # GridSample (deskewing) needs 16 or later
 
 def web_model(checkpoint: Checkpoint, names: list[str] | None = None) -> dict:
     """What the web page's recogniser (web/recognizer.js) needs: settings, and the float32
-    tensors in base64 (7,850 weights and 1,570 statistics for MNIST: 50 KB of text)."""
-    import base64
-
-    def b64(t: torch.Tensor) -> str:
-        return base64.b64encode(t.detach().float().contiguous().numpy().tobytes()).decode("ascii")
-
+    tensors in base64 (7,850 weights and 1,570 statistics for MNIST: 50 KB of text), with
+    the segmentation's settings and its piece check (``numbers.settings``)."""
     pre, model = checkpoint.preprocessor, checkpoint.model
-    return {"imageShape": list(checkpoint.image_shape), "classes": checkpoint.classes, "names": names,
-            "preprocess": {"deskew": pre.config.deskew, "moment_norm": pre.config.moment_norm,
-                           "gamma": float(pre.config.gamma), "normalize": pre.config.normalize,
-                           "directions": pre.config.directions},
-            "weight": b64(model.linear.weight), "bias": b64(model.linear.bias), "mean": b64(pre.mean),
-            "std": b64(pre.std), "targetStd": b64(pre.target_std), "numbers": numbers.settings()}
+    tensors = {"linear.weight": model.linear.weight, "linear.bias": model.linear.bias, "preprocess.mean": pre.mean,
+               "preprocess.std": pre.std, "preprocess.target_std": pre.target_std}
+    spec = lite.web_spec(pre.config, checkpoint.image_shape, checkpoint.classes,
+                         {k: t.detach().float().cpu().numpy() for k, t in tensors.items()})
+    return {**spec, "names": names, "numbers": numbers.settings()}
 
 
 def pipeline(checkpoint: Checkpoint) -> nn.Module:

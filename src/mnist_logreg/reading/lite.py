@@ -180,5 +180,21 @@ class LiteModel:
         return z / z.sum(axis=1, keepdims=True)
 
 
+def web_spec(preprocess, image_shape, classes, tensors: dict[str, np.ndarray]) -> dict:
+    """A model as the web page's recogniser (web/recognizer.js) takes it: the preprocessing
+    settings, and the float32 tensors (the model file's names) in base64."""
+    import base64
+
+    def b64(name: str) -> str:
+        return base64.b64encode(np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes()).decode("ascii")
+
+    return {"imageShape": list(image_shape), "classes": list(classes),
+            "preprocess": {"deskew": preprocess.deskew, "moment_norm": preprocess.moment_norm,
+                           "gamma": float(preprocess.gamma), "normalize": preprocess.normalize,
+                           "directions": preprocess.directions},
+            "weight": b64("linear.weight"), "bias": b64("linear.bias"), "mean": b64("preprocess.mean"),
+            "std": b64("preprocess.std"), "targetStd": b64("preprocess.target_std")}
+
+
 def load_run(run_dir: str | os.PathLike) -> LiteModel:
     return LiteModel(read_model_file(model_path(run_dir)))

@@ -597,7 +597,7 @@ const MnistLogreg = (() => {
   }
   // --- numbers.py: a row of digits -> a number ---------------------------------------------
   // The segmentation's constants come with the model (export's web_model: numbers.settings()).
-  function pieceScore(S, p, width, height) {  // numbers.piece_score
+  function pieceScore(S, p, width, height, one) {  // numbers.piece_score
     const ratio = width / Math.max(height, 1);
     let bin = 0;
     while (bin < S.aspectEdges.length && S.aspectEdges[bin] <= ratio) bin++;  // np.searchsorted, side "right"
@@ -606,7 +606,13 @@ const MnistLogreg = (() => {
       const shape = p.length === S.shapePenalty.length ? S.shapePenalty[c][bin] : 0;
       best = Math.max(best, Math.log(Math.max(p[c], 1e-12)) + shape);
     }
-    return best;
+    return best + S.checkWeight * Math.log(Math.max(one, 1e-12));
+  }
+  function isDigitModel(model) {  // numbers.is_digit_model
+    return model.classes.length === 10 && model.classes.every((c, i) => String(c) === String(i));
+  }
+  function oneDigit(model, digit) {  // numbers.one_digit: 1 where the piece check does not apply
+    return isDigitModel(model) ? classify(model.numbers.check, digit)[0] : 1;
   }
   function candidateCuts(S, profile, height) {  // numbers._candidate_cuts
     const w = profile.length, k = Math.max(1, Math.floor(height / 10)) | 1, r = k >> 1;
@@ -624,6 +630,38 @@ const MnistLogreg = (() => {
     const order = mids.map((c, i) => i).sort((a, b) => smooth[mids[a]] - smooth[mids[b]] || a - b);  // a stable sort
     return order.slice(0, Math.ceil(S.cuts * w / height)).map((i) => mids[i]).sort((a, b) => a - b);
   }
+  function seams(ink, h, w, cols, band, step) {  // numbers.seams: the cheapest cut near each column
+    const n = 2 * band + 1, paths = [];
+    const near = Array.from({ length: n }, (_, j) => j).sort((a, b) => Math.abs(a - band) - Math.abs(b - band) || a - b);
+    for (const c of cols) {
+      const at = (j) => c - band + j, inkAt = (y, j) => (at(j) >= 0 && at(j) < w ? ink[y * w + at(j)] : Infinity);
+      let cost = Float64Array.from({ length: n }, (_, j) => inkAt(0, j));
+      const came = new Uint8Array(h * n);
+      for (let y = 1; y < h; y++) {
+        const next = new Float64Array(n);
+        for (let j = 0; j < n; j++) {
+          let best = cost[j], from = 0;  // the first least, as np.argmin: straight on a tie
+          // a step sideways pays for the pixel beside too: a 4-connected path
+          const left = j > 0 ? cost[j - 1] + step + inkAt(y, j - 1) : Infinity;
+          const right = j < n - 1 ? cost[j + 1] + step + inkAt(y, j + 1) : Infinity;
+          if (left < best) { best = left; from = 1; }
+          if (right < best) { best = right; from = 2; }
+          came[y * n + j] = from;
+          next[j] = best + inkAt(y, j);
+        }
+        cost = next;
+      }
+      let j = near[0];
+      for (const k of near) if (cost[k] < cost[j]) j = k;
+      const path = new Int32Array(h);
+      for (let y = h - 1; y >= 0; y--) {
+        path[y] = at(j);
+        if (y) j += [0, -1, 1][came[y * n + j]];
+      }
+      paths.push(path);
+    }
+    return paths;
+  }
   function markOf(S, ink, label, W, g) {  // numbers._Mark: one mark's own ink as a crop
     const [x0, x1, y0, y1, , ids] = g, mh = y1 - y0 + 1, mw = x1 - x0 + 1;
     const lab = new Int32Array(mh * mw), mine = new Uint8Array(mh * mw), own = new Float64Array(mh * mw);
@@ -638,9 +676,14 @@ const MnistLogreg = (() => {
       for (let i = 0; i < mh * mw; i++) if (lab[i] === id) { c0 = Math.min(c0, i % mw); c1 = Math.max(c1, i % mw); }
       if (c1 >= 0 && c1 - c0 + 1 <= S.maxPiece * mh) regions.push([id, c0, c1, (c0 + c1) / 2]);
     }
-    const piece = (a, b) => {  // columns [a, b) -> { crop, h, w, box } (box in the image), or null
+    // columns [a, b), or between the cut paths left and right (a column a row, numbers.seams)
+    // -> { crop, h, w, box } (box in the image), or null
+    const piece = (a, b, left = null, right = null) => {
       const keep = new Uint8Array(mh * mw);
-      for (let i = 0; i < mh * mw; i++) { const x = i % mw; keep[i] = x >= a && x < b ? mine[i] : 0; }
+      for (let i = 0; i < mh * mw; i++) {
+        const x = i % mw, y = (i - x) / mw, lo = left ? left[y] : a, hi = right ? right[y] : b;
+        keep[i] = x >= lo && x < hi ? mine[i] : 0;
+      }
       const slack = S.minPiece * mh;
       for (const [id, c0, c1, centre] of regions)
         if (c0 >= a - slack && c1 < b + slack) { const on = a <= centre && centre < b ? 1 : 0; for (let i = 0; i < mh * mw; i++) if (lab[i] === id) keep[i] = on; }
@@ -667,9 +710,9 @@ const MnistLogreg = (() => {
       p.forEach((v, i) => { if (v > p[best]) best = i; });
       return { label: String(model.classes[best]), box, probability: p[best], probabilities: Array.from(p), digit, score };
     };
-    const read = (piece) => {
+    const read = (piece, check = true) => {
       const digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat), p = classify(model, digit);
-      return digitOf(digit, piece.box, p, pieceScore(S, p, piece.w, piece.h));
+      return digitOf(digit, piece.box, p, pieceScore(S, p, piece.w, piece.h, check ? oneDigit(model, digit) : 1));
     };
     const mainOf = (groups) => {
       let heaviest = -Infinity;
@@ -684,8 +727,9 @@ const MnistLogreg = (() => {
     }
     let one = null;
     if (!(tall.length >= 2 && sideBySide(S, tall))) {
-      one = read({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole });
-      if (whole[2] - whole[0] <= S.wide * (whole[3] - whole[1])) return [one];
+      const narrow = whole[2] - whole[0] <= S.wide * (whole[3] - whole[1]);  // no piece check needed
+      one = read({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, !narrow);
+      if (narrow) return [one];
     }
     const mask = ink.map((v) => (v > 0 ? 1 : 0));
     const fine = components(mask, h, w);
@@ -704,7 +748,7 @@ const MnistLogreg = (() => {
     }
     let apart = 0;
     for (const d of out) if (d.label !== "?") apart += d.score - S.splitCost;
-    return one !== null && one.score >= apart ? [one] : out;
+    return one !== null && one.score + S.oneBonus >= apart ? [one] : out;
   }
   function split(S, model, mark, cut, flat) {  // numbers._split: the pieces of a wide mark that read best
     const readPiece = (piece) => {  // [digit, box, p, score], or null where nothing is left
@@ -712,7 +756,7 @@ const MnistLogreg = (() => {
       try { digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat); }
       catch (err) { if (err instanceof NoDigit) return null; throw err; }
       const p = classify(model, digit);
-      return [digit, piece.box, p, pieceScore(S, p, piece.w, piece.h)];
+      return [digit, piece.box, p, pieceScore(S, p, piece.w, piece.h, oneDigit(model, digit))];
     };
     // Read whole first: at a score of at least -splitCost, no cut can beat it.
     const wholePiece = mark.piece(0, mark.w), whole = wholePiece && readPiece(wholePiece);
@@ -720,13 +764,16 @@ const MnistLogreg = (() => {
     const profile = new Float64Array(mark.w);
     for (let y = 0; y < mark.h; y++) for (let x = 0; x < mark.w; x++) profile[x] += mark.own[y * mark.w + x];
     const points = [0, ...candidateCuts(S, profile, mark.h), mark.w], last = points.length - 1;
+    const band = Math.floor(S.seamBand * mark.h);
+    const paths = [null, ...(band >= 1 ? seams(mark.own, mark.h, mark.w, points.slice(1, -1), band, S.seamStep)
+                                       : points.slice(1, -1).map(() => null)), null];
     const read = new Map();  // "i,j" -> [digit, box, p, score]; the whole mark's read above
     if (whole) read.set("0," + last, whole);
     for (let i = 0; i < points.length; i++) for (let j = i + 1; j < points.length; j++) {
       const span = points[j] - points[i];
       if (span > S.maxPiece * mark.h || span < S.minPiece * mark.h || (i === 0 && j === last)) continue;
-      const piece = mark.piece(points[i], points[j]);
-      if (!piece || piece.h < S.tall * mark.h) continue;  // nothing, or a fragment, not a digit
+      const piece = mark.piece(points[i], points[j], paths[i], paths[j]);
+      if (!piece || piece.h < S.pieceTall * mark.h) continue;  // nothing, or a fragment, not a digit
       const r = readPiece(piece);
       if (r) read.set(i + "," + j, r);
     }
@@ -866,9 +913,10 @@ const MnistLogreg = (() => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     return new Float32Array(bytes.buffer);
   }
-  function loadModel(spec) {
+  function loadModel(spec) {  // the numbers' piece check (numbers.piece_check) is a model too
+    const numbers = spec.numbers && { ...spec.numbers, check: loadModel(spec.numbers.pieceCheck) };
     return { ...spec, weight: floats(spec.weight), bias: floats(spec.bias), mean: floats(spec.mean),
-             std: floats(spec.std), targetStd: floats(spec.targetStd) };
+             std: floats(spec.std), targetStd: floats(spec.targetStd), numbers };
   }
   return { toMnist, readNumber, classify, loadModel, grayscale, inkMap, resize8, NoDigit, SEVERAL };
 })();
