@@ -102,7 +102,7 @@ def test_two_ones_written_close_are_eleven(model, test_digits):
 def test_cut_paths_go_around_the_strokes_that_a_straight_cut_crosses():
     """numbers.seams: between two slanted strokes, the path near a column crosses no ink
     where the straight cut at that column crosses one of them; off the strokes it stays
-    straight (a step sideways costs)."""
+    straight (a step sideways costs); it keeps within the columns it is given."""
     from mnist_logreg.reading.numbers import seams
 
     ink = np.zeros((20, 24))
@@ -115,6 +115,12 @@ def test_cut_paths_go_around_the_strokes_that_a_straight_cut_crosses():
     assert np.abs(np.diff(path)).max() <= 1
     (straight,) = seams(np.zeros((20, 24)), [9], band=5)
     assert list(straight) == [9] * 20
+    # Bounded: a path that would run out to a blank edge (past a 1 touching a 0) stays
+    # where a cut may fall, so that the 1 can be a piece.
+    solid = np.ones((10, 12))
+    solid[:, 0] = 0
+    assert seams(solid, [4], band=4)[0].min() == 0
+    assert seams(solid, [4], band=4, lo=3, hi=9)[0].min() >= 3
 
 
 def test_a_dash_is_not_a_digit(model, test_digits):

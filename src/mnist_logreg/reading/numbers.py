@@ -91,7 +91,7 @@ SEAM_BAND, SEAM_STEP = 0.25, 0.1
 # on numbers and single digits of MNIST's validation split (never its test digits; the
 # check learns from the other training digits): 2 and 5 digits touching as scans (200 and
 # 100 numbers), 5 digits as photos touching and apart (100 each), and the 5,000 digits
-# alone as 28x28 images and as scans. Chosen: 85% / 54% / 53% / 86% right, against
+# alone as 28x28 images and as scans. Chosen: 83% / 52% / 52% / 86% right, against
 # 44.5 / 13 / 5 / 87% before; of the digits alone, 2 more of 5,000 misread, as two digits
 # (a 6 whose loop reaches right, "62"). Straight cuts instead: 82.5 / 49 / 47 / 87%.
 # A wide mark that reads well whole is not cut (see _split); off only to check that the
@@ -243,16 +243,18 @@ class _Mark:
         return ink[y0:y1, x0:x1], (self.x0 + x0, self.y0 + y0, self.x0 + x1, self.y0 + y1)
 
 
-def seams(ink: np.ndarray, cols: list[int], band: int) -> list[np.ndarray]:
-    """For each column c: the cut from top to bottom, within ``band`` columns of c, that
-    crosses the least ink, a step sideways costing ``SEAM_STEP`` (a column a row). Digits
-    that touch often overlap a little: a straight cut takes a piece of the neighbour."""
+def seams(ink: np.ndarray, cols: list[int], band: int, lo: int = 0, hi: int | None = None) -> list[np.ndarray]:
+    """For each column c: the cut from top to bottom, within ``band`` columns of c and
+    within columns [lo, hi], that crosses the least ink, a step sideways costing
+    ``SEAM_STEP`` (a column a row). Digits that touch often overlap a little: a straight
+    cut takes a piece of the neighbour."""
     h, w = ink.shape
     if not cols:
         return []
+    hi = w - 1 if hi is None else hi
     offsets = np.arange(-band, band + 1)
     at = np.asarray(cols, dtype=np.intp)[:, None] + offsets  # [cuts, 2 * band + 1]: each path's columns
-    inside = (at >= 0) & (at < w)
+    inside = (at >= max(lo, 0)) & (at <= min(hi, w - 1))
     cols_in = np.clip(at, 0, w - 1)
     cost = np.where(inside, ink[0][cols_in], np.inf)
     came = np.zeros((h,) + at.shape, np.int8)  # 0 from straight above, 1 from the left, 2 the right
@@ -286,7 +288,11 @@ def candidate_pieces(mark: _Mark, cut, flat) -> tuple[list[int], list[tuple]]:
     points = [0] + _candidate_cuts(profile, mark.height) + [mark.width]
     last = len(points) - 1
     band = int(SEAM_BAND * mark.height)
-    paths = [None] + (seams(mark.ink, points[1:-1], band) if band >= 1 else [None] * (last - 1)) + [None]
+    # Within the columns where a cut may fall: a path that ran out to the mark's edge (past
+    # a 1 that touches a 0, which it crosses less than the join) would leave no piece.
+    edge = int(math.ceil(MIN_PIECE * mark.height))
+    paths = [None] + (seams(mark.ink, points[1:-1], band, edge, mark.width - edge) if band >= 1
+                      else [None] * (last - 1)) + [None]
     out = []
     for i in range(len(points)):
         for j in range(i + 1, len(points)):

@@ -630,11 +630,12 @@ const MnistLogreg = (() => {
     const order = mids.map((c, i) => i).sort((a, b) => smooth[mids[a]] - smooth[mids[b]] || a - b);  // a stable sort
     return order.slice(0, Math.ceil(S.cuts * w / height)).map((i) => mids[i]).sort((a, b) => a - b);
   }
-  function seams(ink, h, w, cols, band, step) {  // numbers.seams: the cheapest cut near each column
+  function seams(ink, h, w, cols, band, step, lo, hi) {  // numbers.seams: the cheapest cut near each column
     const n = 2 * band + 1, paths = [];
     const near = Array.from({ length: n }, (_, j) => j).sort((a, b) => Math.abs(a - band) - Math.abs(b - band) || a - b);
     for (const c of cols) {
-      const at = (j) => c - band + j, inkAt = (y, j) => (at(j) >= 0 && at(j) < w ? ink[y * w + at(j)] : Infinity);
+      const at = (j) => c - band + j;
+      const inkAt = (y, j) => (at(j) >= Math.max(lo, 0) && at(j) <= Math.min(hi, w - 1) ? ink[y * w + at(j)] : Infinity);
       let cost = Float64Array.from({ length: n }, (_, j) => inkAt(0, j));
       const came = new Uint8Array(h * n);
       for (let y = 1; y < h; y++) {
@@ -764,8 +765,8 @@ const MnistLogreg = (() => {
     const profile = new Float64Array(mark.w);
     for (let y = 0; y < mark.h; y++) for (let x = 0; x < mark.w; x++) profile[x] += mark.own[y * mark.w + x];
     const points = [0, ...candidateCuts(S, profile, mark.h), mark.w], last = points.length - 1;
-    const band = Math.floor(S.seamBand * mark.h);
-    const paths = [null, ...(band >= 1 ? seams(mark.own, mark.h, mark.w, points.slice(1, -1), band, S.seamStep)
+    const band = Math.floor(S.seamBand * mark.h), edge = Math.ceil(S.minPiece * mark.h);
+    const paths = [null, ...(band >= 1 ? seams(mark.own, mark.h, mark.w, points.slice(1, -1), band, S.seamStep, edge, mark.w - edge)
                                        : points.slice(1, -1).map(() => null)), null];
     const read = new Map();  // "i,j" -> [digit, box, p, score]; the whole mark's read above
     if (whole) read.set("0," + last, whole);
