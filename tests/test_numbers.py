@@ -179,13 +179,23 @@ def test_api_answers_a_number(model, test_digits):
 
 def test_a_mark_that_reads_well_whole_is_read_as_without_the_shortcut(model, test_digits, monkeypatch):
     """numbers.PRUNE: a wide mark whose whole reading scores at least -SPLIT_COST is not
-    cut (no split can beat it); numbers of touching and separate test digits, as scans and
-    photos, read the same with the shortcut and without it."""
+    cut, nor is wide ink read as one digit at a score of at least -SPLIT_COST - ONE_BONUS
+    (no split can beat them); numbers of touching and separate test digits, as scans and
+    photos, and single digits stretched wider than tall, read the same with the shortcuts
+    and without them."""
     from mnist_logreg.reading import numbers
 
     digits, labels = test_digits
     rng = np.random.default_rng(11)
-    imgs = []
+    imgs = [Image.fromarray(255 - d).resize((84, 56)) for d in digits[200:220]]  # one digit, wide
+    cuts = {True: 0, False: 0}
+    split = numbers._split
+
+    def counted(*args):
+        cuts[numbers.PRUNE] += 1
+        return split(*args)
+
+    monkeypatch.setattr(numbers, "_split", counted)
     for spacing in ("touching", "apart"):
         for how in ("scan", "photo"):
             for _ in range(6):
@@ -200,3 +210,5 @@ def test_a_mark_that_reads_well_whole_is_read_as_without_the_shortcut(model, tes
     assert [[d[:2] for d in r] for r in reads[True]] == [[d[:2] for d in r] for r in reads[False]]
     assert np.allclose([d[2] for r in reads[True] for d in r], [d[2] for r in reads[False] for d in r], atol=1e-5)
     assert sum(len(r) > 1 for r in reads[True]) >= 12  # numbers, not single digits
+    assert [len(r) for r in reads[True][:20]] == [1] * 20
+    assert cuts[True] < cuts[False], cuts  # some of the wide digits alone not cut

@@ -256,29 +256,28 @@ def seams(ink: np.ndarray, cols: list[int], band: int, lo: int = 0, hi: int | No
     at = np.asarray(cols, dtype=np.intp)[:, None] + offsets  # [cuts, 2 * band + 1]: each path's columns
     inside = (at >= max(lo, 0)) & (at <= min(hi, w - 1))
     cols_in = np.clip(at, 0, w - 1)
-    cost = np.where(inside, ink[0][cols_in], np.inf)
+    ink_at = np.where(inside, ink[:, cols_in], np.inf)  # [rows, cuts, columns]: each path's pixels
+    beside = ink_at + SEAM_STEP  # a step sideways: its cost and the pixel beside (see below)
+    cost = ink_at[0]
     came = np.zeros((h,) + at.shape, np.int8)  # 0 from straight above, 1 from the left, 2 the right
+    options = np.full((3,) + at.shape, np.inf)
     for y in range(1, h):
-        row = np.where(inside, ink[y][cols_in], np.inf)
         # A step sideways also pays for the pixel beside, in this row: the path is
         # 4-connected, and cannot slip between two diagonal pixels of a stroke.
-        options = np.full((3,) + at.shape, np.inf)
         options[0] = cost
-        options[1, :, 1:] = cost[:, :-1] + SEAM_STEP + row[:, :-1]
-        options[2, :, :-1] = cost[:, 1:] + SEAM_STEP + row[:, 1:]
+        np.add(cost[:, :-1], beside[y, :, :-1], out=options[1, :, 1:])
+        np.add(cost[:, 1:], beside[y, :, 1:], out=options[2, :, :-1])
         came[y] = np.argmin(options, axis=0)  # the first least: straight on a tie
-        cost = np.take_along_axis(options, came[y][None].astype(np.intp), 0)[0] + row
+        cost = options.min(axis=0) + ink_at[y]
     # Where several end as cheaply, the one nearest the column (left first on a tie).
     near = np.argsort(np.abs(offsets), kind="stable")
     ends = near[np.argmin(cost[:, near], axis=1)]
-    paths = []
-    for k, j in enumerate(ends):
-        path = np.empty(h, np.intp)
-        for y in range(h - 1, -1, -1):
-            path[y] = at[k, j]
-            j += (0, -1, 1)[came[y, k, j]] if y else 0
-        paths.append(path)
-    return paths
+    paths, cut, j = np.empty((len(cols), h), np.intp), np.arange(len(cols)), ends
+    step = np.array([0, -1, 1])
+    for y in range(h - 1, -1, -1):  # back up from the ends: every path a row at a time
+        paths[:, y] = at[cut, j]
+        j = j + step[came[y, cut, j]]
+    return list(paths)
 
 
 def candidate_pieces(mark: _Mark, cut, flat) -> tuple[list[int], list[tuple]]:
@@ -407,7 +406,10 @@ def read_number(img, model) -> list[DigitRead]:
         # wider than a digit (a canvas digit: 0.1 ms saved).
         narrow = whole[2] - whole[0] <= WIDE * (whole[3] - whole[1])
         one = read(ink[whole[1]:whole[3], whole[0]:whole[2]], whole, check=not narrow)
-        if narrow:
+        # A reading as several holds at least one digit (the tallest mark is one), each
+        # scoring at most 0 less SPLIT_COST, so at one.score + ONE_BONUS >= -SPLIT_COST none
+        # can beat one digit (ties go to it), and no cut needs reading (a wide digit alone).
+        if narrow or (PRUNE and one.score + ONE_BONUS >= -SPLIT_COST):
             return [one]
     # The reader's regions are found on a copy reduced to LIGHT_SIDE a side, where the gaps
     # between the digits of a long number close: here they are found at full size.

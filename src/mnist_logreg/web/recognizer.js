@@ -643,8 +643,8 @@ const MnistLogreg = (() => {
         for (let j = 0; j < n; j++) {
           let best = cost[j], from = 0;  // the first least, as np.argmin: straight on a tie
           // a step sideways pays for the pixel beside too: a 4-connected path
-          const left = j > 0 ? cost[j - 1] + step + inkAt(y, j - 1) : Infinity;
-          const right = j < n - 1 ? cost[j + 1] + step + inkAt(y, j + 1) : Infinity;
+          const left = j > 0 ? cost[j - 1] + (inkAt(y, j - 1) + step) : Infinity;
+          const right = j < n - 1 ? cost[j + 1] + (inkAt(y, j + 1) + step) : Infinity;
           if (left < best) { best = left; from = 1; }
           if (right < best) { best = right; from = 2; }
           came[y * n + j] = from;
@@ -730,7 +730,7 @@ const MnistLogreg = (() => {
     if (!(tall.length >= 2 && sideBySide(S, tall))) {
       const narrow = whole[2] - whole[0] <= S.wide * (whole[3] - whole[1]);  // no piece check needed
       one = read({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, !narrow);
-      if (narrow) return [one];
+      if (narrow || one.score + S.oneBonus >= -S.splitCost) return [one];  // no reading as several can win
     }
     const mask = ink.map((v) => (v > 0 ? 1 : 0));
     const fine = components(mask, h, w);
