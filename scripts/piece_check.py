@@ -3,7 +3,8 @@
     python scripts/piece_check.py [--rows 16000] [--out src/mnist_logreg/data/piece-check]
 
 Pieces of rows of MNIST *training* digits (``mnist_logreg.pieces``; the validation split
-and the test set are never used), labelled one whole digit or not, trained with the
+and the test set are never used), labelled with the digit they hold whole, or as none
+(class 10), trained with the
 project's ``train`` under the ``directions`` recipe (the default model's features, without
 its damaged copies). The held-out pieces are made from other rows, of the same digits.
 Seeded: the same pieces on any machine, and the same model where training gives the same
@@ -23,7 +24,7 @@ ROWS_SEED, HELD_OUT_SEED = 1990, 1991
 CHUNKS = 8
 
 
-def _pieces(digits: np.ndarray, rows: int, seed: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+def _pieces(digits: np.ndarray, labels: np.ndarray, rows: int, seed: int, workers: int) -> tuple[np.ndarray, ...]:
     """The pieces of ``rows`` rows, made in CHUNKS seeded parts (the same on any number of cores)."""
     from concurrent.futures import ProcessPoolExecutor
 
@@ -31,7 +32,8 @@ def _pieces(digits: np.ndarray, rows: int, seed: int, workers: int) -> tuple[np.
 
     share = [rows // CHUNKS + (i < rows % CHUNKS) for i in range(CHUNKS)]
     with ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(piece_set, [digits] * CHUNKS, share, [[seed, i] for i in range(CHUNKS)]))
+        parts = list(pool.map(piece_set, [digits] * CHUNKS, [labels] * CHUNKS, share,
+                              [[seed, i] for i in range(CHUNKS)]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -42,6 +44,7 @@ def main() -> None:
     from mnist_logreg.config import build_config
     from mnist_logreg.data import load_dataset, train_val_split
     from mnist_logreg.data.datasets import Dataset
+    from mnist_logreg.pieces import NOT_ONE
     from mnist_logreg.system import cores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,10 +53,10 @@ def main() -> None:
     args = parser.parse_args()
     mnist = load_dataset()
     train_idx, _ = train_val_split(len(mnist.train_labels), None)  # MNIST's validation digits left out
-    digits = mnist.train_images.numpy()[train_idx.numpy()]
-    x, y = _pieces(digits, args.rows, ROWS_SEED, cores())
-    tx, ty = _pieces(digits, args.rows // 8, HELD_OUT_SEED, cores())
-    print(f"{len(y)} pieces ({y.mean():.1%} not one digit), {len(ty)} held out")
+    digits, labels = (t.numpy()[train_idx.numpy()] for t in (mnist.train_images, mnist.train_labels))
+    x, y = _pieces(digits, labels, args.rows, ROWS_SEED, cores())
+    tx, ty = _pieces(digits, labels, args.rows // 8, HELD_OUT_SEED, cores())
+    print(f"{len(y)} pieces ({np.mean(y == NOT_ONE):.1%} not one digit), {len(ty)} held out")
     data = Dataset(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(tx), torch.from_numpy(ty),
                    name="pieces", source="mnist_logreg.pieces",
                    description=f"pieces of {args.rows} rows of MNIST training digits (mnist_logreg.pieces)")

@@ -2,9 +2,10 @@
 
 ``reading.numbers`` cuts a mark wider than a digit at candidate places and reads every
 piece between two cuts; the model alone cannot tell a whole digit from half of one or from
-two touching (it reads all of them confidently as something). The piece check, a second
-logistic regression (``scripts/piece_check.py`` trains it with ``train``), says which
-pieces are one whole digit.
+two touching (it reads all of them confidently as something), and it never saw a digit
+with a sliver of its neighbour beside it. The piece check, a second logistic regression
+with eleven classes (``scripts/piece_check.py`` trains it with ``train``), reads a piece
+as one whole digit of each class, or none (``NOT_ONE``).
 
 Its examples are made here from MNIST *training* digits (the validation split and the
 test set are never used): one to three digits, each scaled and stretched, set side by
@@ -12,9 +13,9 @@ side with gaps from 3 pixels down to 5 pixels of overlap (half a digit at most) 
 baselines moved, as dark ink on white at MNIST's scale or twice it. Each is a separate
 layer, so every pixel's owner is known. The marks are found and cut exactly as
 ``read_number`` does (``numbers.candidate_pieces``, and the whole mark), and each piece is
-labelled by its ink: one digit where at least 85% of its ink is one digit's and it holds
-at least 80% of that digit's ink; not one where under 70% is any digit's or it holds under
-60% of the digit whose ink it mostly is; in between, left out. Not the number benchmark's
+labelled by its ink: that digit's class where at least 85% of its ink is one digit's and
+it holds at least 80% of that digit's ink; ``NOT_ONE`` where under 70% is any digit's or
+it holds under 60% of the digit whose ink it mostly is; in between, left out. Not the number benchmark's
 generator (``number_bench.compose``: slant, other gaps, photos), so that the benchmark
 measures the check on numbers made another way.
 """
@@ -29,7 +30,7 @@ from .reading import images, numbers
 from .reading.images import NoDigit
 from .robustness import _crop, _resize
 
-ONE, NOT_ONE = 0, 1  # the piece check's classes
+NOT_ONE = 10  # the piece check's classes: the digits 0-9 whole, and this
 PURE, COVERS = 0.85, 0.8  # one digit: this share of the piece's ink is one digit's, holding this share of it
 MIXED, PARTIAL = 0.7, 0.6  # not one: under this share is any digit's, or it holds under this share of it
 GAPS = (-5, 3)  # pixels between neighbours' boxes at MNIST's scale (negative: overlap)
@@ -56,9 +57,10 @@ def layers(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def labelled_pieces(row: np.ndarray, scale: int = 1) -> list[tuple[np.ndarray, int]]:
-    """Layers [k, H, W] -> the pieces ``read_number`` would read in their row, scanned at
-    ``scale`` times: [(28x28 digit, ONE or NOT_ONE)], the undecided left out."""
+def labelled_pieces(row: np.ndarray, labels, scale: int = 1) -> list[tuple[np.ndarray, int]]:
+    """Layers [k, H, W] of digits of these ``labels`` -> the pieces ``read_number`` would
+    read in their row, scanned at ``scale`` times: [(28x28 digit, its class or NOT_ONE)],
+    the undecided left out."""
     from PIL import Image
 
     if scale != 1:
@@ -93,19 +95,20 @@ def labelled_pieces(row: np.ndarray, scale: int = 1) -> list[tuple[np.ndarray, i
             k = int(np.argmax(held))
             purity, cover = held[k] / max(held.sum(), 1e-12), held[k] / max(totals[k], 1e-12)
             if purity >= PURE and cover >= COVERS:
-                out.append((digit, ONE))
+                out.append((digit, int(labels[k])))
             elif purity < MIXED or cover < PARTIAL:
                 out.append((digit, NOT_ONE))
     return out
 
 
-def piece_set(digits: np.ndarray, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` rows of 1 to 3 of ``digits`` -> their labelled pieces: uint8 [N, 28, 28], labels [N]."""
+def piece_set(digits: np.ndarray, labels: np.ndarray, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` rows of 1 to 3 of ``digits`` (of these ``labels``) -> their labelled pieces:
+    uint8 [N, 28, 28], classes [N]."""
     rng = np.random.default_rng(seed)
     found = []
     for _ in range(rows):
         pick = rng.choice(len(digits), int(rng.integers(1, 4)), replace=False)
-        found += labelled_pieces(layers(digits[pick], rng), int(rng.integers(1, 3)))
+        found += labelled_pieces(layers(digits[pick], rng), labels[pick], int(rng.integers(1, 3)))
     if not found:
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
     return np.stack([d for d, _ in found]), np.array([y for _, y in found], np.int64)

@@ -76,8 +76,8 @@ ASPECT_LOG_SHARE = np.array([
 # Against the class's commonest shape: a digit of a usual shape costs nothing, so that a
 # reading in more pieces is not charged for having more of them (SPLIT_COST does that).
 SHAPE_PENALTY = ASPECT_LOG_SHARE - ASPECT_LOG_SHARE.max(axis=1, keepdims=True)
-# What the piece check (see ``piece_check``) weighs in a piece's score: CHECK_WEIGHT times
-# the log of its probability that the piece is one whole digit. The model alone reads two
+# What the piece check (see ``piece_check``) weighs in a piece's reading: CHECK_WEIGHT times
+# the log of its probability that the piece is that digit whole. The model alone reads two
 # digits touching, or half of one, as confidently as a digit: without the check, 2 touching
 # digits were read right in 44.5% of validation numbers, and 5 in 13%.
 CHECK_WEIGHT = 2.0
@@ -91,9 +91,10 @@ SEAM_BAND, SEAM_STEP = 0.25, 0.1
 # on numbers and single digits of MNIST's validation split (never its test digits; the
 # check learns from the other training digits): 2 and 5 digits touching as scans (200 and
 # 100 numbers), 5 digits as photos touching and apart (100 each), and the 5,000 digits
-# alone as 28x28 images and as scans. Chosen: 83% / 52% / 52% / 86% right, against
-# 44.5 / 13 / 5 / 87% before; of the digits alone, 2 more of 5,000 misread, as two digits
-# (a 6 whose loop reaches right, "62"). Straight cuts instead: 82.5 / 49 / 47 / 87%.
+# alone as 28x28 images and as scans. Chosen: 87.5% / 55% / 59% / 90% right, against
+# 44.5 / 13 / 5 / 87% before; of the digits alone, 53 and 58 of 5,000 misread, against
+# 55 and 61 (a wide digit's class is the joint reading's). A check of two classes (one
+# digit or not) instead: 83 / 52 / 52 / 86%; straight cuts: 82.5 / 49 / 47 / 87%.
 # A wide mark that reads well whole is not cut (see _split); off only to check that the
 # readings are the same.
 PRUNE = True
@@ -122,7 +123,7 @@ class DigitRead:
     probabilities: list[float] | None = None
     reason: str | None = None
     digit: np.ndarray | None = field(default=None, repr=False)
-    score: float = field(default=0.0, repr=False)  # piece_score: how well it reads as one digit
+    score: float = field(default=0.0, repr=False)  # piece_reading's: how well it reads as one digit
 
     def as_dict(self, top_k: int = 3, classes=None) -> dict:
         out = {"label": self.label, "box": list(self.box), "probability": self.probability}
@@ -145,14 +146,24 @@ def number_of(digits: list[DigitRead]) -> str:
     return "".join(d.label for d in digits)
 
 
-def piece_score(p: np.ndarray, width: int, height: int, one: float = 1.0) -> float:
-    """How likely a piece is one digit: the best over classes of the model's log
-    probability plus ``SHAPE_PENALTY`` for this shape, plus ``CHECK_WEIGHT`` times the log
-    of ``one``, the piece check's probability that it is one whole digit."""
+def piece_reading(p: np.ndarray, width: int, height: int, check: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """A piece read: its probabilities, and its score (how likely it is one digit).
+    Per class, the model's log probability plus ``SHAPE_PENALTY`` for this shape, plus
+    ``CHECK_WEIGHT`` times the log of the piece check's probability that the piece is
+    that digit whole (``check``: its eleven probabilities). The score is the best of these;
+    with the check, the probabilities are these sums normalised (the piece check knows
+    digits with a sliver of their neighbour, which the model never saw); without it, the
+    model's."""
     shape = SHAPE_PENALTY[:, int(np.searchsorted(ASPECT_EDGES, width / max(height, 1), side="right"))]
     if len(p) != len(shape):  # not a digit model: the shape says nothing of its classes
         shape = np.zeros(len(p))
-    return float(np.max(np.log(np.maximum(p, 1e-12)) + shape) + CHECK_WEIGHT * math.log(max(one, 1e-12)))
+    total = np.log(np.maximum(p, 1e-12)) + shape
+    if check is None:
+        return p, float(np.max(total))
+    total = total + CHECK_WEIGHT * np.log(np.maximum(check[:len(p)], 1e-12))
+    best = float(np.max(total))
+    joint = np.exp(total - best)
+    return joint / joint.sum(), best
 
 
 def is_digit_model(model) -> bool:
@@ -162,17 +173,18 @@ def is_digit_model(model) -> bool:
 
 @functools.cache
 def piece_check():
-    """The piece check (``scripts/piece_check.py`` trains it): a two-class model on the
-    digit model's kind of features, class 0 a whole digit, class 1 anything else (part of
-    a digit, a digit and part of its neighbour, two digits touching)."""
+    """The piece check (``scripts/piece_check.py`` trains it, ``pieces.py`` makes what it
+    learns from): an eleven-class model on the digit model's kind of features, classes 0-9
+    a whole digit of that class, 10 anything else (part of a digit, a digit and part of its
+    neighbour, two digits touching)."""
     from importlib import resources
 
     return lite.load_run(str(resources.files("mnist_logreg.data") / "piece-check"))
 
 
-def one_digit(digits: np.ndarray) -> np.ndarray:
-    """Framed pieces [N, 28, 28] -> the piece check's probability that each is one digit."""
-    return np.asarray(piece_check().predict_proba(digits), dtype=np.float64)[:, 0]
+def check_pieces(digits: np.ndarray) -> np.ndarray:
+    """Framed pieces [N, 28, 28] -> the piece check's probabilities [N, 11]."""
+    return np.asarray(piece_check().predict_proba(digits), dtype=np.float64)
 
 
 def _candidate_cuts(profile: np.ndarray, height: int) -> list[int]:
@@ -311,7 +323,7 @@ def candidate_pieces(mark: _Mark, cut, flat) -> tuple[list[int], list[tuple]]:
 
 
 def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.ndarray, float]]:
-    """The pieces of a wide mark that read best: [(28x28 digit, box, probabilities, piece_score)]."""
+    """The pieces of a wide mark that read best: [(28x28 digit, box, probabilities, piece_reading's score)]."""
     # The mark read whole first. A piece's score is at most 0 (log probabilities and a
     # shape penalty at most 0), so k >= 2 pieces total at most -k * SPLIT_COST, and the
     # whole mark, at score - SPLIT_COST, wins (ties go to it) whenever its score is at
@@ -327,7 +339,7 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
             return [whole]
     points, candidates = candidate_pieces(mark, cut, flat)
     last = len(points) - 1
-    # Each piece read: (28x28 digit, box, probabilities, piece_score), the whole mark's above.
+    # Each piece read: (28x28 digit, box, probabilities, piece_reading's score), the whole mark's above.
     pieces = {(0, last): whole} if whole is not None else {}
     if candidates:
         read = _read_pieces(model, np.stack([c[3] for c in candidates]), [c[2] for c in candidates])
@@ -346,16 +358,17 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
 
 
 def _read_pieces(model, digits: np.ndarray, boxes: list, check: bool = True) -> list[tuple]:
-    """Framed pieces [N, 28, 28] read: [(28x28 digit, box, probabilities, piece_score)];
-    without ``check``, the piece check is left out of the score (it is not needed)."""
+    """Framed pieces [N, 28, 28] read: [(28x28 digit, box, probabilities, piece_reading's score)]
+    (``piece_reading``); without ``check``, the piece check is left out (it is not needed:
+    one digit, read as to_mnist reads it)."""
     probs = np.asarray(model.predict_proba(digits), dtype=np.float64)
-    one = one_digit(digits) if check and is_digit_model(model) else np.ones(len(digits))
-    return [(d, box, p, piece_score(p, box[2] - box[0], box[3] - box[1], o))
-            for d, box, p, o in zip(digits, boxes, probs, one)]
+    checked = check_pieces(digits) if check and is_digit_model(model) else [None] * len(digits)
+    return [(d, box, *piece_reading(p, box[2] - box[0], box[3] - box[1], c))
+            for d, box, p, c in zip(digits, boxes, probs, checked)]
 
 
 def _read_piece(model, crop: np.ndarray, box, cut, flat, check: bool = True) -> tuple:
-    """Ink framed as a digit and read: (28x28 digit, box, probabilities, piece_score)."""
+    """Ink framed as a digit and read: (28x28 digit, box, probabilities, piece_reading's score)."""
     return _read_pieces(model, images.frame_digit(crop, cut, flat)[None], [box], check)[0]
 
 

@@ -597,22 +597,28 @@ const MnistLogreg = (() => {
   }
   // --- numbers.py: a row of digits -> a number ---------------------------------------------
   // The segmentation's constants come with the model (export's web_model: numbers.settings()).
-  function pieceScore(S, p, width, height, one) {  // numbers.piece_score
+  // numbers.piece_reading: [probabilities, score]; check: the piece check's, or null
+  function pieceReading(S, p, width, height, check) {
     const ratio = width / Math.max(height, 1);
     let bin = 0;
     while (bin < S.aspectEdges.length && S.aspectEdges[bin] <= ratio) bin++;  // np.searchsorted, side "right"
+    const total = new Float64Array(p.length);
     let best = -Infinity;
     for (let c = 0; c < p.length; c++) {
       const shape = p.length === S.shapePenalty.length ? S.shapePenalty[c][bin] : 0;
-      best = Math.max(best, Math.log(Math.max(p[c], 1e-12)) + shape);
+      total[c] = Math.log(Math.max(p[c], 1e-12)) + shape;
+      if (check) total[c] += S.checkWeight * Math.log(Math.max(check[c], 1e-12));
+      best = Math.max(best, total[c]);
     }
-    return best + S.checkWeight * Math.log(Math.max(one, 1e-12));
+    if (!check) return [p, best];
+    const joint = total.map((v) => Math.exp(v - best)), sum = joint.reduce((a, b) => a + b, 0);
+    return [joint.map((v) => v / sum), best];
   }
   function isDigitModel(model) {  // numbers.is_digit_model
     return model.classes.length === 10 && model.classes.every((c, i) => String(c) === String(i));
   }
-  function oneDigit(model, digit) {  // numbers.one_digit: 1 where the piece check does not apply
-    return isDigitModel(model) ? classify(model.numbers.check, digit)[0] : 1;
+  function checkPiece(model, digit) {  // numbers.check_pieces: null where the piece check does not apply
+    return isDigitModel(model) ? classify(model.numbers.check, digit) : null;
   }
   function candidateCuts(S, profile, height) {  // numbers._candidate_cuts
     const w = profile.length, k = Math.max(1, Math.floor(height / 10)) | 1, r = k >> 1;
@@ -712,8 +718,9 @@ const MnistLogreg = (() => {
       return { label: String(model.classes[best]), box, probability: p[best], probabilities: Array.from(p), digit, score };
     };
     const read = (piece, check = true) => {
-      const digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat), p = classify(model, digit);
-      return digitOf(digit, piece.box, p, pieceScore(S, p, piece.w, piece.h, check ? oneDigit(model, digit) : 1));
+      const digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat);
+      const [p, score] = pieceReading(S, classify(model, digit), piece.w, piece.h, check ? checkPiece(model, digit) : null);
+      return digitOf(digit, piece.box, p, score);
     };
     const mainOf = (groups) => {
       let heaviest = -Infinity;
@@ -756,8 +763,8 @@ const MnistLogreg = (() => {
       let digit;
       try { digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat); }
       catch (err) { if (err instanceof NoDigit) return null; throw err; }
-      const p = classify(model, digit);
-      return [digit, piece.box, p, pieceScore(S, p, piece.w, piece.h, oneDigit(model, digit))];
+      const [p, score] = pieceReading(S, classify(model, digit), piece.w, piece.h, checkPiece(model, digit));
+      return [digit, piece.box, p, score];
     };
     // Read whole first: at a score of at least -splitCost, no cut can beat it.
     const wholePiece = mark.piece(0, mark.w), whole = wholePiece && readPiece(wholePiece);
