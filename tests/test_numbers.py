@@ -43,22 +43,23 @@ def _one(args):
 
 
 def test_one_digit_stays_one_digit(model, test_digits):
-    """MNIST's test digits alone: one digit each, and those no wider than tall read exactly
-    as to_mnist frames them and the model reads them. Wider ones are weighed against readings
-    as several, with the piece check: of these 500, test digit 33 (a 4 with a long bar) is
-    read as two digits ("21"); of all 10,000, 3 are, and 99.03% are read right, as before
-    (issue 27's closing note)."""
+    """MNIST's test digits alone: one digit each, read exactly as to_mnist frames them and
+    the model reads them, but test digit 33 (a 4 with a long bar), read as two digits ("21"):
+    ink wider than tall is weighed against readings as several, with the piece check (of
+    all 10,000, 3 are read as two digits, 1 of them before; issue 27's closing note)."""
     from mnist_logreg.reading.numbers import WIDE
 
     digits, _ = test_digits
-    got = map_in_processes(_one, [(d, model) for d in digits[:500]])
-    assert [i for i, (n, _) in enumerate(got) if n is None or len(n) != 1] == [33]
-    framed = np.stack([to_mnist(Image.fromarray(d)) for d in digits[:500]])
-    wide = np.array([b[2] - b[0] > WIDE * (b[3] - b[1]) for b in map(images.ink_box, digits[:500] / 255)])
-    assert 10 <= wide.sum() <= 60, wide.sum()
-    narrow = np.flatnonzero(~wide)
-    np.testing.assert_array_equal(np.stack([got[i][1] for i in narrow]), framed[narrow])
-    assert [got[i][0] for i in narrow] == [str(c) for c in np.argmax(model.predict_proba(framed[narrow]), axis=1)]
+    # The first 500, and 8 wide ones whose class the model and the piece check read otherwise.
+    picked = list(range(500)) + [1014, 1790, 2040, 2927, 3806, 4289, 4497, 8000]
+    got = map_in_processes(_one, [(digits[i], model) for i in picked])
+    assert [i for i, (n, _) in zip(picked, got) if n is None or len(n) != 1] == [33]
+    wide = [b[2] - b[0] > WIDE * (b[3] - b[1]) for b in map(images.ink_box, digits[:500] / 255)]
+    assert 10 <= sum(wide) <= 60, sum(wide)  # that many weighed
+    keep = [k for k, i in enumerate(picked) if i != 33]
+    framed = np.stack([to_mnist(Image.fromarray(digits[picked[k]])) for k in keep])
+    np.testing.assert_array_equal(np.stack([got[k][1] for k in keep]), framed)
+    assert [got[k][0] for k in keep] == [str(c) for c in np.argmax(model.predict_proba(framed), axis=1)]
 
 
 def _row(*parts, gap=6):
