@@ -419,11 +419,11 @@ def read_number(img, model) -> list[DigitRead]:
         # wider than a digit (a canvas digit: 0.1 ms saved).
         narrow = whole[2] - whole[0] <= WIDE * (whole[3] - whole[1])
         one = read(ink[whole[1]:whole[3], whole[0]:whole[2]], whole, check=not narrow)
+        if narrow:
+            return [one]
         # A reading as several holds at least one digit (the tallest mark is one), each
         # scoring at most 0 less SPLIT_COST, so at one.score + ONE_BONUS >= -SPLIT_COST none
         # can beat one digit (ties go to it), and no cut needs reading (a wide digit alone).
-        if narrow:
-            return [one]
         if PRUNE and one.score + ONE_BONUS >= -SPLIT_COST:
             return [_as_one(model, one)]
     # The reader's regions are found on a copy reduced to LIGHT_SIDE a side, where the gaps
