@@ -73,10 +73,7 @@ def labelled_pieces(row: np.ndarray, labels, scale: int = 1) -> list[tuple[np.nd
     if whole is None:
         return []
     cut = functools.cache(lambda: images.ink_cut(ink, whole))
-    x0, y0, x1, y1 = whole
-    fine = np.zeros(ink.shape, np.int32)
-    fine[y0:y1, x0:x1] = images.components(ink[y0:y1, x0:x1] > 0)[0]
-    main, line = numbers._main_marks(images.marks(ink, fine, whole))
+    fine, main, line = numbers.fine_marks(ink, whole)
     totals = row.reshape(len(row), -1).sum(axis=1)
     out = []
     for g in main:

@@ -357,19 +357,28 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
     return best[last][1]
 
 
-def _read_pieces(model, digits: np.ndarray, boxes: list, check: bool = True) -> list[tuple]:
-    """Framed pieces [N, 28, 28] read: [(28x28 digit, box, probabilities, piece_reading's score)]
-    (``piece_reading``); without ``check``, the piece check is left out (it is not needed:
-    one digit, read as to_mnist reads it)."""
+def _read_pieces(model, digits: np.ndarray, boxes: list) -> list[tuple]:
+    """Framed pieces [N, 28, 28] read: [(28x28 digit, box, probabilities, piece_reading's score)]."""
     probs = np.asarray(model.predict_proba(digits), dtype=np.float64)
-    checked = check_pieces(digits) if check and is_digit_model(model) else [None] * len(digits)
+    checked = check_pieces(digits) if is_digit_model(model) else [None] * len(digits)
     return [(d, box, *piece_reading(p, box[2] - box[0], box[3] - box[1], c))
             for d, box, p, c in zip(digits, boxes, probs, checked)]
 
 
-def _read_piece(model, crop: np.ndarray, box, cut, flat, check: bool = True) -> tuple:
+def _read_piece(model, crop: np.ndarray, box, cut, flat) -> tuple:
     """Ink framed as a digit and read: (28x28 digit, box, probabilities, piece_reading's score)."""
-    return _read_pieces(model, images.frame_digit(crop, cut, flat)[None], [box], check)[0]
+    return _read_pieces(model, images.frame_digit(crop, cut, flat)[None], [box])[0]
+
+
+def _one_digit(model, crop: np.ndarray, box, cut, flat, weigh: bool) -> DigitRead:
+    """All the ink read as one digit, with the model's own probabilities (as to_mnist and
+    the drawing page read it), and, where ``weigh``, scored with the piece check, which
+    weighs it against readings as several (its joint class read 1 in 100 more of MNIST-C's
+    rotated digits wrong); not needed for ink no wider than a digit (0.1 ms a canvas)."""
+    digit = images.frame_digit(crop, cut, flat)
+    p = np.asarray(model.predict_proba(digit[None]), dtype=np.float64)[0]
+    check = check_pieces(digit[None])[0] if weigh and is_digit_model(model) else None
+    return _digit(model, digit, box, p, piece_reading(p, box[2] - box[0], box[3] - box[1], check)[1])
 
 
 def side_by_side(ink: np.ndarray, marks: list[list]) -> bool:
@@ -380,6 +389,18 @@ def side_by_side(ink: np.ndarray, marks: list[list]) -> bool:
     parts, height, width = images.parts_of(marks)
     return len(parts) >= 2 and width >= NARROW * height and min(p[4] for p in parts) >= BALANCE * max(
         p[4] for p in parts) and all(p[3] - p[2] + 1 >= NARROW_TALL * height for p in parts)
+
+
+def fine_marks(ink: np.ndarray, whole: tuple) -> tuple[np.ndarray, list[list], int]:
+    """The ink's regions found at full size, its marks that are not specks and the line's
+    height (see ``_main_marks``). The reader's regions are found on a copy reduced to
+    LIGHT_SIDE a side, where the gaps between the digits of a long number close. Both in
+    the ink's box ``whole``: no ink lies outside it, and regions numbered in scan order are
+    numbered alike in the box."""
+    x0, y0, x1, y1 = whole
+    fine = np.zeros(ink.shape, np.int32)
+    fine[y0:y1, x0:x1] = images.components(ink[y0:y1, x0:x1] > 0)[0]
+    return (fine, *_main_marks(images.marks(ink, fine, whole)))
 
 
 def _main_marks(groups: list[list]) -> tuple[list[list], int]:
@@ -400,8 +421,8 @@ def read_number(img, model) -> list[DigitRead]:
     images.check_edges(ink)
     cut = functools.cache(lambda: images.ink_cut(ink, whole))  # the whole ink map's level, if a crop needs it
 
-    def read(crop, box, check=True) -> DigitRead:
-        return _digit(model, *_read_piece(model, crop, box, cut, flat, check))
+    def read(crop, box) -> DigitRead:
+        return _digit(model, *_read_piece(model, crop, box, cut, flat))
 
     # What to_mnist refuses as several marks is a number (a mark too short for a digit, a
     # dash between them, does not make digits one), and so are two 1s written close
@@ -418,22 +439,15 @@ def read_number(img, model) -> list[DigitRead]:
         # The piece check only weighs one digit against several: not needed for ink no
         # wider than a digit (a canvas digit: 0.1 ms saved).
         narrow = whole[2] - whole[0] <= WIDE * (whole[3] - whole[1])
-        one = read(ink[whole[1]:whole[3], whole[0]:whole[2]], whole, check=not narrow)
+        one = _one_digit(model, ink[whole[1]:whole[3], whole[0]:whole[2]], whole, cut, flat, weigh=not narrow)
         if narrow:
             return [one]
         # A reading as several holds at least one digit (the tallest mark is one), each
         # scoring at most 0 less SPLIT_COST, so at one.score + ONE_BONUS >= -SPLIT_COST none
         # can beat one digit (ties go to it), and no cut needs reading (a wide digit alone).
         if PRUNE and one.score + ONE_BONUS >= -SPLIT_COST:
-            return [_as_one(model, one)]
-    # The reader's regions are found on a copy reduced to LIGHT_SIDE a side, where the gaps
-    # between the digits of a long number close: here they are found at full size.
-    # Both in the ink's box: no ink lies outside it, and regions numbered in scan order
-    # are numbered alike in the box.
-    x0, y0, x1, y1 = whole
-    fine = np.zeros(ink.shape, np.int32)
-    fine[y0:y1, x0:x1] = images.components(ink[y0:y1, x0:x1] > 0)[0]
-    main, line = _main_marks(images.marks(ink, fine, whole))
+            return [one]
+    fine, main, line = fine_marks(ink, whole)
     out: list[DigitRead] = []
     for g in main:
         mark = _Mark(ink, fine, g)
@@ -449,16 +463,8 @@ def read_number(img, model) -> list[DigitRead]:
     # Ink wider than a digit that to_mnist would read as one: the reading that the model,
     # the digits' shapes and the piece check like better, one digit by ONE_BONUS.
     if one is not None and one.score + ONE_BONUS >= sum(d.score - SPLIT_COST for d in out if d.label != "?"):
-        return [_as_one(model, one)]
+        return [one]
     return out
-
-
-def _as_one(model, one: DigitRead) -> DigitRead:
-    """Ink read as one digit, with the model's own probabilities (as to_mnist and the
-    drawing page read it), the piece check having weighed it against readings as several:
-    on MNIST-C's rotated digits, the joint reading's class read 1 in 100 more wrong."""
-    p = np.asarray(model.predict_proba(one.digit[None]), dtype=np.float64)[0]
-    return _digit(model, one.digit, one.box, p, one.score)
 
 
 def _digit(model, digit: np.ndarray, box, p: np.ndarray, score: float) -> DigitRead:

@@ -717,12 +717,14 @@ const MnistLogreg = (() => {
       p.forEach((v, i) => { if (v > p[best]) best = i; });
       return { label: String(model.classes[best]), box, probability: p[best], probabilities: Array.from(p), digit, score };
     };
-    // One digit with the model's own probabilities (numbers._as_one), the check having
-    // weighed it against readings as several.
-    const asOne = (d) => digitOf(d.digit, d.box, classify(model, d.digit), d.score);
-    const read = (piece, check = true) => {
+    const read = (piece) => {
       const digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat);
-      const [p, score] = pieceReading(S, classify(model, digit), piece.w, piece.h, check ? checkPiece(model, digit) : null);
+      const [p, score] = pieceReading(S, classify(model, digit), piece.w, piece.h, checkPiece(model, digit));
+      return digitOf(digit, piece.box, p, score);
+    };
+    const oneDigit = (piece, weigh) => {  // numbers._one_digit: the model's own probabilities
+      const digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat), p = classify(model, digit);
+      const [, score] = pieceReading(S, p, piece.w, piece.h, weigh ? checkPiece(model, digit) : null);
       return digitOf(digit, piece.box, p, score);
     };
     const mainOf = (groups) => {
@@ -739,9 +741,9 @@ const MnistLogreg = (() => {
     let one = null;
     if (!(tall.length >= 2 && sideBySide(S, tall))) {
       const narrow = whole[2] - whole[0] <= S.wide * (whole[3] - whole[1]);  // no piece check needed
-      one = read({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, !narrow);
+      one = oneDigit({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, !narrow);
       if (narrow) return [one];
-      if (one.score + S.oneBonus >= -S.splitCost) return [asOne(one)];  // no reading as several can win
+      if (one.score + S.oneBonus >= -S.splitCost) return [one];  // no reading as several can win
     }
     const mask = ink.map((v) => (v > 0 ? 1 : 0));
     const fine = components(mask, h, w);
@@ -760,7 +762,7 @@ const MnistLogreg = (() => {
     }
     let apart = 0;
     for (const d of out) if (d.label !== "?") apart += d.score - S.splitCost;
-    return one !== null && one.score + S.oneBonus >= apart ? [asOne(one)] : out;
+    return one !== null && one.score + S.oneBonus >= apart ? [one] : out;
   }
   function split(S, model, mark, cut, flat) {  // numbers._split: the pieces of a wide mark that read best
     const readPiece = (piece) => {  // [digit, box, p, score], or null where nothing is left
