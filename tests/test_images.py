@@ -533,6 +533,64 @@ def test_reading_shortcuts_equal_what_they_replace():
         assert otsu_threshold(ink[ink > 0], int((ink == 0).sum())) == otsu_threshold(ink), t
 
 
+def test_lanczos_is_pillows_to_the_last_level():
+    """images.lanczos (fixed-point weights as a matrix per size) against Pillow's LANCZOS
+    resize, horizontal then vertical, on random levels, binary strokes and flat images, down
+    and up, sizes below and above CACHE_SIDE."""
+    from mnist_logreg.reading.images import CACHE_SIDE, lanczos
+
+    rng = np.random.default_rng(12)
+    for t in range(400):
+        h, w = (int(v) for v in rng.integers(1, 300, 2))
+        if t % 50 == 0:
+            w = CACHE_SIDE + int(rng.integers(1, 200))
+        nh, nw = (int(v) for v in rng.integers(1, 30, 2))
+        kind = t % 3
+        pixels = rng.integers(0, 256, (h, w)).astype(np.uint8) if kind == 0 else \
+            ((rng.random((h, w)) < 0.3) * 255).astype(np.uint8) if kind == 1 else np.full((h, w), 255, np.uint8)
+        want = Image.fromarray(pixels).resize((nw, h), Image.Resampling.LANCZOS).resize((nw, nh), Image.Resampling.LANCZOS)
+        got = lanczos(pixels, nw, nh)
+        assert got.shape == (nh, nw) and np.array_equal(got, np.asarray(want)), (t, h, w, nh, nw)
+
+
+def test_canvas_shortcuts_equal_the_general_path():
+    """The 3x3 dilation against ``_running``'s; a single region's labels (``regions``) and a
+    single hysteresis region (``_binarize``) against the general labelling."""
+    from mnist_logreg.reading import images
+
+    rng = np.random.default_rng(13)
+    for t in range(300):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        on = rng.random((h, w)) < rng.uniform(0.02, 0.6)
+        want = images._running(images._running(on, 3, 0, np.max), 3, 1, np.max)
+        assert np.array_equal(images._dilate3(on), want), t
+    for t in range(200):
+        ink = np.zeros((int(rng.integers(40, 300)), int(rng.integers(40, 300))))
+        y, x = int(rng.integers(0, ink.shape[0] - 20)), int(rng.integers(0, ink.shape[1] - 20))
+        ink[y:y + 20, x:x + 3] = rng.uniform(0.5, 1)  # an L, one stroke: one region, paper in its box
+        ink[y + 17:y + 20, x:x + 20] = rng.uniform(0.5, 1)
+        ink[y:y + 20, x + 3] = rng.uniform(0.1, 0.5)  # a faint edge
+        if t % 2:
+            ink[rng.random(ink.shape) < 0.002] = 0.5  # specks: several
+        label, small = images.regions(ink)
+        coarse = small > 0
+        n = int(small.max())
+        assert n == images.components(coarse)[1], t
+        # Each ink pixel carries its block's region, as the general path spreads them.
+        f = -(-max(ink.shape) // images.LIGHT_SIDE)
+        up = np.repeat(np.repeat(small, f, 0), f, 1)[:ink.shape[0], :ink.shape[1]]
+        assert np.array_equal(label, np.where(ink > 0, up, 0)), t
+        crop = ink[max(y - 5, 0):y + 25, max(x - 5, 0):x + 25]
+        for cut in (0.3, 0.6, 0.9, 1.5):  # (1.5: no strong pixel)
+            strong, low = crop > cut, crop > images.HYSTERESIS * cut
+            lab, m = images.components(low)
+            keep = np.zeros(m + 1, dtype=bool)
+            keep[lab[strong]] = True
+            keep[0] = False
+            binary, thick = images._binarize(crop, cut)
+            assert np.array_equal(binary, strong if thick else keep[lab]), (t, cut)
+
+
 def test_unband_finds_the_same_steps_in_levels():
     """images.unband given the 8-bit levels: a step of 128 levels is over half the range
     (a cut), one of 127 is not, exactly as in the grays. The band (200 levels above the
