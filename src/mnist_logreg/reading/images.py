@@ -182,7 +182,7 @@ def gray_levels(img, gray: bool = True) -> tuple[np.ndarray | None, np.ndarray |
         arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(arr.min()), float(arr.max())
         return (arr if lo >= 0 and hi <= 1 else (arr - lo) / max(hi - lo, 1e-12)), None, None
-    luma = img.convert("L")
+    luma = img if img.mode == "L" else img.convert("L")  # (only read: no copy needed)
     levels = np.asarray(luma)
     # How many pixels at each level: Pillow's histogram (C, one pass over bytes) is the
     # count np.bincount gives, without first widening every pixel to 8 bytes.
@@ -1327,9 +1327,13 @@ def _weights(size: int, out: int) -> np.ndarray:
 
 def _clip8(sums: np.ndarray) -> np.ndarray:
     """A pass's fixed-point sums -> levels 0..255 (Pillow's clip8, with its rounding half)."""
+    # Whole numbers under 2^53 times a power of two, floored: exactly C's shift, at a fifth
+    # of floor_divide's cost.
     sums += 1 << (PRECISION_BITS - 1)
-    np.floor_divide(sums, 1 << PRECISION_BITS, out=sums)
-    return np.clip(sums, 0, 255, out=sums)
+    sums *= 1.0 / (1 << PRECISION_BITS)
+    np.floor(sums, out=sums)
+    np.maximum(sums, 0.0, out=sums)
+    return np.minimum(sums, 255.0, out=sums)
 
 
 def lanczos(pixels: np.ndarray, w: int, h: int) -> np.ndarray:
