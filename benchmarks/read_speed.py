@@ -7,7 +7,8 @@ Three kinds of input, as people send them: a 280x280 canvas PNG (MNIST test digi
 scaled up, black on white), gray and in RGBA as the drawing page's canvas sends it, and a
 640x480 JPEG photo of a digit on paper with uneven light (tests/digits.py). Each reader
 reads every file once per round, the two alternating so that a noisy machine slows both
-alike; the best round is reported. With ``--before REV`` that commit's ``images.py`` is
+alike; the best round is reported (``--cold``: each round with the reader's per-size
+caches emptied first). With ``--before REV`` that commit's ``images.py`` is
 loaded beside this one and every output is compared pixel for pixel. Nothing is asserted: the figures are printed.
 """
 
@@ -69,6 +70,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", metavar="REV", help="an earlier commit whose reader to time beside this one")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--cold", action="store_true",
+                    help="empty the reader's per-size caches (the resize's weights) before every round, "
+                         "as if every digit came in a size not seen before")
     args = ap.parse_args()
     from mnist_logreg.reading import images
 
@@ -79,6 +83,8 @@ def main() -> None:
         best = {name: float("inf") for name in readers}
         for _ in range(args.rounds):
             for name, reader in readers.items():
+                if args.cold and hasattr(reader, "_cached_weights"):
+                    reader._cached_weights.cache_clear()
                 t0 = time.perf_counter()
                 for data in files:
                     reader.read_digit(data)
