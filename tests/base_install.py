@@ -16,7 +16,7 @@ import sys
 
 OPTIONAL = ("matplotlib", "optuna", "psycopg2", "sqlalchemy", "fastapi", "starlette", "uvicorn", "multipart",
             "python_multipart", "onnx", "onnxruntime", "onnxscript", "tensorboard", "torchvision", "sklearn",
-            "scipy", "psutil", "httpx", "playwright", "pytest")
+            "scipy", "psutil", "httpx", "playwright", "pytest", "threadpoolctl")
 
 
 # ``BASE_INSTALL_HIDE=a,b`` hides only those packages (one extra missing, the others present).

@@ -309,7 +309,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    require("serve", "serve", "fastapi", "uvicorn", "python_multipart")
+    require("serve", "serve", "fastapi", "uvicorn", "python_multipart", "threadpoolctl")
     from .serve import serve
 
     serve(_run_or_shipped(args), host=args.host, port=args.port, workers=args.workers, collect=args.collect)

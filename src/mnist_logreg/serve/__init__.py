@@ -284,11 +284,18 @@ def _tune_process() -> None:
 
     The event loop must get the GIL back quickly from the pool's threads: at Python's
     default 5 ms switch interval, /healthz waited 46 ms (median) behind 38-megapixel uploads.
-    (One image's arrays are tiny: NumPy's BLAS runs them on the calling thread.)
+    BLAS runs on the calling thread alone: the requests are the parallel work (a pool per
+    process, a process per core). A large digit's resize is a product large enough for
+    OpenBLAS to share among its own threads, which then spin waiting for more and take the
+    cores from the event loops: /healthz p99 beside the 38 MP uploads 42-45 ms, 25-27 ms
+    with one thread (``benchmarks/serve_load.py``).
     """
     import sys
 
+    from threadpoolctl import threadpool_limits
+
     sys.setswitchinterval(0.0005)
+    threadpool_limits(1, user_api="blas")
 
 
 def uvicorn_options(host: str, port: int) -> dict:
