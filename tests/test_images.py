@@ -548,7 +548,8 @@ def test_lanczos_is_pillows_to_the_last_level():
         kind = t % 3
         pixels = rng.integers(0, 256, (h, w)).astype(np.uint8) if kind == 0 else \
             ((rng.random((h, w)) < 0.3) * 255).astype(np.uint8) if kind == 1 else np.full((h, w), 255, np.uint8)
-        want = Image.fromarray(pixels).resize((nw, h), Image.Resampling.LANCZOS).resize((nw, nh), Image.Resampling.LANCZOS)
+        lanczos_pil = Image.Resampling.LANCZOS
+        want = Image.fromarray(pixels).resize((nw, h), lanczos_pil).resize((nw, nh), lanczos_pil)
         got = lanczos(pixels, nw, nh)
         assert got.shape == (nh, nw) and np.array_equal(got, np.asarray(want)), (t, h, w, nh, nw)
 
