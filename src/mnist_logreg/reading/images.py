@@ -1286,8 +1286,8 @@ def to_mnist(img) -> np.ndarray:
 PRECISION_BITS = 32 - 8 - 2
 
 
-# Made once per size up to CACHE_SIDE (at most 128 of them, under 10 MB: 0.2 ms to make
-# one for a canvas digit, 0.04 ms to use it); a larger crop's made each time.
+# Made once per size up to CACHE_SIDE (at most 128 of them, under 10 MB: about 0.1 ms to
+# make, and a canvas digit needs two; 0.04 ms to use them); a larger crop's made each time.
 CACHE_SIDE = 512
 
 
