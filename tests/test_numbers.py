@@ -80,6 +80,43 @@ def test_digits_side_by_side_are_a_number(model, test_digits):
     assert lefts == sorted(lefts) and all(r.box[2] > r.box[0] and r.box[3] > r.box[1] for r in reads)
 
 
+def fashion_named(default_run, tmp_path):
+    """The shipped run, as a Fashion-MNIST run says what it read: ten classes 0-9 named as clothes."""
+    import json
+    import shutil
+
+    run = tmp_path / "fashion-run"
+    shutil.copytree(default_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["data"] = "fashion-mnist: every file matches the published checksums"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_a_model_of_other_things_reads_one_item_an_image(model, default_run, test_digits, tmp_path):
+    """Only digits make a number: a run whose ten classes its data named otherwise (Fashion-
+    MNIST's clothes) reads an image as to_mnist does: marks side by side are refused, wide
+    ink is one item. (On Fashion-MNIST's 10,000 test images, read as numbers, 72 had no
+    label, a sandal's straps read "57"; now the 17 to_mnist refuses, and the same readings.)"""
+    from mnist_logreg.reading.numbers import is_digit_model
+
+    other = lite.load_run(fashion_named(default_run, tmp_path))
+    assert is_digit_model(model) and not is_digit_model(other)
+    digits, _ = test_digits
+    apart = _row(digits[0], digits[1])
+    assert len(read_number(apart, model)) == 2
+    with pytest.raises(NoDigit, match="several marks"):
+        read_number(apart, other)
+    # Wide ink that to_mnist reads as one: test digit 33 (a 4 with a long bar) is "21" to the
+    # digit model, one item (to_mnist's) to the other.
+    wide = Image.fromarray(digits[33])
+    assert number_of(read_number(wide, model)) == "21"
+    (one,) = read_number(wide, other)
+    framed = to_mnist(wide)
+    assert np.array_equal(one.digit, framed)
+    assert one.probabilities == [float(p) for p in other.predict_proba(framed[None])[0]]
+
+
 def _ones(job):
     (a, b), gap, model = job
     crop = [d[:, d.max(0) > 0] for d in (a, b)]  # each 1 cut to its ink: the gap is the gap

@@ -436,6 +436,42 @@ def test_a_fashion_mnist_run_shows_class_names(default_run, tmp_path):
 
 
 @pytest.mark.browser
+def test_the_page_of_a_run_of_other_things_reads_one_item_an_image(default_run, mnist, tmp_path):
+    """The exported page of a run whose classes are not digits reads as predict does: two
+    marks side by side refused, wide ink one item (numbers.is_digit_model, the page's isDigitModel)."""
+    from mnist_logreg.reading import lite
+    from mnist_logreg.reading.images import NoDigit
+    from mnist_logreg.reading.numbers import read_number
+    from test_numbers import fashion_named
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    run = fashion_named(default_run, tmp_path)
+    page_file = tmp_path / "f.html"
+    assert run_main("export", "--run", str(run), "--format", "web", "--out", str(page_file)).returncode == 0
+    digits = mnist.test_images.numpy()
+    files = {"pair": _png(255 - np.hstack([digits[0], digits[1]])), "wide": _png(digits[33])}
+    with _open_page(sync_api, page_file) as page:
+        answers = json.loads(page.evaluate("""async (inputs) => {
+            const out = {};
+            for (const [name, b64] of Object.entries(inputs)) {
+              const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+              const data = await window.digitPage.predict(new Blob([bytes], { type: "image/png" }));
+              out[name] = { reason: data.reason, number: data.number, probabilities: data.probabilities };
+            }
+            return JSON.stringify(out);
+        }""", {name: base64.b64encode(data).decode() for name, data in files.items()}))
+    other = lite.load_run(run)
+    with pytest.raises(NoDigit):
+        read_number(Image.open(io.BytesIO(files["pair"])), other)
+    assert answers["pair"]["reason"] == SEVERAL and answers["pair"]["number"] is None
+    (want,) = read_number(Image.open(io.BytesIO(files["wide"])), other)
+    assert answers["wide"].get("reason") is None and answers["wide"]["number"] == want.label
+    assert max(abs(a - b) for a, b in zip(answers["wide"]["probabilities"], want.probabilities)) <= 1e-4
+
+
+@pytest.mark.browser
 def test_corrections_on_the_exported_page_download_as_a_zip(default_run, page_file, mnist, tmp_path):
     """Upload a digit, say what it was: the page keeps the digit it read under that label and
     offers a zip of <label>/<n>.png, which train --add reads (tests/test_corrections.py)."""

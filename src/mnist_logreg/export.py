@@ -21,6 +21,7 @@ from torch import nn
 from .atomic import atomic_write_bytes
 from .errors import UserError
 from .reading import lite, numbers
+from .reading.modelfile import run_class_names as class_names  # noqa: F401 (cli and tests name it here)
 from .training.checkpoint import Checkpoint
 
 FORMATS = ("onnx", "torchscript", "web")
@@ -54,24 +55,6 @@ def web_page(checkpoint: Checkpoint, names: list[str] | None = None) -> str:
     scripts += (f"\n<script>\nconst MODEL = {model};\n"
                 "window.digitPage = MnistPage.start(MnistPage.local(MODEL), MnistPage.collectHere());\n</script>")
     return page_html(scripts, title="mnist-logreg: draw a digit (runs in this page, no server)")
-
-
-def class_names(run_dir: str | os.PathLike, n_classes: int) -> list[str] | None:
-    """The names of a run's classes, where its data were a known dataset with named
-    classes (Fashion-MNIST): from the ``data`` line its metrics.json recorded."""
-    from .data.sources import DATASETS
-
-    try:
-        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-        data = metrics.get("data", "")
-    except (OSError, ValueError, AttributeError):
-        return None
-    named = metrics.get("class_names")  # an image folder's sub-folder names
-    if isinstance(named, list) and len(named) == n_classes and all(isinstance(n, str) for n in named):
-        return named
-    spec = DATASETS.get(str(data).split(":", 1)[0])
-    names = spec.class_names if spec else None
-    return list(names) if names and len(names) == n_classes else None
 
 
 def export(checkpoint: Checkpoint, fmt: str, out: str | os.PathLike, names: list[str] | None = None) -> Path:

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from .modelfile import ModelFile, check_image_shape, model_path, read_model_file
+from .modelfile import ModelFile, check_image_shape, model_path, read_model_file, run_class_names
 
 PIXEL_MAX = 255.0
 # Moment normalisation never stretches or shrinks a digit by more than this factor: a
@@ -147,6 +147,9 @@ class LiteModel:
 
     def __init__(self, mf: ModelFile):
         self.config, self.image_shape, self.classes = mf.config, mf.image_shape, mf.classes
+        # The classes' names where the run's data named them (``load_run``): a model whose
+        # ten classes are not the digits reads one item an image, never a number.
+        self.class_names: list[str] | None = None
         self.tensors = mf.tensors
 
     def features(self, images: np.ndarray) -> np.ndarray:
@@ -197,4 +200,6 @@ def web_spec(preprocess, image_shape, classes, tensors: dict[str, np.ndarray]) -
 
 
 def load_run(run_dir: str | os.PathLike) -> LiteModel:
-    return LiteModel(read_model_file(model_path(run_dir)))
+    model = LiteModel(read_model_file(model_path(run_dir)))
+    model.class_names = run_class_names(run_dir, len(model.classes))
+    return model

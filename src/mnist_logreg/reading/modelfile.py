@@ -65,6 +65,25 @@ def model_path(run_dir: str | os.PathLike) -> Path:
     return run_dir / MODEL_FILE
 
 
+def run_class_names(run_dir: str | os.PathLike, n_classes: int) -> list[str] | None:
+    """The names of a run's classes, where its data named them: an image folder's
+    sub-folders, or a known dataset with named classes (Fashion-MNIST), from what its
+    metrics.json recorded; None where nothing did (MNIST, a Kaggle CSV: the digits)."""
+    from ..data.sources import DATASETS
+
+    try:
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+        data = metrics.get("data", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    named = metrics.get("class_names")  # an image folder's sub-folder names
+    if isinstance(named, list) and len(named) == n_classes and all(isinstance(n, str) for n in named):
+        return named
+    spec = DATASETS.get(str(data).split(":", 1)[0])
+    names = spec.class_names if spec else None
+    return list(names) if names and len(names) == n_classes else None
+
+
 def read_model_file(path: str | os.PathLike) -> ModelFile:
     """Read a model file, checking that every tensor has the shape its metadata implies."""
     from safetensors import SafetensorError, safe_open
