@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -154,6 +152,8 @@ def _progress(total: int | None, desc: str):
 
 
 def _fetch(url: str, desc: str, timeout: float) -> bytes:
+    import urllib.request  # here, where it is used: reading a run's class names (lite.load_run) needs no HTTP client
+
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         total = resp.headers.get("Content-Length")
         chunks = []
@@ -166,6 +166,8 @@ def _fetch(url: str, desc: str, timeout: float) -> bytes:
 
 def download(spec: DatasetSpec, folder: Path, mirrors: tuple[str, ...] | None = None, timeout: float = 30.0) -> None:
     """Download the dataset's four files into ``folder``, verified before they land."""
+    import urllib.error
+
     mirrors = mirrors or spec.mirrors
     folder.mkdir(parents=True, exist_ok=True)
     for stem in FILE_STEMS:
