@@ -98,10 +98,11 @@ def test_a_model_of_other_things_reads_one_item_an_image(model, default_run, tes
     MNIST's clothes) reads an image as to_mnist does: marks side by side are refused, wide
     ink is one item. (On Fashion-MNIST's 10,000 test images, read as numbers, 72 had no
     label, a sandal's straps read "57"; now the 17 to_mnist refuses, and the same readings.)"""
-    from mnist_logreg.reading.numbers import is_digit_model
+    from mnist_logreg.reading.numbers import is_digit_model, piece_check, reads_digits
 
     other = lite.load_run(fashion_named(default_run, tmp_path))
-    assert is_digit_model(model) and not is_digit_model(other)
+    assert is_digit_model(model) and not is_digit_model(other) and not reads_digits(other)
+    assert reads_digits(piece_check()) and not is_digit_model(piece_check())  # digits, and an eleventh class
     digits, _ = test_digits
     apart = _row(digits[0], digits[1])
     assert len(read_number(apart, model)) == 2

@@ -438,7 +438,7 @@ def test_a_fashion_mnist_run_shows_class_names(default_run, tmp_path):
 @pytest.mark.browser
 def test_the_page_of_a_run_of_other_things_reads_one_item_an_image(default_run, mnist, tmp_path):
     """The exported page of a run whose classes are not digits reads as predict does: two
-    marks side by side refused, wide ink one item (numbers.is_digit_model, the page's isDigitModel)."""
+    marks side by side refused, wide ink one item (numbers.reads_digits, the page's readsDigits)."""
     from mnist_logreg.reading import lite
     from mnist_logreg.reading.images import NoDigit
     from mnist_logreg.reading.numbers import read_number

@@ -166,13 +166,18 @@ def piece_reading(p: np.ndarray, width: int, height: int, check: np.ndarray | No
     return joint / joint.sum(), best
 
 
-def is_digit_model(model) -> bool:
-    """Whether a model reads the ten digits (the shape table and the piece check are digits',
-    and only digits make a number): ten classes 0-9, not named otherwise by its data (a
-    Fashion-MNIST run's ten classes are clothes: ``lite.LiteModel.class_names``)."""
-    digits = [str(d) for d in range(10)]
+def reads_digits(model) -> bool:
+    """Whether a model's classes are digits, which make numbers: unless its data named them
+    otherwise (a Fashion-MNIST run's ten classes are clothes: ``lite.LiteModel.class_names``;
+    an image folder's sub-folders "0", "1"... are the digits)."""
     names = getattr(model, "class_names", None)
-    return [str(c) for c in model.classes] == digits and (names is None or list(names) == digits)
+    return names is None or [str(n) for n in names] == [str(c) for c in model.classes]
+
+
+def is_digit_model(model) -> bool:
+    """Whether a model reads the ten digits, whose shapes and pieces the shape table and the
+    piece check know."""
+    return [str(c) for c in model.classes] == [str(d) for d in range(10)] and reads_digits(model)
 
 
 @functools.cache
@@ -423,7 +428,7 @@ def read_number(img, model) -> list[DigitRead]:
     if whole is None:
         raise NoDigit(images.NOTHING_LEFT)
     cut = functools.cache(lambda: images.ink_cut(ink, whole))  # the whole ink map's level, if a crop needs it
-    if not is_digit_model(model):
+    if not reads_digits(model):
         # Not digits (clothes, letters): one item an image, read exactly as to_mnist reads
         # it, several marks refused. Read as a number, a sandal's straps were "57": 72 of
         # Fashion-MNIST's 10,000 test images had no label, against to_mnist's 17.

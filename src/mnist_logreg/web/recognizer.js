@@ -614,9 +614,11 @@ const MnistLogreg = (() => {
     const joint = total.map((v) => Math.exp(v - best)), sum = joint.reduce((a, b) => a + b, 0);
     return [joint.map((v) => v / sum), best];
   }
-  function isDigitModel(model) {  // numbers.is_digit_model: ten classes 0-9, not named otherwise
-    const digit = (c, i) => String(c) === String(i);
-    return model.classes.length === 10 && model.classes.every(digit) && (!model.names || model.names.every(digit));
+  function readsDigits(model) {  // numbers.reads_digits: classes not named otherwise by the run's data
+    return !model.names || model.names.every((name, i) => String(name) === String(model.classes[i]));
+  }
+  function isDigitModel(model) {  // numbers.is_digit_model
+    return model.classes.length === 10 && model.classes.every((c, i) => String(c) === String(i)) && readsDigits(model);
   }
   function checkPiece(model, digit) {  // numbers.check_pieces: null where the piece check does not apply
     return isDigitModel(model) ? classify(model.numbers.check, digit) : null;
@@ -728,7 +730,7 @@ const MnistLogreg = (() => {
       const [, score] = pieceReading(S, p, piece.w, piece.h, weigh ? checkPiece(model, digit) : null);
       return digitOf(digit, piece.box, p, score);
     };
-    if (!isDigitModel(model)) {  // not digits: one item an image, as toMnist reads it, several marks refused
+    if (!readsDigits(model)) {  // not digits: one item an image, as toMnist reads it, several marks refused
       checkSingleDigit(ink, label, n, w, h);
       return [oneDigit({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, false)];
     }
