@@ -53,6 +53,20 @@ def _open_page(sync_api, page_file):
             browser.close()
 
 
+def _page_predicts(page, files: dict[str, bytes], pick: str) -> dict:
+    """Each file read by the page (``digitPage.predict``): ``pick`` (a JavaScript function) of
+    its answer. They come back as one JSON string: Playwright's own encoding of 415 answers'
+    arrays (each number an object) took 2 s more."""
+    return json.loads(page.evaluate("""async ([inputs, pick]) => {
+        const choose = eval(pick), out = {};
+        for (const [name, b64] of Object.entries(inputs)) {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          out[name] = choose(await window.digitPage.predict(new Blob([bytes], { type: "image/png" })));
+        }
+        return JSON.stringify(out);
+    }""", [{name: base64.b64encode(data).decode() for name, data in files.items()}, pick]))
+
+
 @pytest.fixture(scope="module")
 def page_file(default_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("web") / "digits.html"
@@ -217,22 +231,12 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         strip[h // 3:h // 2, : max(1, w // 2)] = 20
         files[f"strip-{i}.png"] = _png(strip)
     with _open_page(sync_api, page_file) as page:
-        # The answers come back as one JSON string: Playwright's own encoding of 415 answers'
-        # arrays (each number an object) took 2 s more.
-        answers = json.loads(page.evaluate("""async (inputs) => {
-            const out = {};
-            for (const [name, b64] of Object.entries(inputs)) {
-              const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-              const data = await window.digitPage.predict(new Blob([bytes], { type: "image/png" }));
-              const seen = data.preprocessed && data.preprocessed.flat();
-              const digits = data.digits.length < 2 ? null  // a row's digits; one digit is compared above
-                : data.digits.map((d) => ({ label: d.label, box: d.box, top: d.top || null,
-                                            seen: d.preprocessed && d.preprocessed.flat() }));
-              out[name] = { probabilities: data.probabilities, ms: data.milliseconds, seen, reason: data.reason,
-                            number: data.number, digits };
-            }
-            return JSON.stringify(out);
-        }""", {name: base64.b64encode(data).decode() for name, data in files.items()}))
+        answers = _page_predicts(page, files, """(data) => ({
+            probabilities: data.probabilities, ms: data.milliseconds, reason: data.reason, number: data.number,
+            seen: data.preprocessed && data.preprocessed.flat(),
+            digits: data.digits.length < 2 ? null  // a row's digits; one digit is compared above
+              : data.digits.map((d) => ({ label: d.label, box: d.box, top: d.top || null,
+                                          seen: d.preprocessed && d.preprocessed.flat() })) })""")
         # Transparency flattened onto white and the grey level, as Pillow does, for every
         # value and alpha: one image of 256 x 256 pixels (r = g = b = column, a = row).
         gray = json.loads(page.evaluate("""() => {
@@ -421,13 +425,9 @@ def test_digits_drawn_on_the_page_by_a_script(default_run, page_file, tmp_path):
 
 def test_a_fashion_mnist_run_shows_class_names(default_run, tmp_path):
     """The page names the classes where the run's data were a dataset with named classes."""
-    import shutil
+    from test_numbers import fashion_named
 
-    run = tmp_path / "run"
-    shutil.copytree(default_run, run)
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["data"] = "fashion-mnist: every file matches the published checksums"
-    (run / "metrics.json").write_text(json.dumps(metrics))
+    run = fashion_named(default_run, tmp_path)
     assert run_main("export", "--run", str(run), "--format", "web", "--out", str(tmp_path / "f.html")).returncode == 0
     assert '"names":["T-shirt/top","Trouser"' in (tmp_path / "f.html").read_text()
     proc = run_main("export", "--run", str(default_run), "--format", "web", "--out", str(tmp_path / "m.html"))
@@ -453,15 +453,8 @@ def test_the_page_of_a_run_of_other_things_reads_one_item_an_image(default_run, 
     digits = mnist.test_images.numpy()
     files = {"pair": _png(255 - np.hstack([digits[0], digits[1]])), "wide": _png(digits[33])}
     with _open_page(sync_api, page_file) as page:
-        answers = json.loads(page.evaluate("""async (inputs) => {
-            const out = {};
-            for (const [name, b64] of Object.entries(inputs)) {
-              const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-              const data = await window.digitPage.predict(new Blob([bytes], { type: "image/png" }));
-              out[name] = { reason: data.reason, number: data.number, probabilities: data.probabilities };
-            }
-            return JSON.stringify(out);
-        }""", {name: base64.b64encode(data).decode() for name, data in files.items()}))
+        answers = _page_predicts(page, files, "(data) => ({ reason: data.reason, number: data.number, "
+                                              "probabilities: data.probabilities })")
     other = lite.load_run(run)
     with pytest.raises(NoDigit):
         read_number(Image.open(io.BytesIO(files["pair"])), other)
