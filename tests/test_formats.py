@@ -206,13 +206,13 @@ def test_an_image_folder_trains_through_the_reading_path(tmp_path, mnist):
 
 
 def test_an_image_folder_names_its_classes(tmp_path, mnist):
-    from mnist_logreg.export import class_names
+    from mnist_logreg.reading.modelfile import run_class_names
 
     names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     root = _image_folder(tmp_path / "named", mnist, 12, names)
     _, metrics = _trained(tmp_path, "--data", str(root))
     assert metrics["class_names"] == sorted(names)  # numbered in sorted order
-    assert class_names(tmp_path / "run", 10) == sorted(names)  # the exported page shows them
+    assert run_class_names(tmp_path / "run", 10) == sorted(names)  # the exported page shows them
 
 
 def test_an_image_folder_with_an_empty_class_is_one_line(tmp_path, mnist):

@@ -297,11 +297,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = args.out or (str(Path(run) / name) if args.run else name)
     check_writable(out)  # before PyTorch loads and the export runs (seconds for ONNX), not after
 
-    from .export import class_names, export
+    from .export import export
+    from .reading.modelfile import run_class_names
     from .training.checkpoint import load_run
 
     checkpoint = load_run(run)
-    names = class_names(run, len(checkpoint.classes)) if args.format == "web" else None
+    names = run_class_names(run, len(checkpoint.classes)) if args.format == "web" else None
     print(f"exported to {export(checkpoint, args.format, out, names)}")
     return 0
 

@@ -21,7 +21,6 @@ from torch import nn
 from .atomic import atomic_write_bytes
 from .errors import UserError
 from .reading import lite, numbers
-from .reading.modelfile import run_class_names as class_names  # noqa: F401 (cli and tests name it here)
 from .training.checkpoint import Checkpoint
 
 FORMATS = ("onnx", "torchscript", "web")
