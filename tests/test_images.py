@@ -555,7 +555,7 @@ def test_lanczos_is_pillows_to_the_last_level():
 
 
 def test_canvas_shortcuts_equal_the_general_path():
-    """The 3x3 dilation against ``_running``'s; a single region's labels (``regions``) and a
+    """The 3x3 dilation and closing against ``_running``'s; a single region's labels (``regions``) and a
     single hysteresis region (``_binarize``) against the general labelling."""
     from mnist_logreg.reading import images
 
@@ -565,6 +565,11 @@ def test_canvas_shortcuts_equal_the_general_path():
         on = rng.random((h, w)) < rng.uniform(0.02, 0.6)
         want = images._running(images._running(on, 3, 0, np.max), 3, 1, np.max)
         assert np.array_equal(images._dilate3(on), want), t
+        # close_gaps' shortcut for a 3-pixel window (a crop under 120 pixels: a number's pieces)
+        out = images._padded(on, 3)
+        for op in (np.max, np.min):
+            out = images._running(images._running(out, 3, 0, op), 3, 1, op)
+        assert np.array_equal(images.close_gaps(on), out[3:-3, 3:-3].astype(bool)), t
     for t in range(200):
         ink = np.zeros((int(rng.integers(40, 300)), int(rng.integers(40, 300))))
         y, x = int(rng.integers(0, ink.shape[0] - 20)), int(rng.integers(0, ink.shape[1] - 20))

@@ -169,6 +169,43 @@ def test_cut_paths_go_around_the_strokes_that_a_straight_cut_crosses():
     assert seams(solid, [4], band=4, lo=3, hi=9)[0].min() >= 3
 
 
+def test_a_cut_is_tried_where_a_contour_dips_though_the_profile_has_no_thin_place():
+    """numbers._contour_valleys: a 1 written through a 0's side leaves no thin place in the
+    ink profile there (its thinnest columns are the 0's middle), but the upper and lower
+    contours dip where the 0 ends; a dip shallower than VALLEY of the height is none. Each
+    column also against a plain reading of the definition, on random marks."""
+    from mnist_logreg.reading.numbers import VALLEY, VALLEY_SPAN, _candidate_cuts, _contour_valleys
+
+    yy, xx = np.mgrid[:40, :40]
+    ink = (np.abs(np.hypot((yy - 20) / 18, (xx - 13) / 11) - 1) < 0.15).astype(float)  # a 0, columns 2-24
+    ink[2:38, 24:28] = 1.0  # a 1 through its right side
+    assert all(abs(c - 24) > 4 for c in _candidate_cuts(ink.sum(axis=0), 40))
+    assert any(abs(c - 24) <= 2 for c in _contour_valleys(ink > 0, 6, 34))
+    bar = np.zeros((40, 40), bool)
+    bar[10:30] = True
+    bar[10, 18:22] = False  # a dent of one row: under VALLEY of the height
+    assert _contour_valleys(bar, 6, 34) == []
+
+    def plain(mask, lo, hi):
+        h, w = mask.shape
+        r, found = max(1, int(VALLEY_SPAN * h)), set()
+        for depth in ([next((y for y in range(h) if mask[y, x]), h) for x in range(w)],
+                      [next((h - 1 - y for y in range(h - 1, -1, -1) if mask[y, x]), h) for x in range(w)]):
+            for c in range(max(lo, 1), min(hi, w - 1)):
+                d, before, after = depth[c], depth[max(c - r, 0):c], depth[c + 1:c + 1 + r]
+                if (d > depth[c - 1] and d >= depth[c + 1] or d >= depth[c - 1] and d > depth[c + 1]) and \
+                        d - max(min(before), min(after)) >= VALLEY * h:
+                    found.add(c)
+        return sorted(found)
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(3, 30, 2)
+        mask = rng.random((h, w)) < rng.uniform(0.05, 0.6)
+        lo = int(rng.integers(0, 4))
+        assert _contour_valleys(mask, lo, w - lo) == plain(mask, lo, w - lo)
+
+
 def test_a_dash_is_not_a_digit(model, test_digits):
     """A mark far shorter than the digits beside it is "?" with a reason, not a guess."""
     digits, labels = test_digits

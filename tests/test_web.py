@@ -225,6 +225,11 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         dash[13:15, 2:10] = 255
         files[f"dash-{i}.png"] = _png(255 - np.hstack([mnist.test_images[100 + i].numpy(), dash,
                                                           mnist.test_images[110 + i].numpy()]))
+    from mnist_logreg import number_bench
+    for i, how in enumerate(("scan", "scan", "scan", "photo", "photo")):  # the number benchmark's touching digits
+        img = number_bench.present(number_bench.compose(mnist.test_images[120 + 5 * i:125 + 5 * i].numpy(), rng,
+                                                        "touching"), how, rng)
+        files[f"touching-{how}-{i}.png"] = _png(np.asarray(img.convert("L")))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
         strip = np.full((h, w), 230, np.uint8)

@@ -1176,6 +1176,8 @@ def close_gaps(binary: np.ndarray) -> np.ndarray:
     would read as a hundred thin strokes; closed, they are one again."""
     k = max(3, max(binary.shape) // 40 | 1)
     out = _padded(binary, k)
+    if k == 3:  # a crop under 120 pixels (a number's pieces): or-ed slices, 44 -> 20 us
+        return ~_dilate3(~_dilate3(out.astype(bool)))[k:-k, k:-k]
     for op in (np.max, np.min):
         out = _running(_running(out, k, 0, op), k, 1, op)
     return out[k:-k, k:-k].astype(bool)

@@ -87,6 +87,15 @@ ONE_BONUS = 1.0
 # A cut runs from top to bottom within SEAM_BAND of the mark's height of its column,
 # crossing the least ink, a step sideways costing SEAM_STEP (ink is 0 to 1 a pixel).
 SEAM_BAND, SEAM_STEP = 0.25, 0.1
+# Cuts are also tried where the ink's upper contour dips, or its lower contour rises, by
+# VALLEY of the mark's height below the highest (above the lowest) ink within VALLEY_SPAN
+# of the height on each side: where two digits meet even though their strokes cross and
+# the ink profile has no thin place there (a 1 through an 8's loop). A valley within NEAR
+# of the height of a cut already tried adds nothing but time. Chosen on MNIST's validation
+# numbers (300 of each): 5 touching digits as scans 62.3 -> 67.0% right, as photos 63.3 ->
+# 68.3%, reading a photo 20 -> 26.5 ms; NEAR 0.05: 68.3 / 68.3% in 35 ms; a cut tried at
+# every fifth of the height instead: 70.7 / 70.3% in about 40 ms.
+VALLEY, VALLEY_SPAN, NEAR = 0.05, 0.5, 0.08
 # WIDE, PIECE_TALL, SPLIT_COST, CHECK_WEIGHT, ONE_BONUS and SEAM_BAND were chosen together
 # on numbers and single digits of MNIST's validation split (never its test digits; the
 # check learns from the other training digits): 2 and 5 digits touching as scans (200 and
@@ -106,6 +115,7 @@ def settings() -> dict:
     check = piece_check()
     return {"pieceCheck": lite.web_spec(check.config.preprocess, check.image_shape, check.classes, check.tensors),
             "checkWeight": CHECK_WEIGHT, "pieceTall": PIECE_TALL, "seamBand": SEAM_BAND, "seamStep": SEAM_STEP,
+            "valley": VALLEY, "valleySpan": VALLEY_SPAN, "near": NEAR,
             "oneBonus": ONE_BONUS, "markShare": MARK_SHARE, "tall": TALL,
             "wide": WIDE, "splitWide": SPLIT_WIDE, "minPiece": MIN_PIECE, "maxPiece": MAX_PIECE, "cuts": CUTS,
             "splitCost": SPLIT_COST, "aspectEdges": list(ASPECT_EDGES), "shapePenalty": SHAPE_PENALTY.tolist(),
@@ -221,6 +231,27 @@ def _candidate_cuts(profile: np.ndarray, height: int) -> list[int]:
     return sorted(best)
 
 
+def _contour_valleys(mask: np.ndarray, lo: int, hi: int) -> list[int]:
+    """Columns in [lo, hi) where the ink's upper contour dips or its lower contour rises
+    (see ``VALLEY``): each end of a dip's bottom."""
+    h, w = mask.shape
+    has = mask.any(axis=0)
+    r = max(1, int(VALLEY_SPAN * h))
+    found = set()
+    # Depth from the top (the first ink row of each column) and from the bottom; a column
+    # without ink (between the regions of one mark) is as deep as the mark.
+    for depth in (np.where(has, mask.argmax(axis=0), h), np.where(has, mask[::-1].argmax(axis=0), h)):
+        padded = np.concatenate([np.full(r, h + 1), depth, np.full(r, h + 1)])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, r)  # windows[i]: padded[i:i + r]
+        rim = np.maximum(windows[:w].min(axis=1), windows[r + 1:r + 1 + w].min(axis=1))  # r columns each side
+        for c in range(max(lo, 1), min(hi, w - 1)):
+            end_of_bottom = depth[c] > depth[c - 1] and depth[c] >= depth[c + 1] or (
+                depth[c] >= depth[c - 1] and depth[c] > depth[c + 1])
+            if end_of_bottom and depth[c] - rim[c] >= VALLEY * h:
+                found.add(c)
+    return sorted(found)
+
+
 class _Mark:
     """One mark's ink (its own regions only) as a crop of the ink map."""
 
@@ -305,12 +336,16 @@ def candidate_pieces(mark: _Mark, cut, flat) -> tuple[list[int], list[tuple]]:
     """The candidate cuts of a wide mark (with its two ends) and every piece between two of
     them that may be one digit, the whole mark left out: [((i, j), crop, box, 28x28 digit)]."""
     profile = mark.ink.sum(axis=0)
-    points = [0] + _candidate_cuts(profile, mark.height) + [mark.width]
+    edge = int(math.ceil(MIN_PIECE * mark.height))
+    cuts = _candidate_cuts(profile, mark.height)
+    for c in _contour_valleys(mark.mine, edge, mark.width - edge):
+        if all(abs(c - k) > NEAR * mark.height for k in cuts):
+            cuts.append(c)
+    points = [0] + sorted(cuts) + [mark.width]
     last = len(points) - 1
     band = int(SEAM_BAND * mark.height)
     # Within the columns where a cut may fall: a path that ran out to the mark's edge (past
     # a 1 that touches a 0, which it crosses less than the join) would leave no piece.
-    edge = int(math.ceil(MIN_PIECE * mark.height))
     paths = [None] + (seams(mark.ink, points[1:-1], band, edge, mark.width - edge) if band >= 1
                       else [None] * (last - 1)) + [None]
     out = []

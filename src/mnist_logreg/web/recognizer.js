@@ -639,6 +639,25 @@ const MnistLogreg = (() => {
     const order = mids.map((c, i) => i).sort((a, b) => smooth[mids[a]] - smooth[mids[b]] || a - b);  // a stable sort
     return order.slice(0, Math.ceil(S.cuts * w / height)).map((i) => mids[i]).sort((a, b) => a - b);
   }
+  function contourValleys(S, own, h, w, lo, hi) {  // numbers._contour_valleys: where a contour dips
+    const r = Math.max(1, Math.floor(S.valleySpan * h)), found = new Set();
+    const top = new Int32Array(w).fill(h), bottom = new Int32Array(w).fill(h);  // no ink: as deep as the mark
+    for (let x = 0; x < w; x++) {
+      for (let y = 0; y < h; y++) if (own[y * w + x] > 0) { top[x] = y; break; }
+      for (let y = h - 1; y >= 0; y--) if (own[y * w + x] > 0) { bottom[x] = h - 1 - y; break; }
+    }
+    for (const depth of [top, bottom]) {
+      for (let c = Math.max(lo, 1); c < Math.min(hi, w - 1); c++) {
+        const d = depth[c];
+        if (!((d > depth[c - 1] && d >= depth[c + 1]) || (d >= depth[c - 1] && d > depth[c + 1]))) continue;
+        let left = h + 1, right = h + 1;  // the highest ink within r columns each side
+        for (let i = Math.max(c - r, 0); i < c; i++) left = Math.min(left, depth[i]);
+        for (let i = c + 1; i <= Math.min(c + r, w - 1); i++) right = Math.min(right, depth[i]);
+        if (d - Math.max(left, right) >= S.valley * h) found.add(c);
+      }
+    }
+    return [...found].sort((a, b) => a - b);
+  }
   function seams(ink, h, w, cols, band, step, lo, hi) {  // numbers.seams: the cheapest cut near each column
     const n = 2 * band + 1, paths = [];
     const near = Array.from({ length: n }, (_, j) => j).sort((a, b) => Math.abs(a - band) - Math.abs(b - band) || a - b);
@@ -784,8 +803,11 @@ const MnistLogreg = (() => {
     if (whole && whole[3] >= -S.splitCost) return [whole];
     const profile = new Float64Array(mark.w);
     for (let y = 0; y < mark.h; y++) for (let x = 0; x < mark.w; x++) profile[x] += mark.own[y * mark.w + x];
-    const points = [0, ...candidateCuts(S, profile, mark.h), mark.w], last = points.length - 1;
-    const band = Math.floor(S.seamBand * mark.h), edge = Math.ceil(S.minPiece * mark.h);
+    const edge = Math.ceil(S.minPiece * mark.h), cuts = candidateCuts(S, profile, mark.h);
+    for (const c of contourValleys(S, mark.own, mark.h, mark.w, edge, mark.w - edge))
+      if (cuts.every((k) => Math.abs(c - k) > S.near * mark.h)) cuts.push(c);
+    const points = [0, ...cuts.sort((a, b) => a - b), mark.w], last = points.length - 1;
+    const band = Math.floor(S.seamBand * mark.h);
     const paths = [null, ...(band >= 1 ? seams(mark.own, mark.h, mark.w, points.slice(1, -1), band, S.seamStep, edge, mark.w - edge)
                                        : points.slice(1, -1).map(() => null)), null];
     const read = new Map();  // "i,j" -> [digit, box, p, score]; the whole mark's read above
