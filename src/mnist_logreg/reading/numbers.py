@@ -4,13 +4,14 @@ The reader (``images``) finds the ink and its marks: regions grouped where they 
 across, so the pieces of a broken digit (a 5's flag, a 4's two strokes) stay one mark.
 Marks side by side are digits of a number, read left to right. A mark much wider than a
 digit is tall is likely touching digits: it is cut at thin places of its vertical ink
-profile, and the cuts kept are those whose pieces the model reads best (recognition-driven
-segmentation, as in the ZIP-code readers of the early 1990s): each candidate piece is
-framed as a digit and read, and a dynamic programme picks the sequence of pieces with the
-highest sum of log probabilities, each piece also weighed by how common its shape (width
-over height) is among MNIST's training digits, and by the piece check: a second logistic
-regression that tells a whole digit from part of one or from two touching (the model
-alone reads all of them confidently; ``pieces.py`` makes what it learns from).
+profile and where its contours dip, and the cuts kept are those whose pieces the model
+reads best (recognition-driven segmentation, as in the ZIP-code readers of the early
+1990s): each candidate piece is framed as a digit and read, and a dynamic programme picks
+the sequence of pieces with the highest sum of log probabilities, each piece also weighed
+by how common its shape (width over height) is among MNIST's training digits, and by the
+piece check: a second logistic regression that tells a whole digit from part of one or
+from two touching (the model alone reads all of them confidently; ``pieces.py`` makes
+what it learns from).
 
 One line of digits; not several lines, nor digits written over each other. A mark under
 ``TALL`` of the line's height (a dash, a stray stroke that is not a speck) is not read
