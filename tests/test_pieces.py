@@ -67,6 +67,23 @@ def test_pieces_are_labelled_by_whose_ink_they_hold(mnist):
     assert [c for d, c in got if np.array_equal(d, images.to_mnist(page))] == [pieces.NOT_ONE]
 
 
+def test_a_digit_with_a_second_one_beside_it_is_not_one_digit(mnist):
+    """A 1 written with a fine pen has a tenth of a heavy 4's ink: the mark of both is 89%
+    the 4's, which the share of ink alone would label a whole 4 (the check then learnt that
+    "41" is a 4). It holds all of the 1: no digit (pieces.SECOND)."""
+    x, y = mnist.train_images.numpy(), mnist.train_labels.numpy()
+    fours = x[np.flatnonzero(y == 4)[:100]]
+    four = fours[np.argmax(fours.reshape(100, -1).sum(axis=1))]
+    a = four[:, four.max(axis=0) > 0] / 255
+    row = np.zeros((2, 40, a.shape[1] + 12))
+    row[0, 6:34, 4:4 + a.shape[1]] = a
+    row[1, 10:30, 3 + a.shape[1]] = 0.9  # the 1, touching the 4
+    assert row[1].sum() / row.sum() < 1 - pieces.PURE
+    got = pieces.labelled_pieces(row, np.array([4, 1]))
+    page = Image.fromarray(np.clip(np.round((1 - row.max(axis=0)) * 255), 0, 255).astype(np.uint8))
+    assert [c for d, c in got if np.array_equal(d, images.to_mnist(page))] == [pieces.NOT_ONE]
+
+
 @pytest.mark.parametrize("rows", [1, 3])
 def test_a_piece_set_has_digits_and_pieces(mnist, rows):
     x, y = pieces.piece_set(mnist.train_images.numpy()[:50], mnist.train_labels.numpy()[:50], rows=rows * 10,
