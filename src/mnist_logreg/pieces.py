@@ -35,8 +35,9 @@ NOT_ONE = 10  # the piece check's classes: the digits 0-9 whole, and this
 PURE, COVERS = 0.85, 0.8  # one digit: this share of the piece's ink is one digit's, holding this share of it
 MIXED, PARTIAL = 0.7, 0.6  # not one: under this share is any digit's, or it holds under this share of it
 # A piece holding this share of a second digit's ink is not that digit whole; holding the
-# second share, it is not one digit. A 1 has a tenth of a 4's ink: a 4 with a whole 1
-# beside it was 85% one digit's, and taught the check that "41" is a 4. Chosen on MNIST's
+# second share, it is not one digit. A 1 written with a fine pen can have a tenth of a heavy
+# 4's ink: a 4 with such a 1 beside it was over 85% one digit's, and taught the check that
+# "41" is a 4 (tests/test_pieces.py). Chosen on MNIST's
 # validation numbers (1,000 of each): 5 touching digits 66.3 -> 69.0% (scans), 64.1 ->
 # 65.6% (photos); 5 apart 94.5 -> 94.0% and 92.9 -> 92.6%; (0.1, 0.2) and (0.3, 0.5): 68.4 /
 # 65.1% and 67.8 / 65.0%.
