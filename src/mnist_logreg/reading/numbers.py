@@ -239,19 +239,18 @@ def _contour_valleys(mask: np.ndarray, lo: int, hi: int) -> list[int]:
     h, w = mask.shape
     has = mask.any(axis=0)
     r = max(1, int(VALLEY_SPAN * h))
-    found = set()
+    cols = np.arange(max(lo, 1), min(hi, w - 1))
+    found = np.zeros(len(cols), dtype=bool)
     # Depth from the top (the first ink row of each column) and from the bottom; a column
     # without ink (between the regions of one mark) is as deep as the mark.
     for depth in (np.where(has, mask.argmax(axis=0), h), np.where(has, mask[::-1].argmax(axis=0), h)):
         padded = np.concatenate([np.full(r, h + 1), depth, np.full(r, h + 1)])
         windows = np.lib.stride_tricks.sliding_window_view(padded, r)  # windows[i]: padded[i:i + r]
         rim = np.maximum(windows[:w].min(axis=1), windows[r + 1:r + 1 + w].min(axis=1))  # r columns each side
-        for c in range(max(lo, 1), min(hi, w - 1)):
-            end_of_bottom = depth[c] > depth[c - 1] and depth[c] >= depth[c + 1] or (
-                depth[c] >= depth[c - 1] and depth[c] > depth[c + 1])
-            if end_of_bottom and depth[c] - rim[c] >= VALLEY * h:
-                found.add(c)
-    return sorted(found)
+        before, at, after = depth[cols - 1], depth[cols], depth[cols + 1]
+        end_of_bottom = (at > before) & (at >= after) | (at >= before) & (at > after)
+        found |= end_of_bottom & (at - rim[cols] >= VALLEY * h)
+    return [int(c) for c in cols[found]]
 
 
 class _Mark:
