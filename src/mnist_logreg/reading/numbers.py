@@ -3,8 +3,8 @@
 The reader (``images``) finds the ink and its marks: regions grouped where they overlap
 across, so the pieces of a broken digit (a 5's flag, a 4's two strokes) stay one mark.
 Marks side by side are digits of a number, read left to right. A mark much wider than a
-digit is tall is likely touching digits: it is cut at thin places of its vertical ink
-profile and where its contours dip, and the cuts kept are those whose pieces the model
+digit is tall is likely touching digits: it is cut where a path from top to bottom crosses
+less ink than the paths beside it, and the cuts kept are those whose pieces the model
 reads best (recognition-driven segmentation, as in the ZIP-code readers of the early
 1990s): each candidate piece is framed as a digit and read, and a dynamic programme picks
 the sequence of pieces with the highest sum of log probabilities, each piece also weighed
@@ -51,12 +51,11 @@ NARROW, NARROW_TALL, BALANCE = 0.5, 0.75, 0.4
 WIDE, SPLIT_WIDE = 1.0, 0.6
 # Pieces of a cut mark: at least MIN_PIECE and at most MAX_PIECE times the mark's height
 # wide, at least PIECE_TALL of it high (digits written in a row are of about one height;
-# a lower piece is a fragment: a 2's foot, a 5's flag); at most CUTS candidate cuts for
-# each height of the mark's width (the thinnest places of its profile).
-MIN_PIECE, MAX_PIECE, PIECE_TALL, CUTS = 0.15, 1.3, 0.6, 4
+# a lower piece is a fragment: a 2's foot, a 5's flag).
+MIN_PIECE, MAX_PIECE, PIECE_TALL = 0.15, 1.3, 0.6
 # What one more digit costs a reading, in log probability: with the piece check below,
 # a little is enough to keep the halves of a wide 0 (read confidently as 6 and 7) one 0.
-SPLIT_COST = 1.0
+SPLIT_COST = 0.5
 # How common a digit of each shape is: per class of MNIST's training digits, the log share
 # of those whose width over height (of the ink's bounding box) falls in each bin of
 # ASPECT_EDGES (+1 smoothing); tests/test_numbers.py recomputes it from the bundled data.
@@ -86,18 +85,12 @@ CHECK_WEIGHT = 2.0
 # where that reading beats it by ONE_BONUS more (in log probability).
 ONE_BONUS = 1.0
 # A cut runs from top to bottom within SEAM_BAND of the mark's height of its column,
-# crossing the least ink, a step sideways costing SEAM_STEP (ink is 0 to 1 a pixel).
-SEAM_BAND, SEAM_STEP = 0.25, 0.1
-# Cuts are also tried where the ink's upper contour dips, or its lower contour rises, by
-# VALLEY of the mark's height below the highest (above the lowest) ink within VALLEY_SPAN
-# of the height on each side: where two digits meet even though their strokes cross and
-# the ink profile has no thin place there (a 1 through an 8's loop). A valley within NEAR
-# of the height of a cut already tried adds nothing but time. Chosen on MNIST's validation
-# numbers (300 of each): 5 touching digits as scans 62.3 -> 67.0% right, as photos 63.3 ->
-# 68.3% (68.0 / 68.0% with the piece check trained again on these cuts, as shipped), reading
-# a photo 20 -> 26.5 ms; NEAR 0.05: 68.3 / 68.3% in 35 ms; a cut tried at every fifth of
-# the height instead: 70.7 / 70.3% in about 40 ms.
-VALLEY, VALLEY_SPAN, NEAR = 0.05, 0.5, 0.08
+# crossing the least ink, a step sideways costing SEAM_STEP (ink is 0 to 1 a pixel); one is
+# tried near every column of a mark up to CUT_STRIDE pixels high (every h // CUT_STRIDE-th
+# of a taller one), and kept where it crosses less ink than the cuts beside it (``cuts_of``).
+# Chosen on MNIST's validation numbers: see docs/numbers.md.
+SEAM_BAND, SEAM_STEP, CUT_STRIDE = 0.2, 0.1, 64
+SEAM_PIXELS = 4_000_000
 # WIDE, PIECE_TALL, SPLIT_COST, CHECK_WEIGHT, ONE_BONUS and SEAM_BAND were chosen together
 # on numbers and single digits of MNIST's validation split (never its test digits; the
 # check learns from the other training digits): 2 and 5 digits touching as scans (200 and
@@ -117,9 +110,9 @@ def settings() -> dict:
     check = piece_check()
     return {"pieceCheck": lite.web_spec(check.config.preprocess, check.image_shape, check.classes, check.tensors),
             "checkWeight": CHECK_WEIGHT, "pieceTall": PIECE_TALL, "seamBand": SEAM_BAND, "seamStep": SEAM_STEP,
-            "valley": VALLEY, "valleySpan": VALLEY_SPAN, "near": NEAR,
+            "cutStride": CUT_STRIDE,
             "oneBonus": ONE_BONUS, "markShare": MARK_SHARE, "tall": TALL,
-            "wide": WIDE, "splitWide": SPLIT_WIDE, "minPiece": MIN_PIECE, "maxPiece": MAX_PIECE, "cuts": CUTS,
+            "wide": WIDE, "splitWide": SPLIT_WIDE, "minPiece": MIN_PIECE, "maxPiece": MAX_PIECE,
             "splitCost": SPLIT_COST, "aspectEdges": list(ASPECT_EDGES), "shapePenalty": SHAPE_PENALTY.tolist(),
             "notADigit": NOT_A_DIGIT, "narrow": NARROW, "narrowTall": NARROW_TALL, "balance": BALANCE}
 
@@ -208,49 +201,28 @@ def check_pieces(digits: np.ndarray) -> np.ndarray:
     return np.asarray(piece_check().predict_proba(digits), dtype=np.float64)
 
 
-def _candidate_cuts(profile: np.ndarray, height: int) -> list[int]:
-    """Columns (relative to the mark) where a cut may fall: local minima of the mark's
-    vertical ink profile, smoothed over about a stroke's width, the thinnest first."""
-    w = len(profile)
-    k = max(1, height // 10) | 1
-    # Sums over k columns (zeros beyond the ends), added in a fixed order: the web page
-    # (web/recognizer.js) adds them in the same order and finds the same minima.
-    padded = np.pad(profile, k // 2)
-    smooth = padded[:w].copy()
-    for s in range(1, k):
-        smooth += padded[s:s + w]
-    lo, hi = int(math.ceil(MIN_PIECE * height)), w - int(math.ceil(MIN_PIECE * height))
-    cand = [c for c in range(max(lo, 1), min(hi, w - 1))
-            if smooth[c] <= smooth[c - 1] and smooth[c] <= smooth[c + 1]]
-    # Plateaus give runs of minima: keep one column per run, the middle one.
-    runs: list[list[int]] = []
-    for c in cand:
-        if runs and c == runs[-1][-1] + 1:
-            runs[-1].append(c)
-        else:
-            runs.append([c])
-    best = sorted((r[len(r) // 2] for r in runs), key=lambda c: smooth[c])[:int(math.ceil(CUTS * w / height))]
-    return sorted(best)
-
-
-def _contour_valleys(mask: np.ndarray, lo: int, hi: int) -> list[int]:
-    """Columns in [lo, hi) where the ink's upper contour dips or its lower contour rises
-    (see ``VALLEY``): each end of a dip's bottom."""
-    h, w = mask.shape
-    has = mask.any(axis=0)
-    r = max(1, int(VALLEY_SPAN * h))
-    cols = np.arange(max(lo, 1), min(hi, w - 1))
-    found = np.zeros(len(cols), dtype=bool)
-    # Depth from the top (the first ink row of each column) and from the bottom; a column
-    # without ink (between the regions of one mark) is as deep as the mark.
-    for depth in (np.where(has, mask.argmax(axis=0), h), np.where(has, mask[::-1].argmax(axis=0), h)):
-        padded = np.concatenate([np.full(r, h + 1), depth, np.full(r, h + 1)])
-        windows = np.lib.stride_tricks.sliding_window_view(padded, r)  # windows[i]: padded[i:i + r]
-        rim = np.maximum(windows[:w].min(axis=1), windows[r + 1:r + 1 + w].min(axis=1))  # r columns each side
-        before, at, after = depth[cols - 1], depth[cols], depth[cols + 1]
-        end_of_bottom = (at > before) & (at >= after) | (at >= before) & (at > after)
-        found |= end_of_bottom & (at - rim[cols] >= VALLEY * h)
-    return [int(c) for c in cols[found]]
+def cuts_of(mark: _Mark) -> tuple[list[int], list[np.ndarray]]:
+    """Where a wide mark may be cut: the columns (relative to the mark) and their cut paths
+    (see ``seams``). The cheapest cut near every column (every ``mark.height // CUT_STRIDE``-th
+    in a mark taller than that) is found, and kept where the ink it crosses (``crossed``) is
+    a local minimum over the columns, the middle column of a plateau of them: where two
+    digits meet, slanted or overlapping, the cut slips between them though no column is
+    thin there."""
+    h, w = mark.height, mark.width
+    edge = int(math.ceil(MIN_PIECE * h))
+    cols = list(range(max(edge, 1), min(w - edge, w - 1), max(1, h // CUT_STRIDE)))
+    if not cols:
+        return [], []
+    band = int(SEAM_BAND * h)
+    # SEAM_PIXELS pixels of paths at a time: a number 1,000 pixels high needs no gigabytes.
+    chunk = max(1, SEAM_PIXELS // (h * (2 * band + 1)))
+    paths = [p for i in range(0, len(cols), chunk) for p in seams(mark.ink, cols[i:i + chunk], band, edge, w - edge)]
+    cost = crossed(mark.ink, paths)
+    before, after = np.append(np.inf, cost[:-1]), np.append(cost[1:], np.inf)
+    minima = np.flatnonzero((cost <= before) & (cost <= after))
+    runs = np.split(minima, np.flatnonzero(np.diff(minima) > 1) + 1) if len(minima) else []
+    keep = [int(run[len(run) // 2]) for run in runs]
+    return [cols[i] for i in keep], [paths[i] for i in keep]
 
 
 class _Mark:
@@ -333,22 +305,27 @@ def seams(ink: np.ndarray, cols: list[int], band: int, lo: int = 0, hi: int | No
     return list(paths)
 
 
+def crossed(ink: np.ndarray, paths: list[np.ndarray]) -> np.ndarray:
+    """What each cut path costs: the ink of the pixels it runs through, and ``SEAM_STEP``
+    for each column it moves sideways; added a row at a time, top to bottom (the web page
+    adds them in the same order, and finds the same least ones)."""
+    if not paths:
+        return np.zeros(0)
+    at = np.stack(paths)
+    cost = ink[0, at[:, 0]].copy()
+    for y in range(1, ink.shape[0]):
+        cost += ink[y, at[:, y]]
+        cost += SEAM_STEP * np.abs(at[:, y] - at[:, y - 1])
+    return cost
+
+
 def candidate_pieces(mark: _Mark, cut, flat) -> tuple[list[int], list[tuple]]:
     """The candidate cuts of a wide mark (with its two ends) and every piece between two of
     them that may be one digit, the whole mark left out: [((i, j), crop, box, 28x28 digit)]."""
-    profile = mark.ink.sum(axis=0)
-    edge = int(math.ceil(MIN_PIECE * mark.height))
-    cuts = _candidate_cuts(profile, mark.height)
-    for c in _contour_valleys(mark.mine, edge, mark.width - edge):
-        if all(abs(c - k) > NEAR * mark.height for k in cuts):
-            cuts.append(c)
-    points = [0] + sorted(cuts) + [mark.width]
+    cuts, paths = cuts_of(mark)
+    points = [0] + cuts + [mark.width]
     last = len(points) - 1
-    band = int(SEAM_BAND * mark.height)
-    # Within the columns where a cut may fall: a path that ran out to the mark's edge (past
-    # a 1 that touches a 0, which it crosses less than the join) would leave no piece.
-    paths = [None] + (seams(mark.ink, points[1:-1], band, edge, mark.width - edge) if band >= 1
-                      else [None] * (last - 1)) + [None]
+    paths = [None] + paths + [None]
     out = []
     for i in range(len(points)):
         for j in range(i + 1, len(points)):

@@ -623,41 +623,6 @@ const MnistLogreg = (() => {
   function checkPiece(model, digit) {  // numbers.check_pieces: null where the piece check does not apply
     return isDigitModel(model) ? classify(model.numbers.check, digit) : null;
   }
-  function candidateCuts(S, profile, height) {  // numbers._candidate_cuts
-    const w = profile.length, k = Math.max(1, Math.floor(height / 10)) | 1, r = k >> 1;
-    const smooth = new Float64Array(w);
-    for (let s = 0; s < k; s++)  // sums over k columns, added in numbers.py's order
-      for (let c = 0; c < w; c++) { const i = c + s - r; smooth[c] += i >= 0 && i < w ? profile[i] : 0; }
-    const lo = Math.ceil(S.minPiece * height), hi = w - Math.ceil(S.minPiece * height);
-    const runs = [];
-    for (let c = Math.max(lo, 1); c < Math.min(hi, w - 1); c++) {
-      if (!(smooth[c] <= smooth[c - 1] && smooth[c] <= smooth[c + 1])) continue;
-      const last = runs[runs.length - 1];
-      if (last && c === last[last.length - 1] + 1) last.push(c); else runs.push([c]);
-    }
-    const mids = runs.map((run) => run[run.length >> 1]);
-    const order = mids.map((c, i) => i).sort((a, b) => smooth[mids[a]] - smooth[mids[b]] || a - b);  // a stable sort
-    return order.slice(0, Math.ceil(S.cuts * w / height)).map((i) => mids[i]).sort((a, b) => a - b);
-  }
-  function contourValleys(S, own, h, w, lo, hi) {  // numbers._contour_valleys: where a contour dips
-    const r = Math.max(1, Math.floor(S.valleySpan * h)), found = new Set();
-    const top = new Int32Array(w).fill(h), bottom = new Int32Array(w).fill(h);  // no ink: as deep as the mark
-    for (let x = 0; x < w; x++) {
-      for (let y = 0; y < h; y++) if (own[y * w + x] > 0) { top[x] = y; break; }
-      for (let y = h - 1; y >= 0; y--) if (own[y * w + x] > 0) { bottom[x] = h - 1 - y; break; }
-    }
-    for (const depth of [top, bottom]) {
-      for (let c = Math.max(lo, 1); c < Math.min(hi, w - 1); c++) {
-        const d = depth[c];
-        if (!((d > depth[c - 1] && d >= depth[c + 1]) || (d >= depth[c - 1] && d > depth[c + 1]))) continue;
-        let left = h + 1, right = h + 1;  // the highest ink within r columns each side
-        for (let i = Math.max(c - r, 0); i < c; i++) left = Math.min(left, depth[i]);
-        for (let i = c + 1; i <= Math.min(c + r, w - 1); i++) right = Math.min(right, depth[i]);
-        if (d - Math.max(left, right) >= S.valley * h) found.add(c);
-      }
-    }
-    return [...found].sort((a, b) => a - b);
-  }
   function seams(ink, h, w, cols, band, step, lo, hi) {  // numbers.seams: the cheapest cut near each column
     const n = 2 * band + 1, paths = [];
     const near = Array.from({ length: n }, (_, j) => j).sort((a, b) => Math.abs(a - band) - Math.abs(b - band) || a - b);
@@ -690,6 +655,31 @@ const MnistLogreg = (() => {
       paths.push(path);
     }
     return paths;
+  }
+  function crossed(ink, w, paths, step) {  // numbers.crossed: each cut's ink and steps, a row at a time
+    return paths.map((path) => {
+      let cost = ink[path[0]];
+      for (let y = 1; y < path.length; y++) {
+        cost += ink[y * w + path[y]];
+        cost += step * Math.abs(path[y] - path[y - 1]);
+      }
+      return cost;
+    });
+  }
+  function cutsOf(S, mark) {  // numbers.cuts_of: [columns, paths] where a cut crosses less ink than those beside it
+    const h = mark.h, w = mark.w, edge = Math.ceil(S.minPiece * h), stride = Math.max(1, Math.floor(h / S.cutStride));
+    const cols = [];
+    for (let c = Math.max(edge, 1); c < Math.min(w - edge, w - 1); c += stride) cols.push(c);
+    if (!cols.length) return [[], []];
+    const paths = seams(mark.own, h, w, cols, Math.floor(S.seamBand * h), S.seamStep, edge, w - edge);
+    const cost = crossed(mark.own, w, paths, S.seamStep), runs = [];
+    for (let i = 0; i < cols.length; i++) {
+      if (!((i === 0 || cost[i] <= cost[i - 1]) && (i === cols.length - 1 || cost[i] <= cost[i + 1]))) continue;
+      const last = runs[runs.length - 1];
+      if (last && i === last[last.length - 1] + 1) last.push(i); else runs.push([i]);
+    }
+    const keep = runs.map((run) => run[run.length >> 1]);  // a plateau's middle
+    return [keep.map((i) => cols[i]), keep.map((i) => paths[i])];
   }
   function markOf(S, ink, label, W, g) {  // numbers._Mark: one mark's own ink as a crop
     const [x0, x1, y0, y1, , ids] = g, mh = y1 - y0 + 1, mw = x1 - x0 + 1;
@@ -801,15 +791,8 @@ const MnistLogreg = (() => {
     // Read whole first: at a score of at least -splitCost, no cut can beat it.
     const wholePiece = mark.piece(0, mark.w), whole = wholePiece && readPiece(wholePiece);
     if (whole && whole[3] >= -S.splitCost) return [whole];
-    const profile = new Float64Array(mark.w);
-    for (let y = 0; y < mark.h; y++) for (let x = 0; x < mark.w; x++) profile[x] += mark.own[y * mark.w + x];
-    const edge = Math.ceil(S.minPiece * mark.h), cuts = candidateCuts(S, profile, mark.h);
-    for (const c of contourValleys(S, mark.own, mark.h, mark.w, edge, mark.w - edge))
-      if (cuts.every((k) => Math.abs(c - k) > S.near * mark.h)) cuts.push(c);
-    const points = [0, ...cuts.sort((a, b) => a - b), mark.w], last = points.length - 1;
-    const band = Math.floor(S.seamBand * mark.h);
-    const paths = [null, ...(band >= 1 ? seams(mark.own, mark.h, mark.w, points.slice(1, -1), band, S.seamStep, edge, mark.w - edge)
-                                       : points.slice(1, -1).map(() => null)), null];
+    const [cuts, cutPaths] = cutsOf(S, mark);
+    const points = [0, ...cuts, mark.w], last = points.length - 1, paths = [null, ...cutPaths, null];
     const read = new Map();  // "i,j" -> [digit, box, p, score]; the whole mark's read above
     if (whole) read.set("0," + last, whole);
     for (let i = 0; i < points.length; i++) for (let j = i + 1; j < points.length; j++) {
