@@ -46,8 +46,8 @@ def test_one_digit_stays_one_digit(model, test_digits):
     """MNIST's test digits alone: one digit each, read exactly as to_mnist frames them and
     the model reads them, but test digit 33 (a 4 with a long bar), read as two digits
     ("21"): ink wider than tall is weighed against readings as several, with the piece
-    check (of all 10,000, 3 are read as two digits, 1 of them before the piece check; 8000,
-    a 4 written like "el", was "21" with the checks of 33273da and is now a 1, as to_mnist
+    check (of all 10,000, 5 are read as two digits, 1 of them before the piece check; 8000,
+    a 4 written like "el", was "21" with the check of 33273da and is now a 1, as to_mnist
     reads it; issue 27's closing notes)."""
     from mnist_logreg.reading.numbers import WIDE
 
