@@ -205,7 +205,9 @@ def test_cuts_are_the_least_inky_among_their_neighbours():
     """numbers.cuts_of against a plain reading of its definition on random marks: a cut near
     every column (seams, one column at a time), its ink and steps summed pixel by pixel;
     kept where no column beside crosses less, one per plateau (its middle). Worked on in
-    chunks of columns as one (a tall mark's)."""
+    chunks of columns as one. A mark over CUT_HEIGHT high is searched on a copy reduced by
+    block means: a mark made twice as large (each pixel 2x2) is cut where the mark was,
+    at the middle of each reduced column."""
     from mnist_logreg.reading import numbers
     from mnist_logreg.reading.numbers import MIN_PIECE, SEAM_BAND, SEAM_STEP, crossed, cuts_of, seams
 
@@ -219,7 +221,7 @@ def test_cuts_are_the_least_inky_among_their_neighbours():
     def plain(mark):
         h, w = mark.height, mark.width
         edge = int(np.ceil(MIN_PIECE * h))
-        cols = list(range(max(edge, 1), min(w - edge, w - 1), max(1, h // numbers.CUT_STRIDE)))
+        cols = list(range(max(edge, 1), min(w - edge, w - 1)))
         paths = [seams(mark.ink, [c], int(SEAM_BAND * h), edge, w - edge)[0] for c in cols]
         cost = [ink_and_steps(mark.ink, p) for p in paths]
         low = [i for i in range(len(cols)) if (i == 0 or cost[i] <= cost[i - 1])
@@ -243,6 +245,16 @@ def test_cuts_are_the_least_inky_among_their_neighbours():
             m.setattr(numbers, "SEAM_PIXELS", 50)  # a chunk of a column or two
             chunked = cuts_of(mark)
         assert chunked[0] == cols and all((a == b).all() for a, b in zip(chunked[1], paths))
+    for trial in range(20):
+        h, w = int(rng.integers(numbers.CUT_HEIGHT // 2 + 1, numbers.CUT_HEIGHT)), int(rng.integers(40, 150))
+        ink = np.where(rng.random((h, w)) < 0.3, rng.integers(1, 65, (h, w)) / 64, 0.0)  # sums exact
+        small, big = _one_mark(ink), _one_mark(np.kron(ink, np.ones((2, 2))))
+        assert small.height <= numbers.CUT_HEIGHT < big.height
+        cols, paths = cuts_of(small)
+        edge = int(np.ceil(MIN_PIECE * big.height))
+        got = cuts_of(big)
+        assert got[0] == [min(max(2 * c + 1, edge), big.width - edge) for c in cols], trial
+        assert all((g == np.clip(np.repeat(2 * p + 1, 2), edge, big.width - edge)).all() for g, p in zip(got[1], paths))
 
 
 def test_a_dash_is_not_a_digit(model, test_digits):

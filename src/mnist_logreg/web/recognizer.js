@@ -666,20 +666,34 @@ const MnistLogreg = (() => {
       return cost;
     });
   }
+  function reduced(ink, w, h, f) {  // numbers.reduced: f x f block means, summed in numbers.py's order
+    const hs = Math.ceil(h / f), ws = Math.ceil(w / f), small = new Float64Array(hs * ws);
+    for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++)
+      for (let y = 0; y < hs; y++) for (let x = 0; x < ws; x++) {
+        const yy = y * f + dy, xx = x * f + dx;
+        small[y * ws + x] += yy < h && xx < w ? ink[yy * w + xx] : 0;
+      }
+    return small.map((v) => v / (f * f));
+  }
   function cutsOf(S, mark) {  // numbers.cuts_of: [columns, paths] where a cut crosses less ink than those beside it
-    const h = mark.h, w = mark.w, edge = Math.ceil(S.minPiece * h), stride = Math.max(1, Math.floor(h / S.cutStride));
-    const cols = [];
-    for (let c = Math.max(edge, 1); c < Math.min(w - edge, w - 1); c += stride) cols.push(c);
+    const h = mark.h, w = mark.w, f = Math.ceil(h / S.cutHeight), edge = Math.ceil(S.minPiece * h);
+    const hs = Math.ceil(h / f), ws = Math.ceil(w / f), ink = f === 1 ? mark.own : reduced(mark.own, w, h, f);
+    const lo = Math.ceil(edge / f), hi = Math.floor((w - edge) / f), cols = [];
+    for (let c = Math.max(lo, 1); c < Math.min(hi, ws - 1); c++) cols.push(c);
     if (!cols.length) return [[], []];
-    const paths = seams(mark.own, h, w, cols, Math.floor(S.seamBand * h), S.seamStep, edge, w - edge);
-    const cost = crossed(mark.own, w, paths, S.seamStep), runs = [];
+    const paths = seams(ink, hs, ws, cols, Math.floor(S.seamBand * hs), S.seamStep, lo, hi);
+    const cost = crossed(ink, ws, paths, S.seamStep), runs = [];
     for (let i = 0; i < cols.length; i++) {
       if (!((i === 0 || cost[i] <= cost[i - 1]) && (i === cols.length - 1 || cost[i] <= cost[i + 1]))) continue;
       const last = runs[runs.length - 1];
       if (last && i === last[last.length - 1] + 1) last.push(i); else runs.push([i]);
     }
     const keep = runs.map((run) => run[run.length >> 1]);  // a plateau's middle
-    return [keep.map((i) => cols[i]), keep.map((i) => paths[i])];
+    if (f === 1) return [keep.map((i) => cols[i]), keep.map((i) => paths[i])];
+    // a reduced column's middle, each reduced row f rows, within the columns a cut may take
+    const clamp = (x) => Math.min(Math.max(x, edge), w - edge);
+    return [keep.map((i) => clamp(cols[i] * f + (f >> 1))),
+            keep.map((i) => Int32Array.from({ length: h }, (_, y) => clamp(paths[i][Math.floor(y / f)] * f + (f >> 1))))];
   }
   function markOf(S, ink, label, W, g) {  // numbers._Mark: one mark's own ink as a crop
     const [x0, x1, y0, y1, , ids] = g, mh = y1 - y0 + 1, mw = x1 - x0 + 1;
