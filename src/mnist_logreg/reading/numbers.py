@@ -55,6 +55,9 @@ WIDE, SPLIT_WIDE = 1.0, 0.6
 MIN_PIECE, MAX_PIECE, PIECE_TALL = 0.15, 1.3, 0.6
 # What one more digit costs a reading, in log probability: with the piece check below,
 # a little is enough to keep the halves of a wide 0 (read confidently as 6 and 7) one 0.
+# 1 before the cuts along the least ink; with them, on 1,000 validation numbers of 5
+# touching digits, 0.5 read 74.0 -> 75.4% (scans) and 70.5 -> 71.6% (photos), digits
+# alone and numbers set apart as with 1.
 SPLIT_COST = 0.5
 # How common a digit of each shape is: per class of MNIST's training digits, the log share
 # of those whose width over height (of the ink's bounding box) falls in each bin of
