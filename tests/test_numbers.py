@@ -201,6 +201,35 @@ def test_a_cut_falls_between_slanted_touching_digits_where_no_column_is_thin():
     assert any(cost <= 1.0 and left[first].all() and not left[second].any() for cost, left in parts), cols
 
 
+def test_a_small_digit_among_several_is_a_piece_and_a_low_fragment_of_one_or_two_is_not():
+    """numbers.candidate_pieces, cut on each side of a ring half as high as the strokes
+    beside it: the ring is a piece of its own in a mark over SEVERAL heights wide (a small
+    digit among others: TALL_SEVERAL), and no piece under PIECE_TALL of the height is one
+    in a narrower mark (a 5's flag, a 2's foot)."""
+    from mnist_logreg.reading import numbers
+    from mnist_logreg.reading.numbers import PIECE_TALL, SEVERAL, TALL_SEVERAL, candidate_pieces
+
+    def row(bars, monkeypatch):
+        ink = np.zeros((40, 10 + 20 * bars))
+        for k in range(bars):
+            ink[:, 4 + 20 * k:7 + 20 * k] = 1.0  # a stroke as high as the mark
+        yy, xx = np.mgrid[:40, :15]
+        ink[:, 8:23][np.abs(np.hypot((yy - 30) / 9, (xx - 7) / 7) - 1) < 0.15] = 1.0  # a ring between the first two
+        mark = _one_mark(ink)
+        cuts = [7, 23] + [17 + 20 * k for k in range(2, bars)]
+        monkeypatch.setattr(numbers, "cuts_of", lambda m: (cuts, [np.full(m.height, c) for c in cuts]))
+        return mark, [crop.shape[0] / mark.height for _, crop, _, _ in candidate_pieces(mark, lambda: 0.5, True)[1]]
+
+    with pytest.MonkeyPatch.context() as m:
+        wide, heights = row(6, m)
+    assert wide.width > SEVERAL * wide.height
+    assert any(TALL_SEVERAL <= t < PIECE_TALL for t in heights), heights
+    with pytest.MonkeyPatch.context() as m:
+        narrow, heights = row(2, m)
+    assert narrow.width <= SEVERAL * narrow.height
+    assert heights and min(heights) >= PIECE_TALL, heights
+
+
 def test_cuts_are_the_least_inky_among_their_neighbours():
     """numbers.cuts_of against a plain reading of its definition on random marks: a cut near
     every column (seams, one column at a time), its ink and steps summed pixel by pixel;

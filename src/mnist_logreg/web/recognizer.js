@@ -813,7 +813,8 @@ const MnistLogreg = (() => {
       const span = points[j] - points[i];
       if (span > S.maxPiece * mark.h || span < S.minPiece * mark.h || (i === 0 && j === last)) continue;
       const piece = mark.piece(points[i], points[j], paths[i], paths[j]);
-      if (!piece || piece.h < S.pieceTall * mark.h) continue;  // nothing, or a fragment, not a digit
+      const tall = mark.w > S.several * mark.h ? S.tallSeveral : S.pieceTall;  // numbers.candidate_pieces
+      if (!piece || piece.h < tall * mark.h) continue;  // nothing, or a fragment, not a digit
       const r = readPiece(piece);
       if (r) read.set(i + "," + j, r);
     }
