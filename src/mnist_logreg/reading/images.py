@@ -295,16 +295,28 @@ def _dilate3(on: np.ndarray) -> np.ndarray:
     return out
 
 
+def block_means(ink: np.ndarray, f: int, hs: int, ws: int) -> np.ndarray:
+    """Means of f x f blocks of ``ink``, hs x ws of them from its top left corner (zeros
+    beyond its edges), summed in a fixed order: the web page sums them the same way."""
+    h, w = ink.shape
+    if hs * f > h or ws * f > w:
+        padded = np.zeros((max(h, hs * f), max(w, ws * f)))
+        padded[:h, :w] = ink
+        ink = padded
+    small = np.zeros((hs, ws))
+    for dy in range(f):
+        for dx in range(f):
+            small += ink[dy:dy + hs * f:f, dx:dx + ws * f:f]
+    small /= f * f
+    return small
+
+
 def background(ink: np.ndarray) -> np.ndarray:
     """The slowly varying part of an ink map (see ``LIGHT_SIDE``), at the map's own size."""
     h, w = ink.shape
     f = -(-max(h, w) // LIGHT_SIDE)
     hs, ws = max(1, h // f), max(1, w // f)
-    small = np.zeros((hs, ws))
-    for dy in range(f):  # block means, summed in a fixed order (the web page sums the same way)
-        for dx in range(f):
-            small += ink[dy:dy + hs * f:f, dx:dx + ws * f:f]
-    small /= f * f
+    small = block_means(ink, f, hs, ws)
     k = max(hs, ws) // 4 | 1
     opened = _edge_rows(_edge_rows(small, k).T, k).T  # np.pad(small, k, mode="edge")
     for op in (np.min, np.max):

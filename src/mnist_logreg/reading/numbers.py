@@ -219,10 +219,10 @@ def cuts_of(mark: _Mark) -> tuple[list[int], list[np.ndarray]]:
     crosses (``crossed``) is a local minimum over the columns, the middle column of a
     plateau of them: where two digits meet, slanted or overlapping, the cut slips between
     them though no column is thin there. A mark over CUT_HEIGHT pixels high is searched on
-    a copy reduced by block means (``reduced``), its cuts then followed at full size."""
+    a copy reduced by block means (``images.block_means``), its cuts then followed at full size."""
     h, w = mark.height, mark.width
     f = -(-h // CUT_HEIGHT)
-    ink = mark.ink if f == 1 else reduced(mark.ink, f)
+    ink = mark.ink if f == 1 else images.block_means(mark.ink, f, -(-h // f), -(-w // f))
     edge = int(math.ceil(MIN_PIECE * h))
     lo, hi = -(-edge // f), (w - edge) // f  # the reduced columns that hold the full ones
     cols = list(range(max(lo, 1), min(hi, ink.shape[1] - 1)))
@@ -237,25 +237,10 @@ def cuts_of(mark: _Mark) -> tuple[list[int], list[np.ndarray]]:
     minima = np.flatnonzero((cost <= before) & (cost <= after))
     runs = np.split(minima, np.flatnonzero(np.diff(minima) > 1) + 1) if len(minima) else []
     keep = [int(run[len(run) // 2]) for run in runs]
-    if f == 1:
-        return [cols[i] for i in keep], [paths[i] for i in keep]
-    # A reduced column's middle, each reduced row f rows, within the columns a cut may take.
+    # A reduced column's middle, each reduced row f rows, within the columns a cut may take
+    # (at full size, f = 1: the columns and paths as found).
     return ([min(max(cols[i] * f + f // 2, edge), w - edge) for i in keep],
             [np.clip(np.repeat(paths[i] * f + f // 2, f)[:h], edge, w - edge) for i in keep])
-
-
-def reduced(ink: np.ndarray, f: int) -> np.ndarray:
-    """Block means of f x f pixels (zeros beyond the edges), summed in a fixed order: the
-    web page sums them the same way."""
-    h, w = ink.shape
-    hs, ws = -(-h // f), -(-w // f)
-    padded = np.zeros((hs * f, ws * f))
-    padded[:h, :w] = ink
-    small = np.zeros((hs, ws))
-    for dy in range(f):
-        for dx in range(f):
-            small += padded[dy::f, dx::f]
-    return small / (f * f)
 
 
 class _Mark:

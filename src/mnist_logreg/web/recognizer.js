@@ -148,12 +148,19 @@ const MnistLogreg = (() => {
     for (const op of ops) cur = running(running(cur, h, w, k, 0, op), h, w, k, 1, op);
     return cur;
   }
-  function background(ink, w, h) {  // images.background
-    const f = Math.ceil(Math.max(h, w) / LIGHT_SIDE), hs = Math.max(1, Math.floor(h / f)), ws = Math.max(1, Math.floor(w / f));
+  function blockMeans(ink, w, h, f, hs, ws) {  // images.block_means: summed in its order, zeros beyond the edges
     const small = new Float64Array(hs * ws);
     for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++)
-      for (let y = 0; y < hs; y++) for (let x = 0; x < ws; x++) small[y * ws + x] += ink[(y * f + dy) * w + x * f + dx];
+      for (let y = 0; y < hs; y++) for (let x = 0; x < ws; x++) {
+        const yy = y * f + dy, xx = x * f + dx;
+        small[y * ws + x] += yy < h && xx < w ? ink[yy * w + xx] : 0;
+      }
     for (let i = 0; i < small.length; i++) small[i] /= f * f;
+    return small;
+  }
+  function background(ink, w, h) {  // images.background
+    const f = Math.ceil(Math.max(h, w) / LIGHT_SIDE), hs = Math.max(1, Math.floor(h / f)), ws = Math.max(1, Math.floor(w / f));
+    const small = blockMeans(ink, w, h, f, hs, ws);
     const k = Math.floor(Math.max(hs, ws) / 4) | 1;
     const opened = crop(morph(pad(small, hs, ws, k, true), hs + 2 * k, ws + 2 * k, k, ["min", "max"]), ws + 2 * k, k, k, hs, ws);
     const out = new Float64Array(h * w), at = (y, x) => opened[y * ws + x];
@@ -666,18 +673,9 @@ const MnistLogreg = (() => {
       return cost;
     });
   }
-  function reduced(ink, w, h, f) {  // numbers.reduced: f x f block means, summed in numbers.py's order
-    const hs = Math.ceil(h / f), ws = Math.ceil(w / f), small = new Float64Array(hs * ws);
-    for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++)
-      for (let y = 0; y < hs; y++) for (let x = 0; x < ws; x++) {
-        const yy = y * f + dy, xx = x * f + dx;
-        small[y * ws + x] += yy < h && xx < w ? ink[yy * w + xx] : 0;
-      }
-    return small.map((v) => v / (f * f));
-  }
   function cutsOf(S, mark) {  // numbers.cuts_of: [columns, paths] where a cut crosses less ink than those beside it
     const h = mark.h, w = mark.w, f = Math.ceil(h / S.cutHeight), edge = Math.ceil(S.minPiece * h);
-    const hs = Math.ceil(h / f), ws = Math.ceil(w / f), ink = f === 1 ? mark.own : reduced(mark.own, w, h, f);
+    const hs = Math.ceil(h / f), ws = Math.ceil(w / f), ink = f === 1 ? mark.own : blockMeans(mark.own, w, h, f, hs, ws);
     const lo = Math.ceil(edge / f), hi = Math.floor((w - edge) / f), cols = [];
     for (let c = Math.max(lo, 1); c < Math.min(hi, ws - 1); c++) cols.push(c);
     if (!cols.length) return [[], []];
@@ -689,8 +687,7 @@ const MnistLogreg = (() => {
       if (last && i === last[last.length - 1] + 1) last.push(i); else runs.push([i]);
     }
     const keep = runs.map((run) => run[run.length >> 1]);  // a plateau's middle
-    if (f === 1) return [keep.map((i) => cols[i]), keep.map((i) => paths[i])];
-    // a reduced column's middle, each reduced row f rows, within the columns a cut may take
+    // a reduced column's middle, each reduced row f rows, within the columns a cut may take (f = 1: as found)
     const clamp = (x) => Math.min(Math.max(x, edge), w - edge);
     return [keep.map((i) => clamp(cols[i] * f + (f >> 1))),
             keep.map((i) => Int32Array.from({ length: h }, (_, y) => clamp(paths[i][Math.floor(y / f)] * f + (f >> 1))))];
