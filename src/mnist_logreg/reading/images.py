@@ -1300,16 +1300,19 @@ def to_mnist(img) -> np.ndarray:
 PRECISION_BITS = 32 - 8 - 2
 
 
-# Made once per size up to CACHE_SIDE (at most 128 of them, under 10 MB: about 0.1 ms to
-# make, and a canvas digit needs two; 0.04 ms to use them); a larger crop's made each time.
-CACHE_SIDE = 512
+# Made once per size up to CACHE_SIDE (about 0.1 ms to make, and a canvas digit needs two;
+# 0.04 ms to use them); a larger crop's made each time. At most CACHED of them, each [size,
+# at most 20] (under 80 KB; a number's pieces, about 10 KB): 300 validation numbers of 5
+# digits asked for 881 different ones, and 128 missed 6,598 times in 16,162 (half the
+# calls to frame_digit paying 0.2 ms for them), 1,024 only the first time each.
+CACHE_SIDE, CACHED = 512, 1024
 
 
 def _lanczos_weights(size: int, out: int) -> np.ndarray:
     return _cached_weights(size, out) if size <= CACHE_SIDE else _weights(size, out)
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=CACHED)
 def _cached_weights(size: int, out: int) -> np.ndarray:
     return _weights(size, out)
 

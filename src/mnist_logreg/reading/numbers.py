@@ -303,15 +303,19 @@ def seams(ink: np.ndarray, cols: list[int], band: int, lo: int = 0, hi: int | No
     beside = ink_at + SEAM_STEP  # a step sideways: its cost and the pixel beside (see below)
     cost = ink_at[0]
     came = np.zeros((h,) + at.shape, np.int8)  # 0 from straight above, 1 from the left, 2 the right
-    options = np.full((3,) + at.shape, np.inf)
+    left, right = np.full(at.shape, np.inf), np.full(at.shape, np.inf)
     for y in range(1, h):
         # A step sideways also pays for the pixel beside, in this row: the path is
         # 4-connected, and cannot slip between two diagonal pixels of a stroke.
-        options[0] = cost
-        np.add(cost[:, :-1], beside[y, :, :-1], out=options[1, :, 1:])
-        np.add(cost[:, 1:], beside[y, :, 1:], out=options[2, :, :-1])
-        came[y] = np.argmin(options, axis=0)  # the first least: straight on a tie
-        cost = options.min(axis=0) + ink_at[y]
+        np.add(cost[:, :-1], beside[y, :, :-1], out=left[:, 1:])
+        np.add(cost[:, 1:], beside[y, :, 1:], out=right[:, :-1])
+        least = np.minimum(cost, left)
+        np.minimum(least, right, out=least)
+        # The first least (straight on a tie, then the left): argmin's, at a third of its cost.
+        moved = cost != least
+        came[y] = moved
+        came[y] += moved & (left != least)
+        cost = least + ink_at[y]
     # Where several end as cheaply, the one nearest the column (left first on a tie).
     near = np.argsort(np.abs(offsets), kind="stable")
     ends = near[np.argmin(cost[:, near], axis=1)]
