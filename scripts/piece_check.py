@@ -17,6 +17,7 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -45,7 +46,10 @@ def main() -> None:
     from mnist_logreg.data import load_dataset, train_val_split
     from mnist_logreg.data.datasets import Dataset
     from mnist_logreg.pieces import NOT_ONE
+    from mnist_logreg.reading import lite
+    from mnist_logreg.reading.modelfile import shipped_run
     from mnist_logreg.system import cores
+    from mnist_logreg.training.preprocess import Preprocessor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=16000, help="rows of digits to cut (default 16000)")
@@ -60,7 +64,16 @@ def main() -> None:
     data = Dataset(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(tx), torch.from_numpy(ty),
                    name="pieces", source="mnist_logreg.pieces",
                    description=f"pieces of {args.rows} rows of MNIST training digits (mnist_logreg.pieces)")
-    with tempfile.TemporaryDirectory() as tmp:
+    # The digit model's target spreads, not the pieces' own: a piece is then normalised as
+    # the digit model normalises it, and read_number makes its features once for both
+    # (numbers.read_and_check).
+    target = torch.from_numpy(lite.load_run(shipped_run()).tensors["preprocess.target_std"].copy())
+
+    def fit_geometry(self, images):
+        self.target_std = target.clone()
+        return self
+
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(Preprocessor, "fit_geometry", fit_geometry):
         _, _, metrics = train_run(build_config("directions"), Path(tmp) / "run", dataset=data)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -720,3 +720,39 @@ def test_keep_digit_in_the_ink_s_box_equals_the_whole_image(mnist):
         assert np.array_equal(area[1:], np.bincount(label.ravel(), minlength=n + 1)[1:]), k
         assert np.array_equal(edge[1:], whole[1:]), k
     assert dropped >= 3, dropped  # some maps had something to drop
+
+
+def test_hysteresis_keeps_the_faint_regions_that_hold_a_strong_pixel():
+    """images._binarize grows the strong pixels within the faint level a ring at a time:
+    the same pixels as labelling the faint level's regions (images.components) and keeping
+    those that hold a strong pixel, on blurred random strokes, and on a faint tail longer
+    than GROW rings (labelled after them)."""
+    from mnist_logreg.reading.images import GROW, HYSTERESIS, STROKE_TARGET, _binarize, components, stroke_width
+
+    def reference(crop, cut):
+        strong, low = crop > cut, crop > HYSTERESIS * cut
+        label, n = components(low)
+        keep = np.zeros(n + 1, bool)
+        keep[label[strong]] = True
+        keep[0] = False
+        return keep[label]
+
+    rng = np.random.default_rng(3)
+    crops = []
+    for _ in range(200):
+        h, w = rng.integers(40, 90, 2)
+        crop = rng.random((h, w)) * (rng.random((h, w)) < 0.3)
+        crop = (crop + np.roll(crop, 1, 0) + np.roll(crop, 1, 1) + np.roll(crop, (1, 1), (0, 1))) / 2
+        crops.append(np.clip(crop, 0, 1))
+    tail = np.zeros((40, 60))
+    tail[20, 5:8] = 0.9  # a strong dot, and a faint line from it far longer than GROW rings
+    tail[20, 8:8 + 4 * GROW] = 0.3
+    tail[5, 30:40] = 0.3  # faint, not joined to a strong pixel
+    crops.append(tail)
+    for crop in crops:
+        cut = 0.5
+        if stroke_width(crop > cut) >= STROKE_TARGET * max(crop.shape):
+            continue  # thick strokes keep the plain threshold
+        np.testing.assert_array_equal(_binarize(crop, cut)[0], reference(crop, cut))
+    got = _binarize(tail, 0.5)[0]
+    assert got[20, 5:8 + 4 * GROW].all() and not got[5].any()

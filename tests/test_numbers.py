@@ -1,5 +1,7 @@
 """Numbers: rows of digits read by segmentation that the recogniser checks (reading/numbers.py)."""
 
+import copy
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -233,12 +235,13 @@ def test_a_small_digit_among_several_is_a_piece_and_a_low_fragment_of_one_or_two
 def test_cuts_are_the_least_inky_among_their_neighbours():
     """numbers.cuts_of against a plain reading of its definition on random marks: a cut near
     every column (seams, one column at a time), its ink and steps summed pixel by pixel;
-    kept where no column beside crosses less, one per plateau (its middle). Worked on in
+    kept where no column beside crosses less, one per plateau (its middle); for each reach
+    in SEAM_BANDS, a path that an earlier reach found (or its column) one cut. Worked on in
     chunks of columns as one. A mark over CUT_HEIGHT high is searched on a copy reduced by
     block means: a mark made twice as large (each pixel 2x2) is cut where the mark was,
     at the middle of each reduced column."""
     from mnist_logreg.reading import numbers
-    from mnist_logreg.reading.numbers import MIN_PIECE, SEAM_BAND, SEAM_STEP, crossed, cuts_of, seams
+    from mnist_logreg.reading.numbers import MIN_PIECE, SEAM_BANDS, SEAM_STEP, crossed, cuts_of, seams
 
     def ink_and_steps(ink, p):  # a row at a time, in the order numbers.crossed adds (exact ties)
         total = ink[0, p[0]]
@@ -251,14 +254,20 @@ def test_cuts_are_the_least_inky_among_their_neighbours():
         h, w = mark.height, mark.width
         edge = int(np.ceil(MIN_PIECE * h))
         cols = list(range(max(edge, 1), min(w - edge, w - 1)))
-        paths = [seams(mark.ink, [c], int(SEAM_BAND * h), edge, w - edge)[0] for c in cols]
-        cost = [ink_and_steps(mark.ink, p) for p in paths]
-        low = [i for i in range(len(cols)) if (i == 0 or cost[i] <= cost[i - 1])
-               and (i == len(cols) - 1 or cost[i] <= cost[i + 1])]
-        runs = [[i] for i in low[:1]]
-        for i in low[1:]:
-            runs[-1].append(i) if i == runs[-1][-1] + 1 else runs.append([i])
-        return [cols[run[len(run) // 2]] for run in runs]
+        found = {}
+        for reach in SEAM_BANDS:
+            paths = [seams(mark.ink, [c], int(reach * h), edge, w - edge)[0] for c in cols]
+            cost = [ink_and_steps(mark.ink, p) for p in paths]
+            low = [i for i in range(len(cols)) if (i == 0 or cost[i] <= cost[i - 1])
+                   and (i == len(cols) - 1 or cost[i] <= cost[i + 1])]
+            runs = [[i] for i in low[:1]]
+            for i in low[1:]:
+                runs[-1].append(i) if i == runs[-1][-1] + 1 else runs.append([i])
+            for run in runs:  # a path another reach found already is one cut
+                i = run[len(run) // 2]
+                if cols[i] not in found and not any((paths[i] == p).all() for p in found.values()):
+                    found[cols[i]] = paths[i]
+        return sorted(found)
 
     rng = np.random.default_rng(1)
     for trial in range(60):
@@ -377,3 +386,23 @@ def test_a_mark_that_reads_well_whole_is_read_as_without_the_shortcut(model, tes
     assert sum(len(r) > 1 for r in reads[True]) >= 12  # numbers, not single digits
     assert [len(r) for r in reads[True][:20]] == [1] * 20
     assert cuts[True] < cuts[False], cuts  # some of the wide digits alone not cut
+
+
+def test_the_piece_check_reads_the_models_features(model, test_digits):
+    """The piece check normalises a piece as the digit model does (scripts/piece_check.py
+    trains it to the model's target spreads), so read_and_check makes the features before
+    standardisation once for both: the same probabilities as each model reading alone. A
+    model of other spreads (a default model trained again, the check not) is read apart."""
+    from mnist_logreg.reading.numbers import piece_check, read_and_check
+
+    digits = test_digits[0][:50]
+    assert piece_check().shares_unscaled(model)
+    probs, checked = read_and_check(model, digits)
+    np.testing.assert_array_equal(probs, model.predict_proba(digits))
+    np.testing.assert_array_equal(checked, piece_check().predict_proba(digits))
+    other = copy.copy(model)
+    other.tensors = {**other.tensors, "preprocess.target_std": other.tensors["preprocess.target_std"] * 1.1}
+    assert not piece_check().shares_unscaled(other)
+    probs, checked = read_and_check(other, digits)
+    np.testing.assert_array_equal(probs, other.predict_proba(digits))
+    np.testing.assert_array_equal(checked, piece_check().predict_proba(digits))

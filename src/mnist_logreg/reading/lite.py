@@ -152,7 +152,8 @@ class LiteModel:
         self.class_names: list[str] | None = None
         self.tensors = mf.tensors
 
-    def features(self, images: np.ndarray) -> np.ndarray:
+    def unscaled(self, images: np.ndarray) -> np.ndarray:
+        """Features before standardisation (``Preprocessor.unscaled`` after its geometric steps)."""
         pre, t = self.config.preprocess, self.tensors
         x = images.astype(np.float32) / np.float32(PIXEL_MAX) if images.dtype == np.uint8 \
             else images.astype(np.float32)
@@ -162,23 +163,38 @@ class LiteModel:
             x = np.maximum(x, 0) ** np.float32(pre.gamma)
         if pre.directions:
             x = stroke_directions(x)
-        x = x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], -1)
+
+    def shares_unscaled(self, other: LiteModel) -> bool:
+        """Whether ``other``'s unscaled features of an image are this model's: the same
+        geometric steps, to the same target spreads, the same gamma and planes."""
+        a, b = self.config.preprocess, other.config.preprocess
+        same = (a.deskew, a.moment_norm, a.gamma, a.directions) == (b.deskew, b.moment_norm, b.gamma, b.directions)
+        return same and self.image_shape == other.image_shape and (not a.moment_norm or np.array_equal(
+            self.tensors["preprocess.target_std"], other.tensors["preprocess.target_std"]))
+
+    def features(self, images: np.ndarray, unscaled: np.ndarray | None = None) -> np.ndarray:
+        """Standardised features; ``unscaled``: the images' unscaled features, if made already."""
+        pre, t = self.config.preprocess, self.tensors
+        x = self.unscaled(images) if unscaled is None else unscaled
         if pre.normalize != "none":
             x = (x - t["preprocess.mean"]) / t["preprocess.std"]
         return x
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
+    def logits(self, images: np.ndarray, unscaled: np.ndarray | None = None) -> np.ndarray:
         images = np.asarray(images)
         check_image_shape(images.shape, self.image_shape)
         # In chunks: the sampling's index and weight arrays for 10,000 images at once took
         # 0.8 GB (evaluate), and a chunk's fit in the CPU's caches.
         w, b = self.tensors["linear.weight"].T, self.tensors["linear.bias"]
-        return np.concatenate([self.features(images[i:i + CHUNK]) @ w + b
-                               for i in range(0, len(images), CHUNK)]) if len(images) else \
+        return np.concatenate([self.features(images[i:i + CHUNK], None if unscaled is None else unscaled[i:i + CHUNK])
+                               @ w + b for i in range(0, len(images), CHUNK)]) if len(images) else \
             np.zeros((0, len(self.classes)), np.float32)
 
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        z = self.logits(images)
+    def predict_proba(self, images: np.ndarray, unscaled: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities [N, classes]; ``unscaled``: the images' unscaled features, if made
+        already (by a model that ``shares_unscaled`` with this one)."""
+        z = self.logits(images, unscaled)
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
