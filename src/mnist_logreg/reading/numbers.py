@@ -248,7 +248,7 @@ def cuts_of(mark: _Mark) -> tuple[list[int], list[np.ndarray]]:
     cols = list(range(max(lo, 1), min(hi, ink.shape[1] - 1)))
     if not cols:
         return [], []
-    found = {}  # reduced column -> its path, the first reach's where two find one column
+    found, seen = {}, set()  # reduced column -> its path, the first reach's where two find one column
     for reach in SEAM_BANDS:
         band = int(reach * ink.shape[0])
         # SEAM_PIXELS pixels of paths at a time: a number as wide as a 40 MP photo needs no gigabytes.
@@ -260,8 +260,9 @@ def cuts_of(mark: _Mark) -> tuple[list[int], list[np.ndarray]]:
         runs = np.split(minima, np.flatnonzero(np.diff(minima) > 1) + 1) if len(minima) else []
         for run in runs:
             i = int(run[len(run) // 2])
-            if not any(np.array_equal(paths[i], p) for p in found.values()):
-                found.setdefault(cols[i], paths[i])
+            if cols[i] not in found and paths[i].tobytes() not in seen:  # a path found twice is one cut
+                found[cols[i]] = paths[i]
+                seen.add(paths[i].tobytes())
     keep = sorted(found)
     # A reduced column's middle, each reduced row f rows, within the columns a cut may take
     # (at full size, f = 1: the columns and paths as found).
