@@ -183,19 +183,21 @@ def _one_mark(ink: np.ndarray):
 
 
 def test_a_cut_falls_between_slanted_touching_digits_where_no_column_is_thin():
-    """numbers.cuts_of: two strokes leaning right, side by side and touching, overlap in
-    every column between them (no straight cut parts them, and the columns where both lie
-    are the thickest of the ink profile); a cut is still found that crosses only the
-    touching pixel and leaves all of the first stroke on its left, none of the second."""
-    from mnist_logreg.reading.numbers import cuts_of
+    """numbers.cuts_of: two strokes leaning right (by twice SEAM_BAND over their height),
+    side by side and touching, overlap in every column between them (no straight cut parts
+    them, and the columns where both lie are the thickest of the ink profile); a cut is
+    still found that crosses only the touching pixel and leaves all of the first stroke on
+    its left, none of the second."""
+    from mnist_logreg.reading.numbers import SEAM_BAND, cuts_of
 
     ink = np.zeros((40, 40))
     first, second = np.zeros_like(ink, bool), np.zeros_like(ink, bool)
     for y in range(40):
-        x = 4 + int(0.4 * (39 - y))
-        first[y, x:x + 3] = second[y, x + 9:x + 12] = True
+        x = 4 + int(2 * SEAM_BAND * (39 - y))
+        first[y, x:x + 3] = second[y, x + 5:x + 8] = True
     ink[first | second] = 1.0
-    ink[20, 13:16] = 1.0  # where they touch
+    x = 4 + int(2 * SEAM_BAND * 19)
+    ink[20, x + 3:x + 5] = 1.0  # where they touch
     assert not any(not first[:, c:].any() and not second[:, :c].any() for c in range(41))  # no straight cut
     cols, paths = cuts_of(_one_mark(ink))
     xs = np.arange(40)
@@ -235,13 +237,12 @@ def test_a_small_digit_among_several_is_a_piece_and_a_low_fragment_of_one_or_two
 def test_cuts_are_the_least_inky_among_their_neighbours():
     """numbers.cuts_of against a plain reading of its definition on random marks: a cut near
     every column (seams, one column at a time), its ink and steps summed pixel by pixel;
-    kept where no column beside crosses less, one per plateau (its middle); for each reach
-    in SEAM_BANDS, a path that an earlier reach found (or its column) one cut. Worked on in
+    kept where no column beside crosses less, one per plateau (its middle). Worked on in
     chunks of columns as one. A mark over CUT_HEIGHT high is searched on a copy reduced by
     block means: a mark made twice as large (each pixel 2x2) is cut where the mark was,
     at the middle of each reduced column."""
     from mnist_logreg.reading import numbers
-    from mnist_logreg.reading.numbers import MIN_PIECE, SEAM_BANDS, SEAM_STEP, crossed, cuts_of, seams
+    from mnist_logreg.reading.numbers import MIN_PIECE, SEAM_BAND, SEAM_STEP, crossed, cuts_of, seams
 
     def ink_and_steps(ink, p):  # a row at a time, in the order numbers.crossed adds (exact ties)
         total = ink[0, p[0]]
@@ -254,20 +255,14 @@ def test_cuts_are_the_least_inky_among_their_neighbours():
         h, w = mark.height, mark.width
         edge = int(np.ceil(MIN_PIECE * h))
         cols = list(range(max(edge, 1), min(w - edge, w - 1)))
-        found = {}
-        for reach in SEAM_BANDS:
-            paths = [seams(mark.ink, [c], int(reach * h), edge, w - edge)[0] for c in cols]
-            cost = [ink_and_steps(mark.ink, p) for p in paths]
-            low = [i for i in range(len(cols)) if (i == 0 or cost[i] <= cost[i - 1])
-                   and (i == len(cols) - 1 or cost[i] <= cost[i + 1])]
-            runs = [[i] for i in low[:1]]
-            for i in low[1:]:
-                runs[-1].append(i) if i == runs[-1][-1] + 1 else runs.append([i])
-            for run in runs:  # a path another reach found already is one cut
-                i = run[len(run) // 2]
-                if cols[i] not in found and not any((paths[i] == p).all() for p in found.values()):
-                    found[cols[i]] = paths[i]
-        return sorted(found)
+        paths = [seams(mark.ink, [c], int(SEAM_BAND * h), edge, w - edge)[0] for c in cols]
+        cost = [ink_and_steps(mark.ink, p) for p in paths]
+        low = [i for i in range(len(cols)) if (i == 0 or cost[i] <= cost[i - 1])
+               and (i == len(cols) - 1 or cost[i] <= cost[i + 1])]
+        runs = [[i] for i in low[:1]]
+        for i in low[1:]:
+            runs[-1].append(i) if i == runs[-1][-1] + 1 else runs.append([i])
+        return [cols[run[len(run) // 2]] for run in runs]
 
     rng = np.random.default_rng(1)
     for trial in range(60):

@@ -94,18 +94,19 @@ CHECK_WEIGHT = 2.0
 # Most images hold one digit: ink that to_mnist reads as one digit is read as several only
 # where that reading beats it by ONE_BONUS more (in log probability).
 ONE_BONUS = 1.0
-# A cut runs from top to bottom within a reach of its column, crossing the least ink, a
-# step sideways costing SEAM_STEP (ink is 0 to 1 a pixel); one is tried near every column,
-# and kept where it crosses less ink than the cuts beside it (``cuts_of``), for each reach
-# of SEAM_BANDS (shares of the mark's height), on a copy of the mark reduced to at most
-# CUT_HEIGHT pixels high (a number 600 pixels high read in 0.7 s, 1.1 s at full size: the
-# rest is framing its pieces). A short reach finds more cuts: where two digits touch, the
-# one between them is more often among them; a long one follows a gap between digits
-# leaning far (tests/test_numbers.py). On 1,000 validation numbers of 5 touching digits,
-# with the piece check trained on the cuts: 0.2 alone 73.8 / 74.5% right (scans / photos),
-# 0.15 75.9 / 77.0%, 0.1 77.4 / 78.3%, 0.1 and 0.2 77.3 / 77.9% (5% more pieces than 0.1
-# alone, 2.1 times those of 0.2). See docs/explanation/numbers.md.
-SEAM_BANDS, SEAM_STEP, CUT_HEIGHT = (0.1, 0.2), 0.1, 96
+# A cut runs from top to bottom within SEAM_BAND of the mark's height of its column,
+# crossing the least ink, a step sideways costing SEAM_STEP (ink is 0 to 1 a pixel); one is
+# tried near every column, and kept where it crosses less ink than the cuts beside it
+# (``cuts_of``), on a copy of the mark reduced to at most CUT_HEIGHT pixels high (a number
+# 600 pixels high read in 0.7 s, 1.1 s at full size: the rest is framing its pieces). A
+# short reach finds more cuts (each path keeps nearer its column), and where two digits
+# touch the one between them is more often among them; a cut follows a gap leaning by up
+# to twice the reach over the height (0.2, about 11 degrees). On 1,000 validation numbers
+# of 5 touching digits, the piece check trained on the cuts each time: 0.2 73.8 / 74.5%
+# right (scans / photos), 0.15 75.9 / 77.0%, 0.1 77.4 / 78.3%; 0.1 and 0.2 together (a gap
+# leaning twice as far followed) 77.3 / 77.9%, and as many right with the digits slanted up
+# to 0.45 instead of 0.2, for 7% more pieces (docs/explanation/numbers.md).
+SEAM_BAND, SEAM_STEP, CUT_HEIGHT = 0.1, 0.1, 96
 SEAM_PIXELS = 4_000_000
 # WIDE, PIECE_TALL, SPLIT_COST, CHECK_WEIGHT and ONE_BONUS were chosen together
 # on numbers and single digits of MNIST's validation split (never its test digits; the
@@ -126,7 +127,7 @@ def settings() -> dict:
     check = piece_check()
     return {"pieceCheck": lite.web_spec(check.config.preprocess, check.image_shape, check.classes, check.tensors),
             "checkWeight": CHECK_WEIGHT, "pieceTall": PIECE_TALL, "tallSeveral": TALL_SEVERAL, "several": SEVERAL,
-            "seamBands": list(SEAM_BANDS), "seamStep": SEAM_STEP,
+            "seamBand": SEAM_BAND, "seamStep": SEAM_STEP,
             "cutHeight": CUT_HEIGHT,
             "oneBonus": ONE_BONUS, "markShare": MARK_SHARE, "tall": TALL,
             "wide": WIDE, "splitWide": SPLIT_WIDE, "minPiece": MIN_PIECE, "maxPiece": MAX_PIECE,
@@ -248,26 +249,19 @@ def cuts_of(mark: _Mark) -> tuple[list[int], list[np.ndarray]]:
     cols = list(range(max(lo, 1), min(hi, ink.shape[1] - 1)))
     if not cols:
         return [], []
-    found, seen = {}, set()  # reduced column -> its path, the first reach's where two find one column
-    for reach in SEAM_BANDS:
-        band = int(reach * ink.shape[0])
-        # SEAM_PIXELS pixels of paths at a time: a number as wide as a 40 MP photo needs no gigabytes.
-        chunk = max(1, SEAM_PIXELS // (ink.shape[0] * (2 * band + 1)))
-        paths = [p for i in range(0, len(cols), chunk) for p in seams(ink, cols[i:i + chunk], band, lo, hi)]
-        cost = crossed(ink, paths)
-        before, after = np.append(np.inf, cost[:-1]), np.append(cost[1:], np.inf)
-        minima = np.flatnonzero((cost <= before) & (cost <= after))
-        runs = np.split(minima, np.flatnonzero(np.diff(minima) > 1) + 1) if len(minima) else []
-        for run in runs:
-            i = int(run[len(run) // 2])
-            if cols[i] not in found and paths[i].tobytes() not in seen:  # a path found twice is one cut
-                found[cols[i]] = paths[i]
-                seen.add(paths[i].tobytes())
-    keep = sorted(found)
+    band = int(SEAM_BAND * ink.shape[0])
+    # SEAM_PIXELS pixels of paths at a time: a number as wide as a 40 MP photo needs no gigabytes.
+    chunk = max(1, SEAM_PIXELS // (ink.shape[0] * (2 * band + 1)))
+    paths = [p for i in range(0, len(cols), chunk) for p in seams(ink, cols[i:i + chunk], band, lo, hi)]
+    cost = crossed(ink, paths)
+    before, after = np.append(np.inf, cost[:-1]), np.append(cost[1:], np.inf)
+    minima = np.flatnonzero((cost <= before) & (cost <= after))
+    runs = np.split(minima, np.flatnonzero(np.diff(minima) > 1) + 1) if len(minima) else []
+    keep = [int(run[len(run) // 2]) for run in runs]
     # A reduced column's middle, each reduced row f rows, within the columns a cut may take
     # (at full size, f = 1: the columns and paths as found).
-    return ([min(max(c * f + f // 2, edge), w - edge) for c in keep],
-            [np.clip(np.repeat(found[c] * f + f // 2, f)[:h], edge, w - edge) for c in keep])
+    return ([min(max(cols[i] * f + f // 2, edge), w - edge) for i in keep],
+            [np.clip(np.repeat(paths[i] * f + f // 2, f)[:h], edge, w - edge) for i in keep])
 
 
 class _Mark:

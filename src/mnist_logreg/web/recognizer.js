@@ -679,26 +679,18 @@ const MnistLogreg = (() => {
     const lo = Math.ceil(edge / f), hi = Math.floor((w - edge) / f), cols = [];
     for (let c = Math.max(lo, 1); c < Math.min(hi, ws - 1); c++) cols.push(c);
     if (!cols.length) return [[], []];
-    const found = new Map();  // reduced column -> its path, the first reach's; a path found twice is one cut
-    const same = (a, b) => a.every((x, y) => x === b[y]);
-    for (const reach of S.seamBands) {
-      const paths = seams(ink, hs, ws, cols, Math.floor(reach * hs), S.seamStep, lo, hi);
-      const cost = crossed(ink, ws, paths, S.seamStep), runs = [];
-      for (let i = 0; i < cols.length; i++) {
-        if (!((i === 0 || cost[i] <= cost[i - 1]) && (i === cols.length - 1 || cost[i] <= cost[i + 1]))) continue;
-        const last = runs[runs.length - 1];
-        if (last && i === last[last.length - 1] + 1) last.push(i); else runs.push([i]);
-      }
-      for (const run of runs) {
-        const i = run[run.length >> 1];  // a plateau's middle
-        if (!found.has(cols[i]) && ![...found.values()].some((p) => same(p, paths[i]))) found.set(cols[i], paths[i]);
-      }
+    const paths = seams(ink, hs, ws, cols, Math.floor(S.seamBand * hs), S.seamStep, lo, hi);
+    const cost = crossed(ink, ws, paths, S.seamStep), runs = [];
+    for (let i = 0; i < cols.length; i++) {
+      if (!((i === 0 || cost[i] <= cost[i - 1]) && (i === cols.length - 1 || cost[i] <= cost[i + 1]))) continue;
+      const last = runs[runs.length - 1];
+      if (last && i === last[last.length - 1] + 1) last.push(i); else runs.push([i]);
     }
-    const keep = [...found.keys()].sort((a, b) => a - b);
+    const keep = runs.map((run) => run[run.length >> 1]);  // a plateau's middle
     // a reduced column's middle, each reduced row f rows, within the columns a cut may take (f = 1: as found)
     const clamp = (x) => Math.min(Math.max(x, edge), w - edge);
-    return [keep.map((c) => clamp(c * f + (f >> 1))),
-            keep.map((c) => Int32Array.from({ length: h }, (_, y) => clamp(found.get(c)[Math.floor(y / f)] * f + (f >> 1))))];
+    return [keep.map((i) => clamp(cols[i] * f + (f >> 1))),
+            keep.map((i) => Int32Array.from({ length: h }, (_, y) => clamp(paths[i][Math.floor(y / f)] * f + (f >> 1))))];
   }
   function markOf(S, ink, label, W, g) {  // numbers._Mark: one mark's own ink as a crop
     const [x0, x1, y0, y1, , ids] = g, mh = y1 - y0 + 1, mw = x1 - x0 + 1;
