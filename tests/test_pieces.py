@@ -33,11 +33,13 @@ def test_the_piece_check_tells_a_whole_digit_from_part_of_one_and_from_two(mnist
         both[:, :w] = d
         both[:, w - 3:] = np.maximum(both[:, w - 3:], e)
         pair.append(_framed(both))
-    p = {name: numbers.check_pieces(np.stack(s)) for name, s in (("whole", whole), ("part", part), ("pair", pair))}
+    check = numbers.piece_check()
+    p = {name: check.predict_proba(np.stack(s)) for name, s in (("whole", whole), ("part", part), ("pair", pair))}
     one = {name: 1 - q[:, pieces.NOT_ONE] for name, q in p.items()}
     right = np.mean(np.argmax(p["whole"][:, :10], axis=1) == labels[kept])
     print({name: round(float(np.mean(one["whole"] > q)), 3) for name, q in one.items() if name != "whole"}, right)
-    # Measured: 94.1% above their part, 98.1% above their pair, 99.3% of classes right.
+    # Measured: 93.3% above their part, 98.5% above their pair, 99.3% of classes right (the
+    # check of 252ed3e; 94.1%, 98.1% and 99.3% before).
     assert np.mean(one["whole"] > one["part"]) >= 0.88
     assert np.mean(one["whole"] > one["pair"]) >= 0.95
     assert right >= 0.95

@@ -56,8 +56,9 @@ WIDE, SPLIT_WIDE = 1.0, 0.6
 # baseline moved). On 1,000 validation numbers of 5 touching digits: 75.4 -> 76.9%
 # (scans), 71.6 -> 73.5% (photos), with the piece check trained again; 2 touching and 5
 # apart within 2 numbers of 1,000 of before, the digits alone within 1 of 5,000 (as scans,
-# as 28x28 images) and as before on 20,000 training digits. At 0.45 in every mark: 77.0 / 73.7%, but 2 and 1 more of the
-# 5,000 validation digits alone misread (docs/explanation/numbers.md).
+# as 28x28 images) and as before on 20,000 training digits. At 0.45 in every mark: 77.0 /
+# 73.7%, but 2 and 1 more of the 5,000 validation digits alone misread
+# (docs/explanation/numbers.md).
 MIN_PIECE, MAX_PIECE, PIECE_TALL = 0.15, 1.3, 0.6
 TALL_SEVERAL, SEVERAL = 0.45, 2.0
 # What one more digit costs a reading, in log probability: with the piece check below,
@@ -212,11 +213,6 @@ def piece_check():
     from importlib import resources
 
     return lite.load_run(str(resources.files("mnist_logreg.data") / "piece-check"))
-
-
-def check_pieces(digits: np.ndarray) -> np.ndarray:
-    """Framed pieces [N, 28, 28] -> the piece check's probabilities [N, 11]."""
-    return np.asarray(piece_check().predict_proba(digits), dtype=np.float64)
 
 
 def read_and_check(model, digits: np.ndarray, weigh: bool = True) -> tuple[np.ndarray, list]:

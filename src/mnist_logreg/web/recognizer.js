@@ -627,7 +627,7 @@ const MnistLogreg = (() => {
   function isDigitModel(model) {  // numbers.is_digit_model
     return model.classes.length === 10 && model.classes.every((c, i) => String(c) === String(i)) && readsDigits(model);
   }
-  function checkPiece(model, digit) {  // numbers.check_pieces: null where the piece check does not apply
+  function checkPiece(model, digit) {  // numbers.read_and_check's piece check: null where it does not apply
     return isDigitModel(model) ? classify(model.numbers.check, digit) : null;
   }
   function seams(ink, h, w, cols, band, step, lo, hi) {  // numbers.seams: the cheapest cut near each column
