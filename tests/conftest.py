@@ -3,10 +3,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# make test runs a worker per core (pytest-xdist, Makefile): there each worker, and every
+# process it starts, runs PyTorch, OpenMP and BLAS on one thread. Two workers of two
+# threads each on two cores took turns with threads that wait busily after each parallel
+# region: make test 262 s, 197 s so. Set before NumPy and PyTorch load, which read it
+# then; tests that need more threads ask for them (test_kernels, test_serve).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
 
-from mnist_logreg.data import load_dataset, write_idx
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from mnist_logreg.data import load_dataset, write_idx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

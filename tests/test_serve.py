@@ -509,6 +509,8 @@ def test_a_server_process_runs_blas_on_its_own_thread():
     interval = sys.getswitchinterval()
     try:
         with threadpool_limits(limits=None):  # puts the limits back as they were
+            threadpool_limits(limits=2, user_api="blas")  # more than one first (make test's workers run one)
+            assert any(i["num_threads"] > 1 for i in threadpool_info() if i["user_api"] == "blas")
             serve_module._tune_process()
             blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
             assert blas and all(n == 1 for n in blas), blas
