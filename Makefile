@@ -25,13 +25,15 @@ run: $(STAMP)
 # and Fashion-MNIST, a tuning worker killed mid-trial); make test-minutes runs just those, and
 # .ci/run runs both. make test runs its tests in one process per core (pytest-xdist), each
 # test file in one of them (its fixtures made once): most tests use one core, or wait on a
-# subprocess that does (about 180 s of tests here on 2 cores, against 225-240 s in one).
+# subprocess that does. Each worker, and what it starts, runs PyTorch and BLAS on one thread
+# (tests/conftest.py): about 190 s of tests here on 2 cores. make test-minutes alike: 450 s,
+# against 670-750 s in one process of two threads.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not minutes" -n auto --dist loadfile
 	@echo "(tests marked 'minutes' were left out: make test-minutes runs them)"
 
 test-minutes: $(STAMP)
-	$(BIN)/python -m pytest -q -m minutes
+	$(BIN)/python -m pytest -q -m minutes -n auto --dist loadfile
 
 # The documentation site (MkDocs, mkdocs.yml), built strictly: a broken link fails.
 # scripts/docs_pages.py writes the pages made from the code (the CLI and Python API
