@@ -76,6 +76,9 @@ def test_config_round_trips_through_json():
         (dict(elastic_sigma=0.0), "--elastic-sigma must be > 0"),
         (dict(seed=-1), "--seed"),
         (dict(device="tpu"), "--device"),
+        (dict(target_spreads="4.2"), "--target-spreads must be two positive numbers of pixels 'Y,X'"),
+        (dict(target_spreads="4.2,0"), "--target-spreads must be two positive"),
+        (dict(target_spreads="nan,2.9"), "--target-spreads must be two positive"),
     ],
 )
 def test_bad_values_name_the_flag(overrides, match):

@@ -172,6 +172,15 @@ def test_moment_normalisation_equalises_digit_sizes(mnist):
     assert ones_x.median() < tx
 
 
+def test_moment_targets_can_be_fixed(mnist):
+    """--target-spreads fixes moment normalisation's targets instead of the training images'
+    medians (scripts/piece_check.py gives the piece check the digit model's)."""
+    p = Preprocessor(PreprocessConfig(target_spreads="5.25,3.5"), (28, 28)).fit_geometry(mnist.train_images[:500])
+    assert p.target_std.tolist() == [5.25, 3.5]
+    own = Preprocessor(PreprocessConfig(), (28, 28)).fit_geometry(mnist.train_images[:500]).target_std
+    assert not torch.equal(own, p.target_std)
+
+
 def test_moment_targets_are_saved_and_reused(small_dir, tmp_path):
     from mnist_logreg import train_run
     from mnist_logreg.training.checkpoint import load_run

@@ -98,6 +98,10 @@ class PreprocessConfig:
                              "faint strokes and textures", metavar="F")
     directions: bool = knob(True, "feed the linear layer the digit's stroke directions (four 14x14 orientation "
                                   "planes of its gradient) instead of its pixels; needs even image sides")
+    target_spreads: str | None = knob(None, "--moment-norm's target spreads, fixed: 'Y,X' in pixels (default: "
+                                            "the training images' medians; the piece check takes the digit "
+                                            "model's, so that both read a piece's features made once)",
+                                      metavar="Y,X")
     select: bool = knob(True, "choose the preprocessing on the validation split of the dataset at hand, among: "
                                + ", ".join(PREPROCESS_CANDIDATES) + " (the default recipe does)")
 
@@ -108,6 +112,18 @@ class PreprocessConfig:
         _check(_finite(self.std_floor) and 0 < self.std_floor <= MAX_STD_FLOOR, "std_floor", self.std_floor,
                f"between 0 and {MAX_STD_FLOOR} (a feature's std is below 1.5)")
         _check(_finite(self.gamma) and 0.05 <= self.gamma <= 20, "gamma", self.gamma, "between 0.05 and 20")
+        if self.target_spreads is not None:
+            _check(self.spreads is not None, "target_spreads", self.target_spreads,
+                   "two positive numbers of pixels 'Y,X', such as '4.2,2.9'")
+
+    @property
+    def spreads(self) -> tuple[float, float] | None:
+        """``target_spreads`` as (y, x), or None (unset, or not two positive finite numbers)."""
+        try:
+            y, x = (float(v) for v in str(self.target_spreads).split(","))
+        except ValueError:
+            return None
+        return (y, x) if all(math.isfinite(v) and v > 0 for v in (y, x)) else None
 
 
 MAX_PIXELS = 1_000

@@ -226,8 +226,11 @@ class Preprocessor(nn.Module):
         return self.config.deskew or self.config.moment_norm
 
     def fit_geometry(self, images: torch.Tensor) -> Preprocessor:
-        """Moment normalisation's target spreads: the training images' medians."""
-        if self.config.moment_norm:
+        """Moment normalisation's target spreads: the training images' medians, or the
+        config's ``target_spreads`` where it fixes them."""
+        if self.config.moment_norm and self.config.target_spreads is not None:
+            self.target_std = torch.tensor(self.config.spreads, dtype=torch.float32)
+        elif self.config.moment_norm:
             x = to_float(images)
             std_y, std_x = zip(*(spreads(c, self.config.deskew) for c in x.split(_CHUNK)))
             self.target_std = torch.stack([torch.cat(std_y).median(), torch.cat(std_x).median()]).float().cpu()

@@ -364,7 +364,7 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
                           f"--val-size at most {n - dataset.n_extra - dataset.n_classes:,}")
     disk_key = {"train_images": dataset.train_digest, "n_val": int(val_idx.numel()), "n_extra": dataset.n_extra,
                 "deskew": pre.deskew,
-                "moment_norm": pre.moment_norm, "torch": torch.__version__}
+                "moment_norm": pre.moment_norm, "target_spreads": pre.target_spreads, "torch": torch.__version__}
     copies = []
     if damaging:  # damaged copies of the training split's digits (never of the validation split's)
         disk_key = {**disk_key, "damaged": config.augment.damaged, "damage": damage.version()}
@@ -389,7 +389,8 @@ def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, cache: 
 
     def geometry() -> dict[str, torch.Tensor]:
         """The images after the geometric steps (deskew, size), and moment normalisation's targets."""
-        geo_key = ("geometric", id(dataset), config.data.val_size, pre.deskew, pre.moment_norm, str(device), key[-1])
+        geo_key = ("geometric", id(dataset), config.data.val_size, pre.deskew, pre.moment_norm, pre.target_spreads,
+                   str(device), key[-1])
         if cache is not None and geo_key in cache:
             return cache[geo_key]
 
