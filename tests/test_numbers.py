@@ -10,7 +10,7 @@ from digits import map_in_processes
 from mnist_logreg import number_bench as NB
 from mnist_logreg.reading import images, lite
 from mnist_logreg.reading.images import NoDigit, to_mnist
-from mnist_logreg.reading.numbers import ASPECT_EDGES, ASPECT_LOG_SHARE, NOT_A_DIGIT, number_of, read_number
+from mnist_logreg.reading.numbers import ASPECT_EDGES, ASPECT_LOG_SHARE, NOT_A_DIGIT, WIDEST, number_of, read_number
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,22 @@ def test_shape_table_is_mnists(mnist):
     for c in range(10):
         hist, _ = np.histogram(w[y == c] / h[y == c], bins=edges)
         np.testing.assert_allclose(ASPECT_LOG_SHARE[c], np.log((hist + 1) / (hist.sum() + len(hist))), atol=0.006)
+    assert (w / h).max() < WIDEST  # no training digit is so wide that it could not be one digit
+
+
+def test_ink_wider_than_any_digit_is_not_read_as_one(model, test_digits, monkeypatch):
+    """numbers.WIDEST: five touching test digits, over 2.25 times as wide as high, are read as
+    their number; compared as a whole with their reading as five digits, the one digit they
+    are not ("0") won."""
+    from mnist_logreg.reading import numbers
+
+    digits, labels = test_digits
+    rng = np.random.default_rng(638)
+    pick = rng.choice(len(digits), 5, replace=False)
+    img = NB.present(NB.compose(digits[pick], rng, "touching"), "scan", rng)
+    assert number_of(read_number(img, model)) == "".join(str(labels[i]) for i in pick)
+    monkeypatch.setattr(numbers, "WIDEST", float("inf"))
+    assert number_of(read_number(img, model)) == "0"
 
 
 def _one(args):

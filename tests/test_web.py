@@ -238,6 +238,10 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         if how == "scan":  # and larger: over numbers.CUT_HEIGHT high, cut on a reduced copy
             files[f"touching-large-{i}.png"] = _png(np.asarray(img.convert("L").resize(
                 (img.width * 5 // 2, img.height * 5 // 2), Image.Resampling.BILINEAR)))
+    wide = np.random.default_rng(638)  # five touching digits that read as one without numbers.WIDEST
+    pick = wide.choice(len(mnist.test_images), 5, replace=False)
+    img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], wide, "touching"), "scan", wide)
+    files["touching-widest.png"] = _png(np.asarray(img.convert("L")))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
         strip = np.full((h, w), 230, np.uint8)

@@ -95,6 +95,16 @@ CHECK_WEIGHT = 2.0
 # Most images hold one digit: ink that to_mnist reads as one digit is read as several only
 # where that reading beats it by ONE_BONUS more (in log probability).
 ONE_BONUS = 1.0
+# Ink more than WIDEST times as wide as it is high is never one digit: MNIST's 60,000
+# training digits are at most 2.22 times as wide (flat 2s and 5s; 21 of them reach 2). A
+# whole number read as one digit scores a single piece's penalties, while reading it as
+# its 5 digits adds up 5 pieces' small doubts, which can come to more: 1,000 validation
+# numbers of 5 touching digits were read as one digit 8 times as scans and 12 as photos
+# ("17938" as "0"), and 2 of 5 apart digits as scans, where the reader's copy reduced to
+# LIGHT_SIDE closed their gaps. With the limit: touching 77.4 -> 77.7% (scans), 78.3 ->
+# 78.6% (photos), apart 92.0 -> 92.2% and 92.9% as before; 2 touching (500 each) and the
+# digits alone (5,000 validation and 20,000 training digits) as before.
+WIDEST = 2.25
 # A cut runs from top to bottom within SEAM_BAND of the mark's height of its column,
 # crossing the least ink, a step sideways costing SEAM_STEP (ink is 0 to 1 a pixel); one is
 # tried near every column, and kept where it crosses less ink than the cuts beside it
@@ -130,7 +140,7 @@ def settings() -> dict:
             "checkWeight": CHECK_WEIGHT, "pieceTall": PIECE_TALL, "tallSeveral": TALL_SEVERAL, "several": SEVERAL,
             "seamBand": SEAM_BAND, "seamStep": SEAM_STEP,
             "cutHeight": CUT_HEIGHT,
-            "oneBonus": ONE_BONUS, "markShare": MARK_SHARE, "tall": TALL,
+            "oneBonus": ONE_BONUS, "widest": WIDEST, "markShare": MARK_SHARE, "tall": TALL,
             "wide": WIDE, "splitWide": SPLIT_WIDE, "minPiece": MIN_PIECE, "maxPiece": MAX_PIECE,
             "splitCost": SPLIT_COST, "aspectEdges": list(ASPECT_EDGES), "shapePenalty": SHAPE_PENALTY.tolist(),
             "notADigit": NOT_A_DIGIT, "narrow": NARROW, "narrowTall": NARROW_TALL, "balance": BALANCE}
@@ -501,7 +511,7 @@ def read_number(img, model) -> list[DigitRead]:
         main, line = _main_marks(images.marks(ink, label, whole))
         tall = [g for g in main if g[3] - g[2] + 1 >= TALL * line]
     one = None
-    if not (len(tall) >= 2 and side_by_side(ink, tall)):
+    if not (len(tall) >= 2 and side_by_side(ink, tall)) and whole[2] - whole[0] <= WIDEST * (whole[3] - whole[1]):
         # The piece check only weighs one digit against several: not needed for ink no
         # wider than a digit (a canvas digit: 0.1 ms saved).
         narrow = whole[2] - whole[0] <= WIDE * (whole[3] - whole[1])

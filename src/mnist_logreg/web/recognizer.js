@@ -766,7 +766,7 @@ const MnistLogreg = (() => {
       tall = main.filter((g) => g[3] - g[2] + 1 >= S.tall * line);
     }
     let one = null;
-    if (!(tall.length >= 2 && sideBySide(S, tall))) {
+    if (!(tall.length >= 2 && sideBySide(S, tall)) && whole[2] - whole[0] <= S.widest * (whole[3] - whole[1])) {
       const narrow = whole[2] - whole[0] <= S.wide * (whole[3] - whole[1]);  // no piece check needed
       one = oneDigit({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, !narrow);
       if (narrow) return [one];
