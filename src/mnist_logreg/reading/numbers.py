@@ -511,10 +511,11 @@ def read_number(img, model) -> list[DigitRead]:
         main, line = _main_marks(images.marks(ink, label, whole))
         tall = [g for g in main if g[3] - g[2] + 1 >= TALL * line]
     one = None
-    if not (len(tall) >= 2 and side_by_side(ink, tall)) and whole[2] - whole[0] <= WIDEST * (whole[3] - whole[1]):
+    width, height = whole[2] - whole[0], whole[3] - whole[1]
+    if not (len(tall) >= 2 and side_by_side(ink, tall)) and width <= WIDEST * height:  # (wider: no digit is)
         # The piece check only weighs one digit against several: not needed for ink no
         # wider than a digit (a canvas digit: 0.1 ms saved).
-        narrow = whole[2] - whole[0] <= WIDE * (whole[3] - whole[1])
+        narrow = width <= WIDE * height
         one = _one_digit(model, ink[whole[1]:whole[3], whole[0]:whole[2]], whole, cut, flat, weigh=not narrow)
         if narrow:
             return [one]

@@ -766,9 +766,10 @@ const MnistLogreg = (() => {
       tall = main.filter((g) => g[3] - g[2] + 1 >= S.tall * line);
     }
     let one = null;
-    if (!(tall.length >= 2 && sideBySide(S, tall)) && whole[2] - whole[0] <= S.widest * (whole[3] - whole[1])) {
-      const narrow = whole[2] - whole[0] <= S.wide * (whole[3] - whole[1]);  // no piece check needed
-      one = oneDigit({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, !narrow);
+    const [wideBy, highBy] = [whole[2] - whole[0], whole[3] - whole[1]];
+    if (!(tall.length >= 2 && sideBySide(S, tall)) && wideBy <= S.widest * highBy) {  // (wider: no digit is)
+      const narrow = wideBy <= S.wide * highBy;  // no piece check needed
+      one = oneDigit({ crop: cropOf(ink, w, whole), h: highBy, w: wideBy, box: whole }, !narrow);
       if (narrow) return [one];
       if (one.score + S.oneBonus >= -S.splitCost) return [one];  // no reading as several can win
     }
