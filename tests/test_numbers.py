@@ -363,25 +363,68 @@ def test_api_answers_a_number(model, test_digits):
     assert single["label"] == labels[2] and single["number"] == str(labels[2]) and len(single["digits"]) == 1
 
 
+def test_the_best_first_search_finds_the_best_reading():
+    """numbers.best_reading against every sequence of pieces tried: random cut points,
+    spans and scores (some far below 0, as misread pieces are), the same best total, with
+    fewer points read from than there are; without pruning, every point."""
+    from itertools import combinations
+
+    from mnist_logreg.reading.numbers import SPLIT_COST, best_reading
+
+    rng = np.random.default_rng(3)
+    fewer = 0
+    for _ in range(300):
+        last = int(rng.integers(1, 9))
+        ends = {i: [j for j in range(i + 1, min(last, i + 4) + 1) if rng.random() < 0.8] for i in range(last + 1)}
+        score = {(i, j): -float(rng.exponential(rng.choice([0.3, 4.0]))) for i in ends for j in ends[i]}
+        asked = []
+
+        def read_from(i):
+            asked.append(i)
+            return [(j, (i, j), score[(i, j)]) for j in ends[i]]
+
+        totals = [sum(score[p] - SPLIT_COST for p in zip((0,) + cut, cut + (last,)))
+                  for k in range(last) for cut in combinations(range(1, last), k)
+                  if all(q in ends[p] for p, q in zip((0,) + cut, cut + (last,)))]
+        got = best_reading(ends, last, read_from)
+        if not totals:
+            assert got is None
+            continue
+        assert np.isclose(sum(score[p] - SPLIT_COST for p in got), max(totals))
+        assert [p[1] for p in got[:-1]] == [p[0] for p in got[1:]] and got[0][0] == 0 and got[-1][1] == last
+        fewer += len(asked) < last
+        asked.clear()
+        assert best_reading(ends, last, read_from, prune=False) == got
+        assert asked == sorted(set(asked)) and {p[0] for p in got} <= set(asked)  # left to right, each once
+    assert fewer > 50
+
+
 def test_a_mark_that_reads_well_whole_is_read_as_without_the_shortcut(model, test_digits, monkeypatch):
     """numbers.PRUNE: a wide mark whose whole reading scores at least -SPLIT_COST is not
     cut, nor is wide ink read as one digit at a score of at least -SPLIT_COST - ONE_BONUS
-    (no split can beat them); numbers of touching and separate test digits, as scans and
-    photos, and single digits stretched wider than tall, read the same with the shortcuts
-    and without them."""
+    (no split can beat them), and _split's best-first search frames only the pieces from
+    cut points whose reading could still end best; numbers of touching and separate test
+    digits, as scans and photos, and single digits stretched wider than tall, read the
+    same with the shortcuts and without them (every piece framed and read, as a dynamic
+    programme over them)."""
     from mnist_logreg.reading import numbers
 
     digits, labels = test_digits
     rng = np.random.default_rng(11)
     imgs = [Image.fromarray(255 - d).resize((84, 56)) for d in digits[200:220]]  # one digit, wide
-    cuts = {True: 0, False: 0}
-    split = numbers._split
+    cuts, framed = {True: 0, False: 0}, {True: 0, False: 0}
+    split, frame = numbers._split, numbers.frame_piece
 
     def counted(*args):
         cuts[numbers.PRUNE] += 1
         return split(*args)
 
+    def framed_counted(*args):
+        framed[numbers.PRUNE] += 1
+        return frame(*args)
+
     monkeypatch.setattr(numbers, "_split", counted)
+    monkeypatch.setattr(numbers, "frame_piece", framed_counted)
     for spacing in ("touching", "apart"):
         for how in ("scan", "photo"):
             for _ in range(6):
@@ -398,6 +441,7 @@ def test_a_mark_that_reads_well_whole_is_read_as_without_the_shortcut(model, tes
     assert sum(len(r) > 1 for r in reads[True]) >= 12  # numbers, not single digits
     assert [len(r) for r in reads[True][:20]] == [1] * 20
     assert cuts[True] < cuts[False], cuts  # some of the wide digits alone not cut
+    assert framed[True] < 0.7 * framed[False], framed  # the search left pieces unread
 
 
 def test_the_piece_check_reads_the_models_features(model, test_digits):

@@ -368,33 +368,85 @@ def crossed(ink: np.ndarray, paths: list[np.ndarray]) -> np.ndarray:
     return cost
 
 
-def candidate_pieces(mark: _Mark, cut, flat) -> tuple[list[int], list[tuple]]:
-    """The candidate cuts of a wide mark (with its two ends) and every piece between two of
-    them that may be one digit, the whole mark left out: [((i, j), crop, box, 28x28 digit)]."""
+def spans_of(mark: _Mark) -> tuple[list[int], list, dict[int, list[int]]]:
+    """The candidate cuts of a wide mark, with its two ends (``points``: columns of the
+    mark), their paths (None at the ends), and from each point the points a piece from it
+    may end at: at least MIN_PIECE and at most MAX_PIECE of the mark's height wide, the
+    whole mark left out."""
     cuts, paths = cuts_of(mark)
     points = [0] + cuts + [mark.width]
     last = len(points) - 1
-    paths = [None] + paths + [None]
+    ends = {i: [j for j in range(i + 1, len(points))
+                if MIN_PIECE * mark.height <= points[j] - points[i] <= MAX_PIECE * mark.height and (i, j) != (0, last)]
+            for i in range(len(points))}
+    return points, [None] + paths + [None], ends
+
+
+def frame_piece(mark: _Mark, points: list[int], paths: list, i: int, j: int, cut, flat) -> tuple | None:
+    """The piece of a mark between its points i and j framed as a digit: (crop, box, 28x28
+    digit), or None where it holds no ink, is a fragment or is no digit."""
+    got = mark.piece(points[i], points[j], paths[i], paths[j])
+    if got is None:
+        return None
+    crop, box = got
+    if crop.shape[0] < (TALL_SEVERAL if mark.width > SEVERAL * mark.height else PIECE_TALL) * mark.height:
+        return None  # a fragment (a 5's flag, a 2's foot), not a digit
+    try:
+        return crop, box, images.frame_digit(crop, cut, flat)
+    except NoDigit:
+        return None
+
+
+def candidate_pieces(mark: _Mark, cut, flat) -> tuple[list[int], list[tuple]]:
+    """The candidate cuts of a wide mark (with its two ends) and every piece between two of
+    them that may be one digit, the whole mark left out: [((i, j), crop, box, 28x28 digit)]."""
+    points, paths, ends = spans_of(mark)
     out = []
     for i in range(len(points)):
-        for j in range(i + 1, len(points)):
-            if not MIN_PIECE * mark.height <= points[j] - points[i] <= MAX_PIECE * mark.height or (i, j) == (0, last):
-                continue
-            got = mark.piece(points[i], points[j], paths[i], paths[j])
-            if got is None:
-                continue
-            crop, box = got
-            if crop.shape[0] < (TALL_SEVERAL if mark.width > SEVERAL * mark.height else PIECE_TALL) * mark.height:
-                continue  # a fragment (a 5's flag, a 2's foot), not a digit
-            try:
-                out.append(((i, j), crop, box, images.frame_digit(crop, cut, flat)))
-            except NoDigit:
-                continue
+        for j in ends[i]:
+            got = frame_piece(mark, points, paths, i, j, cut, flat)
+            if got is not None:
+                out.append(((i, j), *got))
     return points, out
 
 
+def best_reading(ends: dict[int, list[int]], last: int, read_from, prune: bool = True) -> list | None:
+    """The best sequence of pieces from point 0 to point ``last`` (a cut mark's ends): its
+    pieces, or None where no sequence reaches ``last``. ``ends[i]``: the points a piece from
+    point i may end at (after i); ``read_from(i)``: the pieces from point i that hold a
+    digit, [(j, piece, score)] with j in ``ends[i]``, each score at most 0. Each piece
+    counts its score less SPLIT_COST.
+
+    A best-first search over the points (A*): ``read_from`` is asked only for the points
+    whose best reading so far could still end best. A piece scores at most 0, so the rest
+    of the mark from point i costs at least SPLIT_COST for each of the fewest pieces that
+    can span it (``fewest``): a bound that never overestimates, so the first reading to
+    reach ``last`` is the best (a touching photo frames about half its pieces). Without
+    ``prune``, every point in turn from the left (a dynamic programme over every piece);
+    ties go to the reading found first either way (the piece from the leftmost point)."""
+    # fewest[i]: the fewest pieces from point i to the end (inf: none reach it).
+    fewest = [math.inf] * last + [0]
+    for i in range(last - 1, -1, -1):
+        fewest[i] = min((1 + fewest[j] for j in ends[i]), default=math.inf)
+    # best[i]: the best reading up to point i found so far (its total and its pieces).
+    best, open_, done = {0: (0.0, [])}, {0}, set()
+    while open_:
+        i = max(sorted(open_), key=lambda k: best[k][0] - SPLIT_COST * fewest[k] if prune else -k)
+        if i == last:
+            break
+        open_.discard(i)
+        done.add(i)
+        for j, piece, score in read_from(i):
+            total = best[i][0] + (score - SPLIT_COST)
+            if j not in done and fewest[j] < math.inf and (j not in best or total > best[j][0]):
+                best[j] = (total, best[i][1] + [piece])
+                open_.add(j)
+    return best[last][1] if last in best else None
+
+
 def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.ndarray, float]]:
-    """The pieces of a wide mark that read best: [(28x28 digit, box, probabilities, piece_reading's score)]."""
+    """The pieces of a wide mark that read best (``best_reading``, the mark read whole
+    among them): [(28x28 digit, box, probabilities, piece_reading's score)]."""
     # The mark read whole first. A piece's score is at most 0 (log probabilities and a
     # shape penalty at most 0), so k >= 2 pieces total at most -k * SPLIT_COST, and the
     # whole mark, at score - SPLIT_COST, wins (ties go to it) whenever its score is at
@@ -408,24 +460,22 @@ def _split(mark: _Mark, model, cut, flat) -> list[tuple[np.ndarray, tuple, np.nd
             pass
         if whole is not None and PRUNE and whole[3] >= -SPLIT_COST:
             return [whole]
-    points, candidates = candidate_pieces(mark, cut, flat)
+    points, paths, ends = spans_of(mark)
     last = len(points) - 1
-    # Each piece read: (28x28 digit, box, probabilities, piece_reading's score), the whole mark's above.
-    pieces = {(0, last): whole} if whole is not None else {}
-    if candidates:
-        read = _read_pieces(model, np.stack([c[3] for c in candidates]), [c[2] for c in candidates])
-        pieces.update(zip([c[0] for c in candidates], read))
-    # best[j]: the best reading of columns [points[0], points[j]) ending with a cut at j,
-    # each piece charged SPLIT_COST.
-    best = {0: (0.0, [])}
-    for j in range(1, len(points)):
-        options = [(best[i][0] + (pieces[(i, j)][3] - SPLIT_COST), best[i][1] + [pieces[(i, j)]])
-                   for i in range(j) if i in best and (i, j) in pieces]
-        if options:
-            best[j] = max(options, key=lambda o: o[0])
-    if last not in best:
+
+    def read_from(i: int) -> list[tuple]:  # the pieces from point i framed and read, in one batch
+        framed = [(j, got) for j in ends[i] if (i, j) != (0, last)
+                  for got in [frame_piece(mark, points, paths, i, j, cut, flat)] if got is not None]
+        read = _read_pieces(model, np.stack([g[2] for _, g in framed]), [g[1] for _, g in framed]) if framed else []
+        out = [(j, r, r[3]) for (j, _), r in zip(framed, read)]
+        return out + [(last, whole, whole[3])] if i == 0 and whole is not None else out
+
+    if whole is not None:
+        ends[0].append(last)
+    pieces = best_reading(ends, last, read_from, PRUNE)
+    if pieces is None:
         raise NoDigit(images.NOTHING_LEFT)
-    return best[last][1]
+    return pieces
 
 
 def _read_pieces(model, digits: np.ndarray, boxes: list) -> list[tuple]:

@@ -805,27 +805,45 @@ const MnistLogreg = (() => {
     if (whole && whole[3] >= -S.splitCost) return [whole];
     const [cuts, cutPaths] = cutsOf(S, mark);
     const points = [0, ...cuts, mark.w], last = points.length - 1, paths = [null, ...cutPaths, null];
-    const read = new Map();  // "i,j" -> [digit, box, p, score]; the whole mark's read above
-    if (whole) read.set("0," + last, whole);
-    for (let i = 0; i < points.length; i++) for (let j = i + 1; j < points.length; j++) {
-      const span = points[j] - points[i];
-      if (span > S.maxPiece * mark.h || span < S.minPiece * mark.h || (i === 0 && j === last)) continue;
-      const piece = mark.piece(points[i], points[j], paths[i], paths[j]);
-      const tall = mark.w > S.several * mark.h ? S.tallSeveral : S.pieceTall;  // numbers.candidate_pieces
-      if (!piece || piece.h < tall * mark.h) continue;  // nothing, or a fragment, not a digit
-      const r = readPiece(piece);
-      if (r) read.set(i + "," + j, r);
-    }
-    const best = new Map([[0, [0.0, []]]]);  // j -> the best reading of the columns up to points[j]
-    for (let j = 1; j < points.length; j++) {
-      let pick = null;
-      for (let i = 0; i < j; i++) {
-        const r = read.get(i + "," + j);
-        if (!best.has(i) || !r) continue;
-        const total = best.get(i)[0] + (r[3] - S.splitCost);
-        if (pick === null || total > pick[0]) pick = [total, [...best.get(i)[1], r]];  // the first best, as max()
+    const tall = mark.w > S.several * mark.h ? S.tallSeveral : S.pieceTall;  // numbers.frame_piece
+    const ends = points.map((_, i) => {  // numbers.spans_of: where a piece from point i may end
+      const out = [];
+      for (let j = i + 1; j < points.length; j++) {
+        const span = points[j] - points[i];
+        if (span <= S.maxPiece * mark.h && span >= S.minPiece * mark.h && !(i === 0 && j === last)) out.push(j);
       }
-      if (pick !== null) best.set(j, pick);
+      return out;
+    });
+    if (whole) ends[0].push(last);
+    const fewest = new Array(last + 1).fill(Infinity);  // the fewest pieces from point i to the end
+    fewest[last] = 0;
+    for (let i = last - 1; i >= 0; i--) for (const j of ends[i]) fewest[i] = Math.min(fewest[i], 1 + fewest[j]);
+    // numbers._split's best-first search: the open point whose reading could end best is
+    // expanded, its pieces framed and read; it stops when the mark's end is that point.
+    const best = new Map([[0, [0.0, []]]]), open = new Set([0]), done = new Set();
+    while (open.size) {
+      let i = -1;
+      for (const k of [...open].sort((a, b) => a - b)) {
+        if (i < 0 || best.get(k)[0] - S.splitCost * fewest[k] > best.get(i)[0] - S.splitCost * fewest[i]) i = k;
+      }
+      if (i === last) break;
+      open.delete(i);
+      done.add(i);
+      for (const j of ends[i]) {
+        let r;
+        if (i === 0 && j === last) r = whole;
+        else {
+          const piece = mark.piece(points[i], points[j], paths[i], paths[j]);
+          if (!piece || piece.h < tall * mark.h) continue;  // nothing, or a fragment, not a digit
+          r = readPiece(piece);
+          if (!r) continue;
+        }
+        const total = best.get(i)[0] + (r[3] - S.splitCost);
+        if (!done.has(j) && fewest[j] < Infinity && (!best.has(j) || total > best.get(j)[0])) {
+          best.set(j, [total, [...best.get(i)[1], r]]);
+          open.add(j);
+        }
+      }
     }
     if (!best.has(last)) throw new NoDigit(NOTHING_LEFT);
     return best.get(last)[1];
