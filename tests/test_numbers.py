@@ -379,7 +379,7 @@ def test_the_best_first_search_finds_the_best_reading():
         score = {(i, j): -float(rng.exponential(rng.choice([0.3, 4.0]))) for i in ends for j in ends[i]}
         asked = []
 
-        def read_from(i):
+        def read_from(i, asked=asked, ends=ends, score=score):
             asked.append(i)
             return [(j, (i, j), score[(i, j)]) for j in ends[i]]
 
@@ -462,3 +462,43 @@ def test_the_piece_check_reads_the_models_features(model, test_digits):
     probs, checked = read_and_check(other, digits)
     np.testing.assert_array_equal(probs, other.predict_proba(digits))
     np.testing.assert_array_equal(checked, piece_check().predict_proba(digits))
+
+
+FAULTS = """
+import resource, sys
+import numpy as np
+from mnist_logreg import number_bench as NB
+from mnist_logreg.reading import lite
+from mnist_logreg.reading.modelfile import shipped_run
+from mnist_logreg.reading.numbers import read_number
+from mnist_logreg.system import keep_freed_memory
+
+assert sys.argv[1] == "plain" or keep_freed_memory()
+digits = np.load(sys.argv[2])
+rng = np.random.default_rng(0)
+photos = [NB.present(NB.compose(digits[k:k + 5], rng, "touching"), "photo", rng) for k in (0, 5)]
+model = lite.load_run(shipped_run())
+for img in photos:
+    read_number(img, model)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    for img in photos:
+        read_number(img, model)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 6)
+"""
+
+
+def test_a_readers_process_keeps_the_memory_a_photo_freed(test_digits, tmp_path):
+    """system.keep_freed_memory (predict and serve set it): touching 5-digit photos read
+    again and again take no fresh pages from the system; glibc's own thresholds gave a
+    photo's 15 MB of arrays back and faulted them in again, about 4,600 pages a photo."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's mallopt only")
+    np.save(tmp_path / "digits.npy", test_digits[0][:10])
+    out = subprocess.run([sys.executable, "-c", FAULTS, "keep", str(tmp_path / "digits.npy")], capture_output=True,
+                         text=True, check=True).stdout
+    assert float(out) < 300, out  # ("plain" instead of "keep": about 6,900)

@@ -227,6 +227,7 @@ def _run_or_shipped(args: argparse.Namespace) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .reading.lite import load_run  # NumPy only: no PyTorch to import for a few photos
     from .reading.predict import predict_files
+    from .system import keep_freed_memory
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
@@ -236,6 +237,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.out:
         raise UserError("--out writes a Kaggle submission: give it one CSV of digits (test.csv), not images")
     checkpoint = load_run(_run_or_shipped(args))
+    keep_freed_memory()  # a folder of photos: each read in the memory the last one freed
     results = predict_files(checkpoint, args.images, top_k=args.top, save_preprocessed=args.save_preprocessed)
     if not results:
         raise UserError("no image files found in " + ", ".join(args.images))

@@ -288,14 +288,19 @@ def _tune_process() -> None:
     process, a process per core). A large digit's resize is a product large enough for
     OpenBLAS to share among its own threads, which then spin waiting for more and take the
     cores from the event loops: /healthz p99 beside the 38 MP uploads 42-45 ms, 25-27 ms
-    with one thread (``benchmarks/serve_load.py``).
+    with one thread (``benchmarks/serve_load.py``). Freed memory is kept for the next
+    image (``system.keep_freed_memory``): a photo's arrays are not given back to the system
+    and faulted in again a page at a time.
     """
     import sys
 
     from threadpoolctl import threadpool_limits
 
+    from ..system import keep_freed_memory
+
     sys.setswitchinterval(0.0005)
     threadpool_limits(1, user_api="blas")
+    keep_freed_memory()
 
 
 def uvicorn_options(host: str, port: int) -> dict:
