@@ -39,7 +39,8 @@ def test_shape_table_is_mnists(mnist):
 def test_ink_wider_than_any_digit_is_not_read_as_one(model, test_digits, monkeypatch):
     """numbers.WIDEST: five touching test digits, over 2.25 times as wide as high, are read as
     their number; compared as a whole with their reading as five digits, the one digit they
-    are not ("0") won."""
+    are not ("0") won. A mark over 2.25 times as wide as the line is high is not read whole
+    among its cuts either."""
     from mnist_logreg.reading import numbers
 
     digits, labels = test_digits
@@ -47,8 +48,15 @@ def test_ink_wider_than_any_digit_is_not_read_as_one(model, test_digits, monkeyp
     pick = rng.choice(len(digits), 5, replace=False)
     img = NB.present(NB.compose(digits[pick], rng, "touching"), "scan", rng)
     assert number_of(read_number(img, model)) == "".join(str(labels[i]) for i in pick)
+    # Nor is a mark of a number that wide, among its cuts: six touching digits in two marks
+    # (side by side, never weighed as one digit), the wider read whole as "2" without the limit.
+    rng = np.random.default_rng(615)
+    pick = rng.choice(len(digits), 6, replace=False)
+    six = NB.present(NB.compose(digits[pick], rng, "touching"), "scan", rng)
+    assert number_of(read_number(six, model)) == "".join(str(labels[i]) for i in pick)
     monkeypatch.setattr(numbers, "WIDEST", float("inf"))
     assert number_of(read_number(img, model)) == "0"
+    assert number_of(read_number(six, model)) == "22"
 
 
 def _one(args):

@@ -242,6 +242,10 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     pick = wide.choice(len(mnist.test_images), 5, replace=False)
     img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], wide, "touching"), "scan", wide)
     files["touching-widest.png"] = _png(np.asarray(img.convert("L")))
+    wide = np.random.default_rng(615)  # six, in two marks: the wider read whole without numbers.WIDEST
+    pick = wide.choice(len(mnist.test_images), 6, replace=False)
+    img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], wide, "touching"), "scan", wide)
+    files["touching-widest-mark.png"] = _png(np.asarray(img.convert("L")))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
         strip = np.full((h, w), 230, np.uint8)

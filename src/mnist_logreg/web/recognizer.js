@@ -785,14 +785,14 @@ const MnistLogreg = (() => {
       } else if (mark.w <= S.splitWide * line) {
         out.push(read(mark.piece(0, mark.w)));
       } else {
-        out.push(...split(S, model, mark, cut, flat).map(([digit, box, p, score]) => digitOf(digit, box, p, score)));
+        out.push(...split(S, model, mark, cut, flat, line).map(([digit, box, p, score]) => digitOf(digit, box, p, score)));
       }
     }
     let apart = 0;
     for (const d of out) if (d.label !== "?") apart += d.score - S.splitCost;
     return one !== null && one.score + S.oneBonus >= apart ? [one] : out;
   }
-  function split(S, model, mark, cut, flat) {  // numbers._split: the pieces of a wide mark that read best
+  function split(S, model, mark, cut, flat, line) {  // numbers._split: the pieces of a wide mark that read best
     const readPiece = (piece) => {  // [digit, box, p, score], or null where nothing is left
       let digit;
       try { digit = frameDigit(piece.crop, piece.h, piece.w, cut, flat); }
@@ -800,8 +800,10 @@ const MnistLogreg = (() => {
       const [p, score] = pieceReading(S, classify(model, digit), piece.w, piece.h, checkPiece(model, digit));
       return [digit, piece.box, p, score];
     };
-    // Read whole first: at a score of at least -splitCost, no cut can beat it.
-    const wholePiece = mark.piece(0, mark.w), whole = wholePiece && readPiece(wholePiece);
+    // Read whole first: at a score of at least -splitCost, no cut can beat it. A mark wider
+    // than any digit (numbers.WIDEST) is read whole only where no cut makes a reading.
+    const readWhole = () => { const piece = mark.piece(0, mark.w); return piece ? readPiece(piece) : null; };
+    const widest = mark.w > S.widest * line, whole = widest ? null : readWhole();
     if (whole && whole[3] >= -S.splitCost) return [whole];
     const [cuts, cutPaths] = cutsOf(S, mark);
     const points = [0, ...cuts, mark.w], last = points.length - 1, paths = [null, ...cutPaths, null];
@@ -845,8 +847,10 @@ const MnistLogreg = (() => {
         }
       }
     }
-    if (!best.has(last)) throw new NoDigit(NOTHING_LEFT);
-    return best.get(last)[1];
+    if (best.has(last)) return best.get(last)[1];
+    const lastResort = widest ? readWhole() : null;
+    if (!lastResort) throw new NoDigit(NOTHING_LEFT);
+    return [lastResort];
   }
   function pyRound(v) {  // Python's round() and np.round: halves to even
     const f = Math.floor(v), d = v - f;
