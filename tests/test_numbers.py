@@ -314,6 +314,30 @@ def test_cuts_are_the_least_inky_among_their_neighbours():
         assert all((g == np.clip(np.repeat(2 * p + 1, 2), edge, big.width - edge)).all() for g, p in zip(got[1], paths))
 
 
+def test_a_thin_digit_beside_heavy_touching_ones_is_no_speck(model, test_digits):
+    """numbers._main_marks: four touching test digits, the 6 apart from the others and
+    written finer, under a tenth of their mark's ink, read "2062" (left out as a speck, they
+    read "202"); a mark as tall is a speck only with under a tenth of the ink a digit has,
+    and a short one with under a tenth of the heaviest mark's."""
+    from mnist_logreg.reading.numbers import _main_marks
+
+    digits, labels = test_digits
+    rng = np.random.default_rng(224)
+    pick = rng.choice(len(digits), 4, replace=False)
+    img = NB.present(NB.compose(digits[pick], rng, "touching"), "scan", rng)
+    assert "".join(str(labels[i]) for i in pick) == "2062"
+    assert number_of(read_number(img, model)) == "2062"
+    # [x0, x1, y0, y1, ink, regions]: a mark of three digits (30 high, 90 wide, ink 300) and
+    # beside it a digit with 20 of ink (a tenth of one digit's 100 is 10), a tall stroke
+    # with 5 and a short dot with 20.
+    marks = [[0, 89, 0, 29, 300.0, [1]], [95, 114, 2, 29, 20.0, [2]], [120, 122, 5, 25, 5.0, [3]],
+             [130, 135, 20, 25, 20.0, [4]]]
+    main, line = _main_marks(marks)
+    assert [g[5] for g in main] == [[1], [2]] and line == 30
+    # Beside one digit as heavy (30 high, 30 wide), the thin digit is a speck.
+    assert [g[5] for g in _main_marks([[0, 29, 0, 29, 300.0, [1]], marks[1]])[0]] == [[1]]
+
+
 def test_a_dash_is_not_a_digit(model, test_digits):
     """A mark far shorter than the digits beside it is "?" with a reason, not a guess."""
     digits, labels = test_digits

@@ -246,6 +246,10 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     pick = wide.choice(len(mnist.test_images), 6, replace=False)
     img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], wide, "touching"), "scan", wide)
     files["touching-widest-mark.png"] = _png(np.asarray(img.convert("L")))
+    thin = np.random.default_rng(224)  # a thin 6 beside heavy touching digits: no speck (numbers._main_marks)
+    pick = thin.choice(len(mnist.test_images), 4, replace=False)
+    img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], thin, "touching"), "scan", thin)
+    files["touching-thin.png"] = _png(np.asarray(img.convert("L")))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
         strip = np.full((h, w), 230, np.uint8)

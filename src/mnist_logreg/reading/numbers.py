@@ -29,7 +29,16 @@ import numpy as np
 from . import images, lite
 from .images import NoDigit
 
-# Marks with under this share of the heaviest mark's ink are specks, left out.
+# Marks with under this share of the heaviest mark's ink are specks, left out; but a mark
+# of several touching digits holds several digits' ink, and a digit beside it written with
+# a finer pen ("0330" beside a thin 5) can have under a tenth of it: a mark at least
+# PIECE_TALL of the line's height is left out only with under this share of the most ink
+# one digit has (a mark's ink over its width in heights). On 1,000 validation numbers each
+# (scans / photos): 5 touching digits 81.0 / 79.6 -> 81.5 / 80.8%, 6 touching 74.9 / 74.3
+# -> 76.1 / 76.8%; 2 touching and 2 to 6 apart within 1 number of before; the digits alone
+# and the robustness benchmark's rows (300 test digits each) read as before. Weighed by ink
+# per digit alone, any mark: an impulse-noise digit read "2?"; by height alone (a tall
+# light mark is no speck): a faint stroke of a broken 4 read as a 1 too.
 MARK_SHARE = 0.1
 # A mark shorter than this share of the line's height is not a digit ("?").
 TALL = 0.3
@@ -540,9 +549,14 @@ def fine_marks(ink: np.ndarray, whole: tuple) -> tuple[np.ndarray, list[list], i
 
 def _main_marks(groups: list[list]) -> tuple[list[list], int]:
     """The marks that are not specks (see ``MARK_SHARE``), and the line's height: the
-    tallest of them."""
-    main = [g for g in groups if g[4] >= MARK_SHARE * max(c[4] for c in groups)]
-    return main, max(g[3] - g[2] + 1 for g in main)
+    tallest of those with MARK_SHARE of the heaviest mark's ink."""
+    heaviest = max(g[4] for g in groups)
+    # The most ink a digit has: a mark's ink over how many digits it may hold, its width
+    # over its height (a digit is about as wide as it is high, or narrower).
+    digit = max(g[4] / max(1.0, (g[1] - g[0] + 1) / (g[3] - g[2] + 1)) for g in groups)
+    line = max(g[3] - g[2] + 1 for g in groups if g[4] >= MARK_SHARE * heaviest)
+    return [g for g in groups if g[4] >= MARK_SHARE * heaviest or (
+        g[3] - g[2] + 1 >= PIECE_TALL * line and g[4] >= MARK_SHARE * digit)], line
 
 
 def read_number(img, model) -> list[DigitRead]:

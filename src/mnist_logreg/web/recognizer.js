@@ -754,11 +754,16 @@ const MnistLogreg = (() => {
       checkSingleDigit(ink, label, n, w, h);
       return [oneDigit({ crop: cropOf(ink, w, whole), h: whole[3] - whole[1], w: whole[2] - whole[0], box: whole }, false)];
     }
-    const mainOf = (groups) => {
-      let heaviest = -Infinity;
-      for (const g of groups) heaviest = Math.max(heaviest, g[4]);
-      const main = groups.filter((g) => g[4] >= S.markShare * heaviest);
-      return { main, line: Math.max(...main.map((g) => g[3] - g[2] + 1)) };
+    const mainOf = (groups) => {  // numbers._main_marks: specks left out
+      let heaviest = -Infinity, digit = -Infinity, line = -Infinity;
+      for (const g of groups) {
+        heaviest = Math.max(heaviest, g[4]);
+        digit = Math.max(digit, g[4] / Math.max(1, (g[1] - g[0] + 1) / (g[3] - g[2] + 1)));
+      }
+      for (const g of groups) if (g[4] >= S.markShare * heaviest) line = Math.max(line, g[3] - g[2] + 1);
+      const main = groups.filter((g) => g[4] >= S.markShare * heaviest ||
+                                        (g[3] - g[2] + 1 >= S.pieceTall * line && g[4] >= S.markShare * digit));
+      return { main, line };
     };
     let tall = [];
     if (n >= 2) {
