@@ -6,8 +6,9 @@ Marks side by side are digits of a number, read left to right. A mark much wider
 digit is tall is likely touching digits: it is cut where a path from top to bottom crosses
 less ink than the paths beside it, and the cuts kept are those whose pieces the model
 reads best (recognition-driven segmentation, as in the ZIP-code readers of the early
-1990s): each candidate piece is framed as a digit and read, and a dynamic programme picks
-the sequence of pieces with the highest sum of log probabilities, each piece also weighed
+1990s): candidate pieces are framed as digits and read, and the sequence of pieces with
+the highest sum of log probabilities is kept (a best-first search over the cuts finds what
+a dynamic programme over every piece would, reading fewer), each piece also weighed
 by how common its shape (width over height) is among MNIST's training digits, and by the
 piece check: a second logistic regression that tells a whole digit from part of one or
 from two touching (the model alone reads all of them confidently; ``pieces.py`` makes
@@ -141,8 +142,9 @@ SEAM_PIXELS = 4_000_000
 # 44.5 / 13 / 5 / 87% before; of the digits alone, 55 and 61 of 5,000 misread, as before.
 # A check of two classes (one digit or not) instead: 83 / 52 / 52 / 86%; straight cuts:
 # 82.5 / 49 / 47 / 87%.
-# A wide mark that reads well whole is not cut (see _split); off only to check that the
-# readings are the same.
+# A wide mark that reads well whole is not cut (see _split), and the best sequence of
+# pieces is found by a best-first search that leaves pieces unread (best_reading); off
+# only to check that the readings are the same.
 PRUNE = True
 
 
@@ -485,9 +487,9 @@ def _split(mark: _Mark, model, cut, flat, line: int) -> list[tuple[np.ndarray, t
     last = len(points) - 1
 
     def read_from(i: int) -> list[tuple]:  # the pieces from point i framed and read, in one batch
-        framed = [(j, got) for j in ends[i] if (i, j) != (0, last)
-                  for got in [frame_piece(mark, points, paths, i, j, cut, flat)] if got is not None]
-        read = _read_pieces(model, np.stack([g[2] for _, g in framed]), [g[1] for _, g in framed]) if framed else []
+        framed = [(j, piece) for j in ends[i] if (i, j) != (0, last)
+                  for piece in [frame_piece(mark, points, paths, i, j, cut, flat)] if piece is not None]
+        read = _read_pieces(model, np.stack([p[2] for _, p in framed]), [p[1] for _, p in framed]) if framed else []
         out = [(j, r, r[3]) for (j, _), r in zip(framed, read)]
         return out + [(last, whole, whole[3])] if i == 0 and whole is not None else out
 
