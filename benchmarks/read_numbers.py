@@ -12,8 +12,9 @@ as ``predict`` and ``serve`` do (``system.keep_freed_memory``; ``--plain``: not)
 ``--speed``: milliseconds a 5-digit number, 40 of the benchmark's numbers of each kind
 (photos and scans, touching and apart) read in one process, the best of ``--rounds``
 rounds, beside the time of a plain Python loop of 3 million steps (how fast the machine
-runs today: a shared one varies), and the page faults a number takes (see ``--plain``). (Not "numbers.py": that name
-would hide the standard library module NumPy imports.)
+runs today: a shared one varies), and the page faults a number takes (see ``--plain``).
+
+(Not "numbers.py": that name would hide the standard library module NumPy imports.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def speed(run, rounds: int) -> None:
     import numpy as np
 
     from mnist_logreg.data.sources import locate, read_test_split
-    from mnist_logreg.number_bench import case_seed, compose, present
+    from mnist_logreg.number_bench import case_seed, draw
     from mnist_logreg.reading import lite
     from mnist_logreg.reading.modelfile import shipped_run
     from mnist_logreg.reading.numbers import read_number
@@ -46,8 +47,7 @@ def speed(run, rounds: int) -> None:
     for how in ("photo", "scan"):
         for spacing in ("touching", "apart"):
             rng = np.random.default_rng(case_seed(5, spacing, how))
-            imgs = [present(compose(digits[rng.choice(len(digits), 5, replace=False)], rng, spacing), how, rng)
-                    for _ in range(40)]
+            imgs = [draw(digits, rng, 5, spacing, how)[1] for _ in range(40)]
             times, faults = [], resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(rounds):
                 t0 = time.perf_counter()

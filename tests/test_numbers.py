@@ -44,15 +44,11 @@ def test_ink_wider_than_any_digit_is_not_read_as_one(model, test_digits, monkeyp
     from mnist_logreg.reading import numbers
 
     digits, labels = test_digits
-    rng = np.random.default_rng(638)
-    pick = rng.choice(len(digits), 5, replace=False)
-    img = NB.present(NB.compose(digits[pick], rng, "touching"), "scan", rng)
+    pick, img = NB.draw(digits, np.random.default_rng(638), 5, "touching", "scan")
     assert number_of(read_number(img, model)) == "".join(str(labels[i]) for i in pick)
     # Nor is a mark of a number that wide, among its cuts: six touching digits in two marks
     # (side by side, never weighed as one digit), the wider read whole as "2" without the limit.
-    rng = np.random.default_rng(615)
-    pick = rng.choice(len(digits), 6, replace=False)
-    six = NB.present(NB.compose(digits[pick], rng, "touching"), "scan", rng)
+    pick, six = NB.draw(digits, np.random.default_rng(615), 6, "touching", "scan")
     assert number_of(read_number(six, model)) == "".join(str(labels[i]) for i in pick)
     monkeypatch.setattr(numbers, "WIDEST", float("inf"))
     assert number_of(read_number(img, model)) == "0"
@@ -322,9 +318,7 @@ def test_a_thin_digit_beside_heavy_touching_ones_is_no_speck(model, test_digits)
     from mnist_logreg.reading.numbers import _main_marks
 
     digits, labels = test_digits
-    rng = np.random.default_rng(224)
-    pick = rng.choice(len(digits), 4, replace=False)
-    img = NB.present(NB.compose(digits[pick], rng, "touching"), "scan", rng)
+    pick, img = NB.draw(digits, np.random.default_rng(224), 4, "touching", "scan")
     assert "".join(str(labels[i]) for i in pick) == "2062"
     assert number_of(read_number(img, model)) == "2062"
     # [x0, x1, y0, y1, ink, regions]: a mark of three digits (30 high, 90 wide, ink 300) and

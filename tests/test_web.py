@@ -238,17 +238,15 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         if how == "scan":  # and larger: over numbers.CUT_HEIGHT high, cut on a reduced copy
             files[f"touching-large-{i}.png"] = _png(np.asarray(img.convert("L").resize(
                 (img.width * 5 // 2, img.height * 5 // 2), Image.Resampling.BILINEAR)))
-    wide = np.random.default_rng(638)  # five touching digits that read as one without numbers.WIDEST
-    pick = wide.choice(len(mnist.test_images), 5, replace=False)
-    img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], wide, "touching"), "scan", wide)
+    test = mnist.test_images.numpy()
+    # Five touching digits that read as one without numbers.WIDEST.
+    img = number_bench.draw(test, np.random.default_rng(638), 5, "touching", "scan")[1]
     files["touching-widest.png"] = _png(np.asarray(img.convert("L")))
-    wide = np.random.default_rng(615)  # six, in two marks: the wider read whole without numbers.WIDEST
-    pick = wide.choice(len(mnist.test_images), 6, replace=False)
-    img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], wide, "touching"), "scan", wide)
+    # Six, in two marks: the wider read whole without numbers.WIDEST.
+    img = number_bench.draw(test, np.random.default_rng(615), 6, "touching", "scan")[1]
     files["touching-widest-mark.png"] = _png(np.asarray(img.convert("L")))
-    thin = np.random.default_rng(224)  # a thin 6 beside heavy touching digits: no speck (numbers._main_marks)
-    pick = thin.choice(len(mnist.test_images), 4, replace=False)
-    img = number_bench.present(number_bench.compose(mnist.test_images.numpy()[pick], thin, "touching"), "scan", thin)
+    # A thin 6 beside heavy touching digits: no speck (numbers._main_marks).
+    img = number_bench.draw(test, np.random.default_rng(224), 4, "touching", "scan")[1]
     files["touching-thin.png"] = _png(np.asarray(img.convert("L")))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):

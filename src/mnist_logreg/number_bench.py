@@ -67,6 +67,13 @@ def present(ink: np.ndarray, how: str, rng: np.random.Generator):
     return sheet_photo(np.clip(_resize(ink, width, height), 0, 1), rng)
 
 
+def draw(digits: np.ndarray, rng: np.random.Generator, length: int, spacing: str, how: str):
+    """``length`` of ``digits`` drawn with ``rng``, composed and presented as a number: their
+    indices and the Pillow image."""
+    pick = rng.choice(len(digits), length, replace=False)
+    return pick, present(compose(digits[pick], rng, spacing), how, rng)
+
+
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: insertions, deletions and substitutions, each 1."""
     prev = list(range(len(b) + 1))
@@ -92,9 +99,8 @@ def read_case(model, digits: np.ndarray, labels: np.ndarray, length: int, spacin
     rng = np.random.default_rng(case_seed(length, spacing, how, seed))
     right, digit_errors, seconds, answers = 0, 0, 0.0, []
     for _ in range(n):
-        pick = rng.choice(len(digits), length, replace=False)
+        pick, img = draw(digits, rng, length, spacing, how)
         truth = "".join(str(int(labels[i])) for i in pick)
-        img = present(compose(digits[pick], rng, spacing), how, rng)
         t0 = time.perf_counter()
         try:
             read = number_of(read_number(img, model))
