@@ -56,3 +56,20 @@ def map_in_processes(fn, items: list) -> list:
         return [fn(x) for x in items]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         return pool.map(fn, items, chunksize=max(1, len(items) // (4 * workers)))
+
+
+def amount(left: np.ndarray, right: np.ndarray, size: float, gap: int = 3) -> np.ndarray:
+    """Two rows of ink (float, 1 = ink; ``number_bench.compose``'s) joined by a round point
+    ``size`` times the taller one's height across, on their common baseline, as an amount is
+    written ("12.50"): float ink."""
+    h = max(left.shape[0], right.shape[0])
+    r = size * h / 2
+    side = int(np.ceil(2 * r)) + 2
+    yy, xx = np.mgrid[0:side, 0:side] + 0.5
+    dot = np.clip(r + 0.5 - np.hypot(yy - side / 2, xx - side / 2), 0, 1)  # antialiased at its rim
+    out = np.zeros((h + 2, left.shape[1] + right.shape[1] + side + 2 * gap))
+    out[h - left.shape[0]:h, :left.shape[1]] = left
+    x = left.shape[1] + gap
+    out[h + 1 - side:h + 1, x:x + side] = dot
+    out[h - right.shape[0]:h, x + side + gap:] = right
+    return out

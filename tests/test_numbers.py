@@ -6,11 +6,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits import map_in_processes
+from digits import amount, map_in_processes
 from mnist_logreg import number_bench as NB
 from mnist_logreg.reading import images, lite
 from mnist_logreg.reading.images import NoDigit, to_mnist
-from mnist_logreg.reading.numbers import ASPECT_EDGES, ASPECT_LOG_SHARE, NOT_A_DIGIT, WIDEST, number_of, read_number
+from mnist_logreg.reading.numbers import (
+    A_POINT,
+    ASPECT_EDGES,
+    ASPECT_LOG_SHARE,
+    NOT_A_DIGIT,
+    WIDEST,
+    number_of,
+    read_number,
+)
 
 
 @pytest.fixture(scope="module")
@@ -340,6 +348,32 @@ def test_a_dash_is_not_a_digit(model, test_digits):
     reads = read_number(_row(digits[0], dash, digits[1]), model)
     assert number_of(reads) == f"{labels[0]}?{labels[1]}"
     assert reads[1].reason == NOT_A_DIGIT and reads[1].probability is None
+
+
+def test_a_point_between_digits_reads_as_a_point(model, test_digits):
+    """An amount: two and two test digits set apart with a round point between them, a fifth
+    of their height across, read "ab.cd" as scans and as photos (numbers.points_of); a short
+    thin stroke there, as the bits of a broken digit are, is no point; a large point was read
+    as a digit ("72410")."""
+    digits, labels = test_digits
+    rng = np.random.default_rng(12)
+    reads = []
+    for k in range(20):
+        pick = rng.choice(len(digits), 4, replace=False)
+        ink = amount(NB.compose(digits[pick[:2]], rng, "apart"), NB.compose(digits[pick[2:]], rng, "apart"), 0.2)
+        got = read_number(NB.present(ink, ("scan", "photo")[k % 2], rng), model)
+        truth = "{}{}.{}{}".format(*labels[pick])
+        reads.append((number_of(got), truth))
+        point = [d for d in got if d.label == "."]
+        assert all(d.reason == A_POINT and d.probability is None and d.digit is None for d in point)
+    assert sum(read.find(".") == 2 and len(read) == 5 for read, _ in reads) >= 19, reads
+    assert sum(read == truth for read, truth in reads) >= 16, reads
+    yy, xx = np.mgrid[0:28, 0:8]
+    dot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 9, 255, 0).astype(np.uint8)
+    assert number_of(read_number(_row(digits[0], digits[1], dot, digits[2], digits[3]), model)) == "72.10"
+    stroke = np.zeros((28, 8), np.uint8)
+    stroke[17:25, 4] = 255  # one pixel wide: thinner than the digits' strokes
+    assert number_of(read_number(_row(digits[0], digits[1], stroke, digits[2], digits[3]), model)) == "7210"
 
 
 def test_blank_and_scribbles_keep_their_answers(model):

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_main
-from digits import photo
+from digits import amount, photo
 from handwriting import TOOLS, labelled, software_photo
 from mnist_logreg.reading.images import SEVERAL
 
@@ -248,6 +248,9 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     # A thin 6 beside heavy touching digits: no speck (numbers._main_marks).
     img = number_bench.draw(test, np.random.default_rng(224), 4, "touching", "scan")[1]
     files["touching-thin.png"] = _png(np.asarray(img.convert("L")))
+    for i, how in enumerate(("scan", "photo", "scan", "photo")):  # amounts: a point between digits (numbers.points_of)
+        ink = amount(*(number_bench.compose(test[130 + 4 * i + k:132 + 4 * i + k], rng, "apart") for k in (0, 2)), 0.2)
+        files[f"amount-{i}.png"] = _png(np.asarray(number_bench.present(ink, how, rng).convert("L")))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
         strip = np.full((h, w), 230, np.uint8)
@@ -307,9 +310,10 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     # digits, or none); for a row, the same digits, boxes, probabilities and 28x28 images.
     assert {n: a["number"] for n, a in answers.items()} == {n: numbers[n][0] for n in files}
     rows = {n for n, (number, digits) in numbers.items() if digits and n != "drawn-number.png"}
-    assert rows >= {n for n in files if n.startswith(("pair", "touching", "dash"))}
+    assert rows >= {n for n in files if n.startswith(("pair", "touching", "dash", "amount"))}
     assert sum(len(numbers[n][1]) == 3 for n in files if n.startswith("touching")) >= 3  # the cuts were found
     assert sum("?" in numbers[n][0] for n in files if n.startswith("dash")) >= 3
+    assert sum(numbers[n][0][2:3] == "." for n in files if n.startswith("amount")) >= 3
     assert sum(numbers[n][0] == "11" for n in files if n.startswith("eleven")) >= 3
     assert {numbers[n][0] for n in files if n.startswith("stray")} == {"1"}
     assert {n: _same_digits(answers[n]["digits"], numbers[n][1], tmp_path / "seen", n[:-4]) for n in rows} == {

@@ -82,7 +82,7 @@ def labelled_pieces(row: np.ndarray, labels, scale: int = 1) -> list[tuple[np.nd
     if whole is None:
         return []
     cut = functools.cache(lambda: images.ink_cut(ink, whole))
-    fine, main, line = numbers.fine_marks(ink, whole)
+    fine, main, line, _ = numbers.fine_marks(ink, whole)
     totals = row.reshape(len(row), -1).sum(axis=1)
     out = []
     for g in main:

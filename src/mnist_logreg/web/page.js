@@ -258,7 +258,7 @@ const MnistPage = (() => {
           c.getContext("2d").putImageData(img, 0, 0);
         }
         cell.appendChild(c);
-        cell.appendChild(document.createTextNode(d.probability === null ? "? " : `${d.label} ${(d.probability * 100).toFixed(1)}%`));
+        cell.appendChild(document.createTextNode(d.probability === null ? `${d.label} ` : `${d.label} ${(d.probability * 100).toFixed(1)}%`));
         if (d.reason) cell.title = d.reason;
         digitsBox.appendChild(cell);
       }

@@ -780,9 +780,16 @@ const MnistLogreg = (() => {
     }
     const mask = ink.map((v) => (v > 0 ? 1 : 0));
     const fine = components(mask, h, w);
-    const { main, line } = mainOf(marksOf(ink, fine.labels, fine.n, w, h));
+    const groups = marksOf(ink, fine.labels, fine.n, w, h), { main: marks, line } = mainOf(groups);
+    const points = pointsOf(S, ink, fine.labels, w, groups, marks, line);  // numbers.fine_marks
+    const main = marks.filter((g) => !points.includes(g));
     const out = [];
-    for (const g of main) {
+    for (const g of [...main, ...points].sort((p, q) => p[0] - q[0])) {
+      if (points.includes(g)) {
+        out.push({ label: ".", box: [g[0], g[2], g[1] + 1, g[3] + 1], probability: null, probabilities: null,
+                   digit: null, score: 0, reason: S.aPoint });
+        continue;
+      }
       const mark = markOf(S, ink, fine.labels, w, g);
       if (mark.h < S.tall * line) {
         out.push({ label: "?", box: [g[0], g[2], g[1] + 1, g[3] + 1], probability: null, probabilities: null,
@@ -794,8 +801,39 @@ const MnistLogreg = (() => {
       }
     }
     let apart = 0;
-    for (const d of out) if (d.label !== "?") apart += d.score - S.splitCost;
+    for (const d of out) if (!d.reason) apart += d.score - S.splitCost;
     return one !== null && one.score + S.oneBonus >= apart ? [one] : out;
+  }
+  // numbers.points_of: the marks that are a point between two digits (a small low dab).
+  function pointsOf(S, ink, label, W, groups, main, line) {
+    const digits = main.filter((g) => g[3] - g[2] + 1 >= S.pieceTall * line);
+    const out = [];
+    let stroke = null;
+    for (const g of groups) {
+      const [x0, x1, y0, y1] = g;
+      const left = digits.filter((d) => d[1] < x0), right = digits.filter((d) => d[0] > x1);
+      if (Math.max(x1 - x0, y1 - y0) + 1 > S.point * line || !left.length || !right.length) continue;
+      const a = left.reduce((p, d) => (d[1] > p[1] ? d : p)), b = right.reduce((p, d) => (d[0] < p[0] ? d : p));
+      const top = (a[2] + b[2]) / 2, bottom = (a[3] + b[3]) / 2, middle = (y0 + y1) / 2;
+      if (!(top + S.pointLow * (bottom - top + 1) <= middle && middle <= bottom + S.point * line)) continue;
+      if (stroke === null) {  // the number's stroke width, where a mark may be a point
+        const xl = digits[0][0], xh = digits[digits.length - 1][1] + 1;
+        const yl = Math.min(...digits.map((d) => d[2])), yh = Math.max(...digits.map((d) => d[3])) + 1;
+        const bin = new Uint8Array((yh - yl) * (xh - xl));
+        for (let y = yl; y < yh; y++) for (let x = xl; x < xh; x++) bin[(y - yl) * (xh - xl) + x - xl] = ink[y * W + x] >= S.core ? 1 : 0;
+        stroke = Math.max(1, strokeWidth(bin, yh - yl, xh - xl));
+      }
+      const ids = new Set(g[5]);
+      let n = 0, lx = Infinity, hx = -Infinity, ly = Infinity, hy = -Infinity;
+      for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) {
+        if (!(ink[y * W + x] >= S.core && ids.has(label[y * W + x]))) continue;
+        n++; lx = Math.min(lx, x); hx = Math.max(hx, x); ly = Math.min(ly, y); hy = Math.max(hy, y);
+      }
+      if (!n) continue;
+      const thin = Math.min(hx - lx, hy - ly) + 1, thick = Math.max(hx - lx, hy - ly) + 1;
+      if (thick <= S.round * thin && n >= S.pointArea * stroke * stroke) out.push(g);
+    }
+    return out;
   }
   function split(S, model, mark, cut, flat, line) {  // numbers._split: the pieces of a wide mark that read best
     const readPiece = (piece) => {  // [digit, box, p, score], or null where nothing is left
