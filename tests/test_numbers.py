@@ -352,9 +352,10 @@ def test_a_dash_is_not_a_digit(model, test_digits):
 
 def test_a_point_between_digits_reads_as_a_point(model, test_digits):
     """An amount: two and two test digits set apart with a round point between them, a fifth
-    of their height across, read "ab.cd" as scans and as photos (numbers.points_of); a short
-    thin stroke there, as the bits of a broken digit are, is no point; a large point was read
-    as a digit ("72410")."""
+    of their height across, read "ab.cd" as scans and as photos (numbers.points_of), and so
+    do a blot (read as a digit before: "72410") and a dab one and a half strokes across; a
+    speck one stroke across, a short thin stroke or a ragged hook, as the stray bits beside
+    MNIST's digits are, is no point."""
     digits, labels = test_digits
     rng = np.random.default_rng(12)
     reads = []
@@ -369,8 +370,19 @@ def test_a_point_between_digits_reads_as_a_point(model, test_digits):
     assert sum(read.find(".") == 2 and len(read) == 5 for read, _ in reads) >= 19, reads
     assert sum(read == truth for read, truth in reads) >= 16, reads
     yy, xx = np.mgrid[0:28, 0:8]
-    dot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 9, 255, 0).astype(np.uint8)
-    assert number_of(read_number(_row(digits[0], digits[1], dot, digits[2], digits[3]), model)) == "72.10"
+    blot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 9, 255, 0).astype(np.uint8)
+    assert number_of(read_number(_row(digits[0], digits[1], blot, digits[2], digits[3]), model)) == "72.10"
+    # At four times MNIST's scale: a dab one and a half of the digits' strokes across is a
+    # point; a speck one stroke across, as some of MNIST's digits have beside them, is not.
+    big = [np.kron(d, np.ones((4, 4), np.uint8)) for d in digits[:4]]
+    width = images.stroke_width(np.hstack(big) >= 128)
+    yy, xx = np.mgrid[0:112, 0:32] + 0.5
+    for across, read in ((1.5, "72.10"), (1.0, "7210")):
+        dab = np.where(np.hypot(yy - 86, xx - 16) <= across * width / 2, 255, 0).astype(np.uint8)
+        assert number_of(read_number(_row(big[0], big[1], dab, big[2], big[3], gap=24), model)) == read, across
+    hook = np.zeros((28, 8), np.uint8)  # as wide and high as a point, a third of it hollow: ragged
+    hook[19:24, 2] = hook[19:24, 6] = hook[23, 2:7] = 255
+    assert number_of(read_number(_row(digits[0], digits[1], hook, digits[2], digits[3]), model)) == "7210"
     stroke = np.zeros((28, 8), np.uint8)
     stroke[17:25, 4] = 255  # one pixel wide: thinner than the digits' strokes
     assert number_of(read_number(_row(digits[0], digits[1], stroke, digits[2], digits[3]), model)) == "7210"

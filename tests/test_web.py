@@ -251,6 +251,12 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     for i, how in enumerate(("scan", "photo", "scan", "photo")):  # amounts: a point between digits (numbers.points_of)
         ink = amount(*(number_bench.compose(test[130 + 4 * i + k:132 + 4 * i + k], rng, "apart") for k in (0, 2)), 0.2)
         files[f"amount-{i}.png"] = _png(np.asarray(number_bench.present(ink, how, rng).convert("L")))
+    yy, xx = np.mgrid[0:28, 0:8]
+    blot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 9, 255, 0).astype(np.uint8)
+    hook = np.zeros((28, 8), np.uint8)  # ragged: no point
+    hook[19:24, 2] = hook[19:24, 6] = hook[23, 2:7] = 255
+    for name, mark in (("blot", blot), ("hook", hook)):
+        files[f"amount-{name}.png"] = _png(255 - np.pad(np.hstack([test[0], test[1], mark, test[2], test[3]]), 6))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
         strip = np.full((h, w), 230, np.uint8)
@@ -276,8 +282,8 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
         grid = Image.fromarray(np.stack([v, v, v, a], -1).astype(np.uint8), "RGBA")
         pillow = np.asarray(Image.alpha_composite(Image.new("RGBA", grid.size, "white"), grid).convert("L"))
         assert np.array_equal(np.array(gray), pillow.ravel() / 255.0)
-        # Three digits written as a number with the mouse on the wide pad (number mode): the
-        # page shows the number and a box over each digit. (Digits drawn one at a time, 100
+        # Three digits and a point written as a number with the mouse on the wide pad (number
+        # mode): the page shows the number and a box over each digit. (Digits drawn one at a time, 100
         # of them, are test_digits_drawn_on_the_page_by_a_script's, in make test-minutes.)
         drawings = [[[(70, 60), (150, 58), (215, 60)], [(215, 60), (170, 150), (130, 235)]],
                     [[(140, 40), (145, 140), (150, 240)]],
@@ -292,7 +298,14 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
                 for x, y in stroke[1:]:
                     page.mouse.move(box["x"] + (40 + 260 * k + x) * scale, box["y"] + y * scale, steps=4)
                 page.mouse.up()
-        page.wait_for_function("() => document.getElementById('answer').dataset.number.length === 3")
+        # and a point between the 1 and the 0, a dab drawn round (a click alone, one pen
+        # width across, is as small as a speck): "71.0"
+        page.mouse.move(box["x"] + 540 * scale, box["y"] + 228 * scale)
+        page.mouse.down()
+        for x, y in ((548, 228), (548, 236), (540, 236), (540, 228)):
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=2)
+        page.mouse.up()
+        page.wait_for_function("() => document.getElementById('answer').dataset.number.length === 4")
         drawn_number = page.locator("#answer").get_attribute("data-number")
         boxed = _boxes_drawn(page)
         url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
@@ -301,7 +314,7 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
                                        "reason": page.locator("#answer").get_attribute("data-label") == "number"
                                        and SEVERAL}
         page.screenshot(path=str(tmp_path / "page.png"))
-    assert drawn_number == "710" and boxed > 0
+    assert drawn_number == "71.0" and boxed > 0
     for name, data in files.items():
         (folder / name).write_bytes(data)
     numbers = {}
@@ -313,7 +326,8 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     assert rows >= {n for n in files if n.startswith(("pair", "touching", "dash", "amount"))}
     assert sum(len(numbers[n][1]) == 3 for n in files if n.startswith("touching")) >= 3  # the cuts were found
     assert sum("?" in numbers[n][0] for n in files if n.startswith("dash")) >= 3
-    assert sum(numbers[n][0][2:3] == "." for n in files if n.startswith("amount")) >= 3
+    assert sum(numbers[n][0][2:3] == "." for n in files if n.startswith("amount-") and n[7].isdigit()) >= 3
+    assert (numbers["amount-blot.png"][0], numbers["amount-hook.png"][0]) == ("72.10", "7210")
     assert sum(numbers[n][0] == "11" for n in files if n.startswith("eleven")) >= 3
     assert {numbers[n][0] for n in files if n.startswith("stray")} == {"1"}
     assert {n: _same_digits(answers[n]["digits"], numbers[n][1], tmp_path / "seen", n[:-4]) for n in rows} == {

@@ -831,7 +831,7 @@ const MnistLogreg = (() => {
       }
       if (!n) continue;
       const thin = Math.min(hx - lx, hy - ly) + 1, thick = Math.max(hx - lx, hy - ly) + 1;
-      if (thick <= S.round * thin && n >= S.pointArea * stroke * stroke) out.push(g);
+      if (thick <= S.round * thin && n >= S.fill * thin * thick && n >= S.pointArea * stroke * stroke) out.push(g);
     }
     return out;
   }
