@@ -71,6 +71,24 @@ def test_no_digit_is_label_null_with_a_reason(default_run, mnist, tmp_path):
     assert text.returncode == 0 and f"\t{pair_number}\t2 digits\t" in text.stdout
 
 
+def test_predict_reads_an_amount(default_run, mnist, tmp_path):
+    """A point between digits: "72.10" in text (4 digits, the point shown with its reason)
+    and in --json (an entry of label "." with no probability)."""
+    digits = [mnist.test_images[i].numpy() for i in range(4)]
+    yy, xx = np.mgrid[0:28, 0:8]
+    blot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 9, 255, 0).astype(np.uint8)
+    gap = np.zeros((28, 6), np.uint8)
+    row = np.hstack([digits[0], digits[1], gap, blot, gap, digits[2], digits[3]])
+    (tmp_path / "amount.png").write_bytes(png_bytes(255 - np.pad(row, 6)))
+    want = "{}{}.{}{}".format(*(int(mnist.test_labels[i]) for i in range(4)))
+    text = run_main("predict", "--run", str(default_run), str(tmp_path / "amount.png"))
+    assert text.returncode == 0 and f"\t{want}\t4 digits\t" in text.stdout, text.stdout
+    assert ".:a point between digits" in text.stdout
+    row = json.loads(run_main("predict", "--run", str(default_run), str(tmp_path / "amount.png"), "--json").stdout)
+    assert row["number"] == want and [d["label"] for d in row["digits"]][2] == "."
+    assert row["digits"][2]["probability"] is None and row["digits"][2]["reason"] == "a point between digits"
+
+
 def test_predict_matches_the_model(default_run, mnist, tmp_path):
     """The CLI's answer equals the model's own prediction on the same 28x28 image."""
     from mnist_logreg.reading.images import load_digit

@@ -251,9 +251,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         elif r.reason:
             print(f"{r.file}\t-\tno digit: {r.reason}")
         elif r.digits is not None:
-            each = "  ".join(f"{d.label}:{d.probability * 100:.1f}%" if d.probability is not None else f"?:{d.reason}"
-                             for d in r.digits)
-            print(f"{r.file}\t{r.number}\t{len(r.digits)} digits\t{each}")
+            # A mark that is no digit ("?", a point) shows why, and is not counted as a digit.
+            each = "  ".join(f"{d.label}:{d.probability * 100:.1f}%" if d.probability is not None
+                             else f"{d.label}:{d.reason}" for d in r.digits)
+            count = sum(d.probability is not None for d in r.digits)
+            print(f"{r.file}\t{r.number}\t{count} digits\t{each}")
         else:
             top = "  ".join(f"{c}:{p * 100:.1f}%" for c, p in r.top)
             print(f"{r.file}\t{r.label}\t{r.probability * 100:.1f}%\t{top}")
