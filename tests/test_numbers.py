@@ -355,7 +355,7 @@ def test_a_point_between_digits_reads_as_a_point(model, test_digits):
     of their height across, read "ab.cd" as scans and as photos (numbers.points_of), and so
     do a blot (read as a digit before: "72410") and a dab one and a half strokes across; a
     speck one stroke across, a short thin stroke or a ragged hook, as the stray bits beside
-    MNIST's digits are, is no point."""
+    MNIST's digits are, is no point, nor are two dabs side by side (a dotted line)."""
     digits, labels = test_digits
     rng = np.random.default_rng(12)
     reads = []
@@ -380,6 +380,12 @@ def test_a_point_between_digits_reads_as_a_point(model, test_digits):
     for across, read in ((1.5, "72.10"), (1.0, "7210")):
         dab = np.where(np.hypot(yy - 86, xx - 16) <= across * width / 2, 255, 0).astype(np.uint8)
         assert number_of(read_number(_row(big[0], big[1], dab, big[2], big[3], gap=24), model)) == read, across
+    yy, xx = np.mgrid[0:28, 0:8]
+    dot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 5, 255, 0).astype(np.uint8)
+    assert number_of(read_number(_row(digits[0], digits[1], dot, digits[2], digits[3]), model)) == "72.10"
+    # Two such dabs between two digits: a dotted line, not a point.
+    two = number_of(read_number(_row(digits[0], digits[1], np.hstack([dot, dot]), digits[2], digits[3]), model))
+    assert "." not in two and two.startswith("72") and two.endswith("10"), two
     hook = np.zeros((28, 8), np.uint8)  # as wide and high as a point, a third of it hollow: ragged
     hook[19:24, 2] = hook[19:24, 6] = hook[23, 2:7] = 255
     assert number_of(read_number(_row(digits[0], digits[1], hook, digits[2], digits[3]), model)) == "7210"

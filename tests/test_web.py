@@ -255,7 +255,8 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     blot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 9, 255, 0).astype(np.uint8)
     hook = np.zeros((28, 8), np.uint8)  # ragged: no point
     hook[19:24, 2] = hook[19:24, 6] = hook[23, 2:7] = 255
-    for name, mark in (("blot", blot), ("hook", hook)):
+    dot = np.where((yy - 21) ** 2 + (xx - 4) ** 2 <= 5, 255, 0).astype(np.uint8)
+    for name, mark in (("blot", blot), ("hook", hook), ("dots", np.hstack([dot, dot]))):  # dots: a dotted line
         files[f"amount-{name}.png"] = _png(255 - np.pad(np.hstack([test[0], test[1], mark, test[2], test[3]]), 6))
     # Strips (a line, a ruler's edge): no digit in either, the widest 64 times its height read.
     for i, (h, w) in enumerate(((300, 1), (2, 500), (640, 10), (1000, 16))):
@@ -328,6 +329,7 @@ def test_the_page_agrees_with_predict(default_run, page_file, mnist, tmp_path):
     assert sum("?" in numbers[n][0] for n in files if n.startswith("dash")) >= 3
     assert sum(numbers[n][0][2:3] == "." for n in files if n.startswith("amount-") and n[7].isdigit()) >= 3
     assert (numbers["amount-blot.png"][0], numbers["amount-hook.png"][0]) == ("72.10", "7210")
+    assert "." not in numbers["amount-dots.png"][0]
     assert sum(numbers[n][0] == "11" for n in files if n.startswith("eleven")) >= 3
     assert {numbers[n][0] for n in files if n.startswith("stray")} == {"1"}
     assert {n: _same_digits(answers[n]["digits"], numbers[n][1], tmp_path / "seen", n[:-4]) for n in rows} == {

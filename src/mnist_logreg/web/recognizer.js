@@ -814,6 +814,7 @@ const MnistLogreg = (() => {
       const left = digits.filter((d) => d[1] < x0), right = digits.filter((d) => d[0] > x1);
       if (Math.max(x1 - x0, y1 - y0) + 1 > S.point * line || !left.length || !right.length) continue;
       const a = left.reduce((p, d) => (d[1] > p[1] ? d : p)), b = right.reduce((p, d) => (d[0] < p[0] ? d : p));
+      if (groups.some((o) => o !== g && a[1] < o[0] && o[1] < b[0])) continue;  // not alone between its digits
       const top = (a[2] + b[2]) / 2, bottom = (a[3] + b[3]) / 2, middle = (y0 + y1) / 2;
       if (!(top + S.pointLow * (bottom - top + 1) <= middle && middle <= bottom + S.point * line)) continue;
       if (stroke === null) {  // the number's stroke width, where a mark may be a point
