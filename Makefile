@@ -82,11 +82,12 @@ default-model: $(STAMP)
 		build/default-run/history.csv $(SHIPPED)/
 	sha256sum $(SHIPPED)/model.safetensors
 
-# The piece check shipped with the reader of numbers (reading/numbers.py): trained again on
+# The piece checks shipped with the reader of numbers (reading/numbers.py): trained again on
 # pieces of MNIST training digits (src/mnist_logreg/pieces.py).
 piece-check: $(STAMP)
-	$(BIN)/python scripts/piece_check.py --out src/mnist_logreg/data/piece-check
-	sha256sum src/mnist_logreg/data/piece-check/model.safetensors
+	$(BIN)/python scripts/piece_check.py --view moments
+	$(BIN)/python scripts/piece_check.py --view plain
+	sha256sum src/mnist_logreg/data/piece-check/model.safetensors src/mnist_logreg/data/piece-check-plain/model.safetensors
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

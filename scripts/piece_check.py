@@ -1,12 +1,15 @@
-"""Train the piece check that ``read_number`` ships with (``make piece-check``).
+"""Train the piece checks that ``read_number`` ships with (``make piece-check``).
 
-    python scripts/piece_check.py [--rows 16000] [--out src/mnist_logreg/data/piece-check]
+    python scripts/piece_check.py [--view moments|plain] [--rows 16000] [--out DIR]
 
 Pieces of rows of MNIST *training* digits (``mnist_logreg.pieces``; the validation split
 and the test set are never used), labelled with the digit they hold whole, or as none
 (class 10), trained with the
 project's ``train`` under the ``directions`` recipe (the default model's features, without
-its damaged copies). The held-out pieces are made from other rows, of the same digits.
+its damaged copies). ``--view moments`` (``data/piece-check``) normalises a piece's spreads
+as the digit model does; ``--view plain`` (``data/piece-check-plain``) does not, and sees how
+wide the piece is in its frame (``numbers.read_and_check`` weighs the two together). The
+held-out pieces are made from other rows, of the same digits.
 Seeded: the same pieces on any machine, and the same model where training gives the same
 (as for the default model, the CPU's kernel may change the last bits).
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 ROWS_SEED, HELD_OUT_SEED = 1990, 1991
+VIEWS = {"moments": "src/mnist_logreg/data/piece-check", "plain": "src/mnist_logreg/data/piece-check-plain"}
 CHUNKS = 8
 
 
@@ -50,9 +54,12 @@ def main() -> None:
     from mnist_logreg.system import cores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--view", choices=VIEWS, default="moments",
+                        help="moments: the digit model's normalisation; plain: without moment normalisation")
     parser.add_argument("--rows", type=int, default=16000, help="rows of digits to cut (default 16000)")
-    parser.add_argument("--out", default="src/mnist_logreg/data/piece-check", help="where the model goes")
+    parser.add_argument("--out", help=f"where the model goes (default {VIEWS['moments']} or {VIEWS['plain']})")
     args = parser.parse_args()
+    out = Path(args.out or VIEWS[args.view])
     mnist = load_dataset()
     train_idx, _ = train_val_split(len(mnist.train_labels), None)  # MNIST's validation digits left out
     digits, labels = (t.numpy()[train_idx.numpy()] for t in (mnist.train_images, mnist.train_labels))
@@ -62,18 +69,20 @@ def main() -> None:
     data = Dataset(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(tx), torch.from_numpy(ty),
                    name="pieces", source="mnist_logreg.pieces",
                    description=f"pieces of {args.rows} rows of MNIST training digits (mnist_logreg.pieces)")
-    # The digit model's target spreads, not the pieces' own: a piece is then normalised as
-    # the digit model normalises it, and read_number makes its features once for both
-    # (numbers.read_and_check). (repr: the float32 spreads exactly.)
-    y, x = (float(v) for v in lite.load_run(shipped_run()).tensors["preprocess.target_std"])
-    config = build_config("directions", target_spreads=f"{y!r},{x!r}")
+    if args.view == "moments":
+        # The digit model's target spreads, not the pieces' own: a piece is then normalised as
+        # the digit model normalises it, and read_number makes its features once for both
+        # (numbers.read_and_check). (repr: the float32 spreads exactly.)
+        y, x = (float(v) for v in lite.load_run(shipped_run()).tensors["preprocess.target_std"])
+        config = build_config("directions", target_spreads=f"{y!r},{x!r}")
+    else:
+        config = build_config("directions", moment_norm=False)
     with tempfile.TemporaryDirectory() as tmp:
         _, _, metrics = train_run(config, Path(tmp) / "run", dataset=data)
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for name in ("model.safetensors", "config.json", "metrics.json"):
             shutil.copyfile(Path(tmp) / "run" / name, out / name)
-    print(f"held-out accuracy {metrics['test_accuracy']:.4f}; written to {args.out}")
+    print(f"held-out accuracy {metrics['test_accuracy']:.4f}; written to {out}")
 
 
 if __name__ == "__main__":

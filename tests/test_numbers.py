@@ -52,15 +52,16 @@ def test_ink_wider_than_any_digit_is_not_read_as_one(model, test_digits, monkeyp
     from mnist_logreg.reading import numbers
 
     digits, labels = test_digits
-    pick, img = NB.draw(digits, np.random.default_rng(638), 5, "touching", "scan")
+    pick, img = NB.draw(digits, np.random.default_rng(2244), 5, "touching", "scan")
     assert number_of(read_number(img, model)) == "".join(str(labels[i]) for i in pick)
     # Nor is a mark of a number that wide, among its cuts: six touching digits in two marks
-    # (side by side, never weighed as one digit), the wider read whole as "2" without the limit.
-    pick, six = NB.draw(digits, np.random.default_rng(615), 6, "touching", "scan")
+    # (side by side, never weighed as one digit), each read whole without the limit ("25").
+    # (Numbers drawn again for the two piece checks: the earlier ones read right without it.)
+    pick, six = NB.draw(digits, np.random.default_rng(106), 6, "touching", "scan")
     assert number_of(read_number(six, model)) == "".join(str(labels[i]) for i in pick)
     monkeypatch.setattr(numbers, "WIDEST", float("inf"))
     assert number_of(read_number(img, model)) == "0"
-    assert number_of(read_number(six, model)) == "22"
+    assert number_of(read_number(six, model)) == "25"
 
 
 def _one(args):
@@ -130,11 +131,12 @@ def test_a_model_of_other_things_reads_one_item_an_image(model, default_run, tes
     MNIST's clothes) reads an image as to_mnist does: marks side by side are refused, wide
     ink is one item. (On Fashion-MNIST's 10,000 test images, read as numbers, 72 had no
     label, a sandal's straps read "57"; now the 17 to_mnist refuses, and the same readings.)"""
-    from mnist_logreg.reading.numbers import is_digit_model, piece_check, reads_digits
+    from mnist_logreg.reading.numbers import is_digit_model, piece_checks, reads_digits
 
     other = lite.load_run(fashion_named(default_run, tmp_path))
     assert is_digit_model(model) and not is_digit_model(other) and not reads_digits(other)
-    assert reads_digits(piece_check()) and not is_digit_model(piece_check())  # digits, and an eleventh class
+    for check in piece_checks():  # digits, and an eleventh class
+        assert reads_digits(check) and not is_digit_model(check)
     digits, _ = test_digits
     apart = _row(digits[0], digits[1])
     assert len(read_number(apart, model)) == 2
@@ -522,24 +524,30 @@ def test_a_mark_that_reads_well_whole_is_read_as_without_the_shortcut(model, tes
     assert framed[True] < 0.7 * framed[False], framed  # the search left pieces unread
 
 
-def test_the_piece_check_reads_the_models_features(model, test_digits):
-    """The piece check normalises a piece as the digit model does (scripts/piece_check.py
-    trains it to the model's target spreads), so read_and_check makes the features before
-    standardisation once for both: the same probabilities as each model reading alone. A
-    model of other spreads (a default model trained again, the check not) is read apart."""
-    from mnist_logreg.reading.numbers import piece_check, read_and_check
+def test_the_piece_checks_read_the_models_features(model, test_digits):
+    """The first piece check normalises a piece as the digit model does (scripts/piece_check.py
+    trains it to the model's target spreads), the second leaves moment normalisation out, so
+    read_and_check makes their features before standardisation together (lite.unscaled_views):
+    the same probabilities as each model reading alone, the checks weighed by their geometric
+    mean. A model of other spreads (a default model trained again, the checks not) too."""
+    from mnist_logreg.reading.numbers import piece_checks, read_and_check
 
     digits = test_digits[0][:50]
-    assert piece_check().shares_unscaled(model)
-    probs, checked = read_and_check(model, digits)
-    np.testing.assert_array_equal(probs, model.predict_proba(digits))
-    np.testing.assert_array_equal(checked, piece_check().predict_proba(digits))
+    first, plain = piece_checks()
+    assert first.shares_unscaled(model) and not plain.shares_unscaled(model)
+    assert not plain.config.preprocess.moment_norm
+    alone = [c.predict_proba(digits).astype(np.float64) for c in (first, plain)]
+    mean = np.exp((np.log(np.maximum(alone[0], 1e-12)) + np.log(np.maximum(alone[1], 1e-12))) / 2)
     other = copy.copy(model)
     other.tensors = {**other.tensors, "preprocess.target_std": other.tensors["preprocess.target_std"] * 1.1}
-    assert not piece_check().shares_unscaled(other)
-    probs, checked = read_and_check(other, digits)
-    np.testing.assert_array_equal(probs, other.predict_proba(digits))
-    np.testing.assert_array_equal(checked, piece_check().predict_proba(digits))
+    assert not first.shares_unscaled(other)
+    for m in (model, other):
+        probs, checked = read_and_check(m, digits)
+        np.testing.assert_array_equal(probs, m.predict_proba(digits))
+        np.testing.assert_array_equal(checked, mean)
+    # Each view as its model alone makes it, whether shared or not.
+    for got, m in zip(lite.unscaled_views([model, first, plain, other], digits), (model, first, plain, other)):
+        np.testing.assert_array_equal(got, m.unscaled(digits))
 
 
 FAULTS = """

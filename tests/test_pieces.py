@@ -12,10 +12,11 @@ def _framed(ink: np.ndarray) -> np.ndarray:
     return images.frame_digit(ink, lambda: 0.5, True)
 
 
-def test_the_piece_check_tells_a_whole_digit_from_part_of_one_and_from_two(mnist):
-    """On MNIST *test* digits (never what it learned from), framed as read_number frames a
-    piece: a digit is more likely one whole digit to the check than its left or right two
-    thirds, and than it with the next digit overlapping it by 3 pixels; and the check reads
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_piece_checks_tell_a_whole_digit_from_part_of_one_and_from_two(mnist, which):
+    """On MNIST *test* digits (never what they learned from), framed as read_number frames a
+    piece: a digit is more likely one whole digit to each check than its left or right two
+    thirds, and than it with the next digit overlapping it by 3 pixels; and each check reads
     whole digits' classes as a digit classifier does."""
     x, labels = mnist.test_images.numpy()[:300].astype(np.float64) / 255, mnist.test_labels.numpy()[:300]
     whole, part, pair, kept = [], [], [], []
@@ -33,16 +34,18 @@ def test_the_piece_check_tells_a_whole_digit_from_part_of_one_and_from_two(mnist
         both[:, :w] = d
         both[:, w - 3:] = np.maximum(both[:, w - 3:], e)
         pair.append(_framed(both))
-    check = numbers.piece_check()
+    check = numbers.piece_checks()[which]
     p = {name: check.predict_proba(np.stack(s)) for name, s in (("whole", whole), ("part", part), ("pair", pair))}
     one = {name: 1 - q[:, pieces.NOT_ONE] for name, q in p.items()}
     right = np.mean(np.argmax(p["whole"][:, :10], axis=1) == labels[kept])
     print({name: round(float(np.mean(one["whole"] > q)), 3) for name, q in one.items() if name != "whole"}, right)
     # Measured: 93.3% above their part, 98.5% above their pair, 99.3% of classes right (the
-    # check of 252ed3e; 94.1%, 98.1% and 99.3% before).
+    # check of 252ed3e; 94.1%, 98.1% and 99.3% before). The plain check (without moment
+    # normalisation): 95.9%, 97.4%, and 92.2% of classes (a digit squeezed or stretched to
+    # MNIST's spreads is the easier to name; that is the first check's part).
     assert np.mean(one["whole"] > one["part"]) >= 0.88
     assert np.mean(one["whole"] > one["pair"]) >= 0.95
-    assert right >= 0.95
+    assert right >= (0.95, 0.9)[which]
 
 
 def test_pieces_are_labelled_by_whose_ink_they_hold(mnist):
@@ -56,7 +59,7 @@ def test_pieces_are_labelled_by_whose_ink_they_hold(mnist):
     apart[1, :, 30:] = row[1]
     got = pieces.labelled_pieces(apart, y)
     page = Image.fromarray(np.clip(np.round((1 - apart.max(0)) * 255), 0, 255).astype(np.uint8))
-    read = numbers.read_number(page, numbers.piece_check())  # any model: the framing is the reader's
+    read = numbers.read_number(page, numbers.piece_checks()[0])  # any model: the framing is the reader's
     assert len(read) == 2
     for r, label in zip(read, y):  # each digit whole among the pieces of its class (with cuts shaving a sliver)
         assert {c for d, c in got if np.array_equal(d, r.digit)} == {int(label)}

@@ -63,27 +63,40 @@ def raw_moments(images: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def geometric_normalize(images: np.ndarray, shear: bool, target_std: np.ndarray | None) -> np.ndarray:
     """float32 [N, H, W]: centre, optionally deskew and normalise size (preprocess.geometric_normalize)."""
+    return geometric_views(images, shear, [target_std])[0]
+
+
+def geometric_views(images: np.ndarray, shear: bool, targets: list[np.ndarray | None]) -> list[np.ndarray]:
+    """``geometric_normalize`` of the same images to each of ``targets`` (a target_std, or
+    None: no size normalisation): their moments found once, all warped in one batch."""
     n, h, w = images.shape
     _, cx, cy, var_x, var_y, cov_xy = raw_moments(images.astype(np.float64))
     blank = images.sum(axis=(1, 2), dtype=np.float32) <= 0
     zero, one = np.zeros(n), np.ones(n)
     alpha = np.where(var_y > 1e-6, cov_xy / np.maximum(var_y, 1e-6), zero) if shear else zero
     alpha = np.where(blank, zero, alpha)
-    if target_std is not None:
-        target = target_std.astype(np.float64)
-        std_y = np.sqrt(var_y)
-        std_x = np.sqrt(np.maximum(var_x - cov_xy * cov_xy / np.maximum(var_y, 1e-6), 0)) if shear else np.sqrt(var_x)
-        sy = np.where(blank, one, np.clip(std_y / target[0], 1 / MAX_SCALE, MAX_SCALE))
-        sx = np.where(blank, one, np.clip(std_x / target[1], 1 / MAX_SCALE, MAX_SCALE))
-    else:
-        sy, sx = one, one
     cx = np.where(blank, (w - 1) / 2, cx)
     cy = np.where(blank, (h - 1) / 2, cy)
     y0, x0 = (h - 1) / 2, (w - 1) / 2
-    kx = cx - sx * x0 - alpha * sy * y0
-    gx = ((2 * kx + 1) / w - 1, 2 * sx / w, 2 * alpha * sy / w)
-    gy = ((2 * (cy - sy * y0) + 1) / h - 1, np.zeros(n), 2 * sy / h)
-    return _warp_affine(images, gx, gy)
+    gx, gy = [], []
+    for target_std in targets:
+        if target_std is not None:
+            target = target_std.astype(np.float64)
+            std_y = np.sqrt(var_y)
+            std_x = np.sqrt(np.maximum(var_x - cov_xy * cov_xy / np.maximum(var_y, 1e-6), 0)) if shear \
+                else np.sqrt(var_x)
+            sy = np.where(blank, one, np.clip(std_y / target[0], 1 / MAX_SCALE, MAX_SCALE))
+            sx = np.where(blank, one, np.clip(std_x / target[1], 1 / MAX_SCALE, MAX_SCALE))
+        else:
+            sy, sx = one, one
+        kx = cx - sx * x0 - alpha * sy * y0
+        gx.append(((2 * kx + 1) / w - 1, 2 * sx / w, 2 * alpha * sy / w))
+        gy.append(((2 * (cy - sy * y0) + 1) / h - 1, zero, 2 * sy / h))
+    if len(targets) == 1:
+        return [_warp_affine(images, gx[0], gy[0])]
+    joined = _warp_affine(np.concatenate([images] * len(targets)),
+                          *(tuple(np.concatenate(parts) for parts in zip(*g)) for g in (gx, gy)))
+    return np.split(joined, len(targets))
 
 
 def _zero_border(images: np.ndarray) -> np.ndarray:
@@ -154,16 +167,10 @@ class LiteModel:
 
     def unscaled(self, images: np.ndarray) -> np.ndarray:
         """Features before standardisation (``Preprocessor.unscaled`` after its geometric steps)."""
-        pre, t = self.config.preprocess, self.tensors
-        x = images.astype(np.float32) / np.float32(PIXEL_MAX) if images.dtype == np.uint8 \
-            else images.astype(np.float32)
-        if pre.deskew or pre.moment_norm:
-            x = geometric_normalize(x, pre.deskew, t["preprocess.target_std"] if pre.moment_norm else None)
-        if pre.gamma != 1:
-            x = np.maximum(x, 0) ** np.float32(pre.gamma)
-        if pre.directions:
-            x = stroke_directions(x)
-        return x.reshape(x.shape[0], -1)
+        return unscaled_views([self], images)[0]
+
+    def _target(self) -> np.ndarray | None:
+        return self.tensors["preprocess.target_std"] if self.config.preprocess.moment_norm else None
 
     def shares_unscaled(self, other: LiteModel) -> bool:
         """Whether ``other``'s unscaled features of an image are this model's: the same
@@ -197,6 +204,38 @@ class LiteModel:
         z = self.logits(images, unscaled)
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
+
+
+def unscaled_views(models: list[LiteModel], images: np.ndarray) -> list[np.ndarray]:
+    """Each model's ``unscaled`` features of the same images, each distinct one made once:
+    models that differ only in moment normalisation (its target spreads, or none) share the
+    images' moments, and their warps and stroke directions are made in one batch (a
+    number's pieces, read by the digit model and the two piece checks: a third of the time
+    of each model's own)."""
+    views: list[LiteModel] = []  # one model for each distinct set of features
+    of = []
+    for m in models:
+        k = next((k for k, v in enumerate(views) if v.shares_unscaled(m)), len(views))
+        views += [m] if k == len(views) else []
+        of.append(k)
+    pre = [v.config.preprocess for v in views]
+    if len({(p.deskew or p.moment_norm, p.deskew, p.gamma, p.directions, v.image_shape)
+            for p, v in zip(pre, views)}) > 1:
+        return [unscaled_views([views[k]], images)[0] for k in of]  # nothing shared but the images
+    p = pre[0]
+    x = images.astype(np.float32) / np.float32(PIXEL_MAX) if images.dtype == np.uint8 \
+        else images.astype(np.float32)
+    n = len(x)
+    if p.deskew or p.moment_norm:
+        x = np.concatenate(geometric_views(x, p.deskew, [v._target() for v in views]))
+    else:
+        x = np.concatenate([x] * len(views))
+    if p.gamma != 1:
+        x = np.maximum(x, 0) ** np.float32(p.gamma)
+    if p.directions:
+        x = stroke_directions(x)
+    x = x.reshape(len(x), -1)
+    return [x[k * n:(k + 1) * n] for k in of]
 
 
 def web_spec(preprocess, image_shape, classes, tensors: dict[str, np.ndarray]) -> dict:

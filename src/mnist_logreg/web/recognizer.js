@@ -627,8 +627,11 @@ const MnistLogreg = (() => {
   function isDigitModel(model) {  // numbers.is_digit_model
     return model.classes.length === 10 && model.classes.every((c, i) => String(c) === String(i)) && readsDigits(model);
   }
-  function checkPiece(model, digit) {  // numbers.read_and_check's piece check: null where it does not apply
-    return isDigitModel(model) ? classify(model.numbers.check, digit) : null;
+  // numbers.read_and_check's piece checks together (their probabilities' geometric mean): null where they do not apply
+  function checkPiece(model, digit) {
+    if (!isDigitModel(model)) return null;
+    const each = model.numbers.checks.map((check) => classify(check, digit));
+    return each[0].map((_, c) => Math.exp(each.reduce((sum, p) => sum + Math.log(Math.max(p[c], 1e-12)), 0) / each.length));
   }
   function seams(ink, h, w, cols, band, step, lo, hi) {  // numbers.seams: the cheapest cut near each column
     const n = 2 * band + 1, paths = [];
@@ -1018,8 +1021,8 @@ const MnistLogreg = (() => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     return new Float32Array(bytes.buffer);
   }
-  function loadModel(spec) {  // the numbers' piece check (numbers.piece_check) is a model too
-    const numbers = spec.numbers && { ...spec.numbers, check: loadModel(spec.numbers.pieceCheck) };
+  function loadModel(spec) {  // the numbers' piece checks (numbers.piece_checks) are models too
+    const numbers = spec.numbers && { ...spec.numbers, checks: spec.numbers.pieceChecks.map(loadModel) };
     return { ...spec, weight: floats(spec.weight), bias: floats(spec.bias), mean: floats(spec.mean),
              std: floats(spec.std), targetStd: floats(spec.targetStd), numbers };
   }
