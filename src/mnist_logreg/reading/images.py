@@ -1415,7 +1415,8 @@ def frame_digit(crop: np.ndarray, cut, flat: bool) -> np.ndarray:
     cy, cx = (ys * frame).sum() / mass, (xs * frame).sum() / mass
     dy, dx = int(round(CENTRE - cy)), int(round(CENTRE - cx))
     frame = frame[(_STEPS - dy) % SIDE][:, (_STEPS - dx) % SIDE]  # np.roll(frame, (dy, dx)), a tenth of its cost
-    return np.clip(np.round(frame * 255), 0, 255).astype(np.uint8)
+    # np.clip as np.minimum of np.maximum: the same levels, at a fifth of its cost (a number's 40 pieces).
+    return np.minimum(np.maximum(np.round(frame * 255), 0), 255).astype(np.uint8)
 
 
 def read_digit(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:

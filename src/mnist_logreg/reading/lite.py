@@ -85,8 +85,9 @@ def geometric_views(images: np.ndarray, shear: bool, targets: list[np.ndarray | 
             std_y = np.sqrt(var_y)
             std_x = np.sqrt(np.maximum(var_x - cov_xy * cov_xy / np.maximum(var_y, 1e-6), 0)) if shear \
                 else np.sqrt(var_x)
-            sy = np.where(blank, one, np.clip(std_y / target[0], 1 / MAX_SCALE, MAX_SCALE))
-            sx = np.where(blank, one, np.clip(std_x / target[1], 1 / MAX_SCALE, MAX_SCALE))
+            # np.clip's bounds as np.minimum of np.maximum: the same values, without its overhead.
+            sy = np.where(blank, one, np.minimum(np.maximum(std_y / target[0], 1 / MAX_SCALE), MAX_SCALE))
+            sx = np.where(blank, one, np.minimum(np.maximum(std_x / target[1], 1 / MAX_SCALE), MAX_SCALE))
         else:
             sy, sx = one, one
         kx = cx - sx * x0 - alpha * sy * y0
@@ -127,11 +128,14 @@ def _warp_affine(images: np.ndarray, gx: tuple, gy: tuple) -> np.ndarray:
     # the border, reads 0 there (no mask to make and apply: a third of one digit's sampling).
     flat = _zero_border(images.astype(np.float32, copy=False)).reshape(-1)
     at = np.arange(n).reshape(n, 1, 1) * ((h + 2) * (w + 2))
+    # Each neighbour's row and column in the bordered images, clipped to the border
+    # (np.minimum of np.maximum: np.clip's own overhead was a tenth of a number's features).
+    cols = [np.minimum(np.maximum(x0 + dx, -1), w) + 1 for dx in (0, 1)]
     out = np.zeros((n, h, w), dtype=np.float32)
     for dy, wy in ((0, 1 - fy), (1, fy)):
-        row = at + (np.clip(y0 + dy, -1, h) + 1) * (w + 2)
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            out += flat[row + np.clip(x0 + dx, -1, w) + 1] * (wx * wy)
+        row = at + (np.minimum(np.maximum(y0 + dy, -1), h) + 1) * (w + 2)
+        for col, wx in zip(cols, (1 - fx, fx)):
+            out += flat[row + col] * (wx * wy)
     return out
 
 

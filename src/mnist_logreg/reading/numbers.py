@@ -236,21 +236,28 @@ def number_of(digits: list[DigitRead]) -> str:
 def piece_reading(p: np.ndarray, width: int, height: int, check: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """A piece read: its probabilities, and its score (how likely it is one digit).
     Per class, the model's log probability plus ``SHAPE_PENALTY`` for this shape, plus
-    ``CHECK_WEIGHT`` times the log of the piece check's probability that the piece is
-    that digit whole (``check``: its eleven probabilities). The score is the best of these;
-    with the check, the probabilities are these sums normalised (the piece check knows
-    digits with a sliver of their neighbour, which the model never saw); without it, the
+    ``CHECK_WEIGHT`` times the log of the piece checks' probability that the piece is
+    that digit whole (``check``: their eleven probabilities). The score is the best of these;
+    with the checks, the probabilities are these sums normalised (the piece checks know
+    digits with a sliver of their neighbour, which the model never saw); without them, the
     model's."""
-    shape = SHAPE_PENALTY[:, int(np.searchsorted(ASPECT_EDGES, width / max(height, 1), side="right"))]
-    if len(p) != len(shape):  # not a digit model: the shape says nothing of its classes
-        shape = np.zeros(len(p))
-    total = np.log(np.maximum(p, 1e-12)) + shape
-    if check is None:
-        return p, float(np.max(total))
-    total = total + CHECK_WEIGHT * np.log(np.maximum(check[:len(p)], 1e-12))
-    best = float(np.max(total))
-    joint = np.exp(total - best)
-    return joint / joint.sum(), best
+    probs, scores = piece_readings(p[None], [width], [height], None if check is None else check[None])
+    return probs[0], float(scores[0])
+
+
+def piece_readings(p: np.ndarray, widths, heights, checks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``piece_reading`` of N pieces at once: probabilities [N, C], widths and heights [N],
+    the checks' probabilities [N, 11] or None -> probabilities [N, C], scores [N]."""
+    ratio = np.asarray(widths, np.float64) / np.maximum(np.asarray(heights), 1)
+    total = np.log(np.maximum(p, 1e-12))
+    if p.shape[1] == len(SHAPE_PENALTY):  # (not a digit model: the shape says nothing of its classes)
+        total = total + SHAPE_PENALTY[:, np.searchsorted(ASPECT_EDGES, ratio, side="right")].T
+    if checks is None:
+        return p, total.max(axis=1)
+    total = total + CHECK_WEIGHT * np.log(np.maximum(checks[:, :p.shape[1]], 1e-12))
+    best = total.max(axis=1)
+    joint = np.exp(total - best[:, None])
+    return joint / joint.sum(axis=1, keepdims=True), best
 
 
 def reads_digits(model) -> bool:
@@ -339,12 +346,12 @@ class _Mark:
         self.height, self.width = self.ink.shape
         # Regions narrow enough to go whole to the piece holding their centre: a slanted
         # digit that reaches a few pixels into its neighbour's columns is not cut.
-        self.regions = []
+        self.regions = []  # (first column, last column, centre, its pixels)
         for i in ids:
-            cols = np.flatnonzero((lab == i).any(axis=0))
+            region = lab == i
+            cols = np.flatnonzero(region.any(axis=0))
             if cols.size and cols[-1] - cols[0] + 1 <= MAX_PIECE * self.height:
-                self.regions.append((i, int(cols[0]), int(cols[-1]), (cols[0] + cols[-1]) / 2))
-        self.lab = lab
+                self.regions.append((int(cols[0]), int(cols[-1]), (cols[0] + cols[-1]) / 2, region))
 
     def piece(self, a: int, b: int, left=None, right=None) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
         """The ink of columns [a, b), or between the cut paths ``left`` and ``right`` (a
@@ -359,11 +366,11 @@ class _Mark:
             keep = self.mine & (xs >= (a if left is None else left[:, None])) & (
                 xs < (b if right is None else right[:, None]))
         slack = MIN_PIECE * self.height
-        for i, c0, c1, centre in self.regions:
+        for c0, c1, centre, region in self.regions:
             if c0 >= a - slack and c1 < b + slack:  # around this piece: all of it, or none
-                keep[self.lab == i] = a <= centre < b
+                keep[region] = a <= centre < b
         ink = np.where(keep, self.ink, 0.0)
-        box = images.ink_box(ink)
+        box = images.ink_box(keep)  # (a region's pixels all hold ink)
         if box is None:
             return None
         x0, y0, x1, y1 = box
@@ -548,8 +555,9 @@ def _split(mark: _Mark, model, cut, flat, line: int) -> list[tuple[np.ndarray, t
 def _read_pieces(model, digits: np.ndarray, boxes: list) -> list[tuple]:
     """Framed pieces [N, 28, 28] read: [(28x28 digit, box, probabilities, piece_reading's score)]."""
     probs, checked = read_and_check(model, digits)
-    return [(d, box, *piece_reading(p, box[2] - box[0], box[3] - box[1], c))
-            for d, box, p, c in zip(digits, boxes, probs, checked)]
+    probs, scores = piece_readings(probs, [b[2] - b[0] for b in boxes], [b[3] - b[1] for b in boxes],
+                                   checked if isinstance(checked, np.ndarray) else None)
+    return [(d, box, p, float(score)) for d, box, p, score in zip(digits, boxes, probs, scores)]
 
 
 def _read_piece(model, crop: np.ndarray, box, cut, flat) -> tuple:
