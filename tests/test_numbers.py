@@ -419,7 +419,7 @@ def test_number_benchmark_reduced(model, test_digits):
     full run's (docs/explanation/numbers.md; touching digits were read at 5-40% before the
     piece check and the cut paths)."""
     digits, labels = test_digits
-    result = NB.run_numbers(model, digits, labels, n=30, lengths=(2, 5), workers=2)
+    result = NB.run_numbers(model, digits, labels, n=30, lengths=(2, 5), spacings=("apart", "touching"), workers=2)
     rows = {k: v["sequence_accuracy"] for k, v in result["rows"].items()}
     print("\nnumbers:", rows)
     assert rows["scan/apart/2"] >= 0.85 and rows["scan/apart/5"] >= 0.85, rows
