@@ -1,6 +1,7 @@
 """Numbers: rows of digits read by segmentation that the recogniser checks (reading/numbers.py)."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -545,9 +546,16 @@ def test_the_piece_checks_read_the_models_features(model, test_digits):
         probs, checked = read_and_check(m, digits)
         np.testing.assert_array_equal(probs, m.predict_proba(digits))
         np.testing.assert_array_equal(checked, mean)
-    # Each view as its model alone makes it, whether shared or not.
-    for got, m in zip(lite.unscaled_views([model, first, plain, other], digits), (model, first, plain, other)):
-        np.testing.assert_array_equal(got, m.unscaled(digits))
+    # Each view as its model alone makes it, whether shared or not; and where a model's
+    # features differ in more than moment normalisation (pixels, not stroke directions).
+    pixels = copy.copy(model)
+    pixels.config = dataclasses.replace(model.config, preprocess=dataclasses.replace(
+        model.config.preprocess, directions=False))
+    for group in ([model, first, plain, other], [pixels, pixels, first, plain]):
+        views = lite.unscaled_views(group, digits)
+        assert len(views) == len(group)
+        for got, m in zip(views, group):
+            np.testing.assert_array_equal(got, m.unscaled(digits))
 
 
 FAULTS = """

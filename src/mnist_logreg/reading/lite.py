@@ -61,14 +61,11 @@ def raw_moments(images: np.ndarray) -> tuple[np.ndarray, ...]:
     return mass, cx, cy, var_x, var_y, cov_xy
 
 
-def geometric_normalize(images: np.ndarray, shear: bool, target_std: np.ndarray | None) -> np.ndarray:
-    """float32 [N, H, W]: centre, optionally deskew and normalise size (preprocess.geometric_normalize)."""
-    return geometric_views(images, shear, [target_std])[0]
-
-
-def geometric_views(images: np.ndarray, shear: bool, targets: list[np.ndarray | None]) -> list[np.ndarray]:
-    """``geometric_normalize`` of the same images to each of ``targets`` (a target_std, or
-    None: no size normalisation): their moments found once, all warped in one batch."""
+def geometric_views(images: np.ndarray, shear: bool, targets: list[np.ndarray | None]) -> np.ndarray:
+    """float32 [N, H, W] -> [len(targets) * N, H, W]: the images centred, optionally
+    deskewed, and normalised in size to each of ``targets`` in turn (a target_std, or None:
+    no size normalisation), as preprocess.geometric_normalize does; their moments found
+    once, all warped in one batch."""
     n, h, w = images.shape
     _, cx, cy, var_x, var_y, cov_xy = raw_moments(images.astype(np.float64))
     blank = images.sum(axis=(1, 2), dtype=np.float32) <= 0
@@ -94,10 +91,9 @@ def geometric_views(images: np.ndarray, shear: bool, targets: list[np.ndarray | 
         gx.append(((2 * kx + 1) / w - 1, 2 * sx / w, 2 * alpha * sy / w))
         gy.append(((2 * (cy - sy * y0) + 1) / h - 1, zero, 2 * sy / h))
     if len(targets) == 1:
-        return [_warp_affine(images, gx[0], gy[0])]
-    joined = _warp_affine(np.concatenate([images] * len(targets)),
-                          *(tuple(np.concatenate(parts) for parts in zip(*g)) for g in (gx, gy)))
-    return np.split(joined, len(targets))
+        return _warp_affine(images, gx[0], gy[0])
+    return _warp_affine(np.concatenate([images] * len(targets)),
+                        *(tuple(np.concatenate(parts) for parts in zip(*g)) for g in (gx, gy)))
 
 
 def _zero_border(images: np.ndarray) -> np.ndarray:
@@ -225,15 +221,14 @@ def unscaled_views(models: list[LiteModel], images: np.ndarray) -> list[np.ndarr
     pre = [v.config.preprocess for v in views]
     if len({(p.deskew or p.moment_norm, p.deskew, p.gamma, p.directions, v.image_shape)
             for p, v in zip(pre, views)}) > 1:
-        return [unscaled_views([views[k]], images)[0] for k in of]  # nothing shared but the images
+        made = [unscaled_views([v], images)[0] for v in views]  # nothing shared but the images
+        return [made[k] for k in of]
     p = pre[0]
     x = images.astype(np.float32) / np.float32(PIXEL_MAX) if images.dtype == np.uint8 \
         else images.astype(np.float32)
     n = len(x)
     if p.deskew or p.moment_norm:
-        x = np.concatenate(geometric_views(x, p.deskew, [v._target() for v in views]))
-    else:
-        x = np.concatenate([x] * len(views))
+        x = geometric_views(x, p.deskew, [v._target() for v in views])  # (the views one after another)
     if p.gamma != 1:
         x = np.maximum(x, 0) ** np.float32(p.gamma)
     if p.directions:
